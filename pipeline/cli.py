@@ -1,0 +1,139 @@
+"""Command line: `scanforms run`, a thin layer over pipeline.process.
+
+Imports of the heavy stages happen inside the commands so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import ExitCode, ScanformsError
+
+DEFAULT_INPUT = Path("data/raw")
+DEFAULT_OUT = Path("data/clean")
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import export, ingest, ocr, process
+
+    inputs = ingest.find_inputs(args.inputs or [DEFAULT_INPUT])
+    if not inputs:
+        _progress(f"scanforms: no input files found under {', '.join(map(str, args.inputs or [DEFAULT_INPUT]))}")
+        return ExitCode.bad_args
+    out: Path = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        _progress(f"scanforms: output folder {out} is not writable ({e.strerror or e})")
+        return ExitCode.output_file
+    opts = process.Options(dpi=args.dpi, overlays=args.overlays)
+    jobs = max(1, min(args.jobs, len(inputs)))
+    total_pages = sum(ingest.count_pages(p) for p in inputs)
+    failures: list[ScanformsError] = []
+    all_records: list[dict] = []
+    t_start = time.perf_counter()
+    state = {"pages": 0}
+
+    def on_page(path: Path, page_no: int) -> None:
+        state["pages"] += 1
+        if not args.quiet:
+            el = time.perf_counter() - t_start
+            eta = el / state["pages"] * max(0, total_pages - state["pages"])
+            _progress(f"  [{state['pages']}/{total_pages} pages, {el:.0f}s, eta {eta:.0f}s] {path.name} p{page_no}")
+
+    def done(k: int, path: Path, outcome: process.FileOutcome) -> bool:
+        """Report one file; False when the batch should stop."""
+        if outcome.error is None:
+            all_records.extend(outcome.records)
+            if not args.quiet:
+                _progress(
+                    f"[{k}/{len(inputs)}] {path.name}: {len(outcome.records)} form(s), "
+                    f"{outcome.n_pages} page(s), {outcome.seconds:.1f}s"
+                )
+            return True
+        failures.append(outcome.error)
+        _progress(f"[{k}/{len(inputs)}] ERROR {outcome.error}")
+        return bool(args.keep_going)
+
+    if jobs == 1:
+        engine = ocr.get_engine(opts.engine)
+        for k, path in enumerate(inputs, 1):
+            outcome = process.run_one(path, out, opts, engine, on_page=lambda n, p=path: on_page(p, n))
+            if not done(k, path, outcome):
+                break
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)  # don't oversubscribe cores
+        with ProcessPoolExecutor(jobs, initializer=process.init_worker, initargs=(threads,)) as pool:
+            futs = {pool.submit(process.run_one, p, out, opts): p for p in inputs}
+            for k, fut in enumerate(as_completed(futs), 1):
+                path = futs[fut]
+                outcome = fut.result()
+                state["pages"] += outcome.n_pages
+                if not done(k, path, outcome):
+                    for f in futs:
+                        f.cancel()
+                    break
+    all_records.sort(key=lambda r: (r["source"]["file"], r["source"]["form_index"]))
+    export.write_jsonl(out / "records.jsonl", all_records)
+    report = {
+        "inputs": len(inputs),
+        "records": len(all_records),
+        "failures": [{"file": str(f.path), "page": f.page, "reason": f.reason} for f in failures],
+        "seconds": round(time.perf_counter() - t_start, 2),
+    }
+    export.atomic_write_text(out / "run_report.json", json.dumps(report, ensure_ascii=False, indent=1))
+    _progress(
+        f"done: {len(inputs) - len(failures)}/{len(inputs)} files, {len(all_records)} forms, "
+        f"{len(failures)} failed, {report['seconds']}s -> {out}"
+    )
+    if failures:
+        return max(int(f.exit_code) for f in failures)
+    return ExitCode.ok
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="scanforms",
+        description="Scanned Chinese fiscal performance self-evaluation forms -> typed JSON records "
+        "with a confidence on every cell.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="extract form records from PDFs / images", description="Extract form records.")
+    r.add_argument("inputs", nargs="*", type=Path, help=f"files or folders (default: {DEFAULT_INPUT})")
+    r.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    r.add_argument("--dpi", type=int, default=200, help="render DPI for PDF pages (default: 200)")
+    r.add_argument("--overlays", action="store_true", help="write a PNG per page: grid, cells coloured by confidence")
+    r.add_argument(
+        "--keep-going",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="go on after a file fails (default: on); exit status is non-zero if any failed",
+    )
+    r.add_argument("-j", "--jobs", type=int, default=1, help="files processed in parallel processes (default: 1)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    r.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        _progress("scanforms: interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""Normalize: a form's table rows -> a FormRecord with canonical keys and typed values.
+
+The table is read as the forms are laid out: a header grid of label | value
+pairs (with a 项目资金 block and a 年度总体目标 block on some layouts), then
+an indicator table whose header row names the columns. Labels are matched
+against the lexicon in models/ (tolerant of OCR noise); values are typed by
+the schema. Merged level1/level2 cells repeat down the rows they span, also
+across a page break where the label is printed on one side only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .assemble import FormPages, TableRow, is_title_text
+from .lexicon import LabelMatcher, get_matcher
+from .types import BBox, Cell, FormRecord, Value
+from .values import fiscal_year_from_title, join_lines, parse_value, split_level1
+
+_TOTAL_RE = re.compile(r"^(合\s*计|总\s*分|合计得分|总\s*计)$")
+_NOTES_RE = re.compile(r"^(说\s*明|注[:：])")
+_DASHES = {"-", "—", "–", "－", "/"}
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\s+", "", text or "")
+
+
+@dataclass
+class Column:
+    key: str
+    x0: float  # relative to the grid's width (0..1), so columns carry over page breaks
+    x1: float
+
+    def overlap(self, a: float, b: float) -> float:
+        return max(0.0, min(self.x1, b) - max(self.x0, a))
+
+
+def _rel_x(cell: Cell, row: TableRow) -> tuple[float, float]:
+    gx0, _, gx1, _ = row.grid.bbox
+    w = max(1, gx1 - gx0)
+    return (cell.bbox[0] - gx0) / w, (cell.bbox[2] - gx0) / w
+
+
+def _column_of(cell: Cell, row: TableRow, cols: list[Column]) -> Column | None:
+    a, b = _rel_x(cell, row)
+    best = max(cols, key=lambda c: c.overlap(a, b), default=None)
+    if best is None or best.overlap(a, b) <= 0.3 * min(b - a, best.x1 - best.x0):
+        return None
+    return best
+
+
+class RecordBuilder:
+    """Reads one form's rows into a FormRecord."""
+
+    def __init__(self, matcher: LabelMatcher) -> None:
+        self.m = matcher
+
+    # --- values -------------------------------------------------------------------------
+    def value(self, kind: str, cells: list[Cell], page: int, label_score: float = 1.0) -> Value:
+        raw = join_lines([c.text for c in cells if c.text])
+        bbox = _union([c.bbox for c in cells]) if cells else None
+        ocr_conf = min((c.confidence for c in cells if c.text), default=1.0)
+        if _clean(raw) in _DASHES or not _clean(raw):
+            return Value(value=None, raw=raw, confidence=ocr_conf * label_score, page=page, bbox=bbox)
+        val, ok = parse_value(kind, raw)
+        conf = ocr_conf * label_score * (1.0 if ok else 0.3)
+        reasons = [] if ok else [f"could not parse as {kind}"]
+        return Value(value=val, raw=raw, confidence=conf, page=page, bbox=bbox, reasons=reasons)
+
+    # --- the whole form -------------------------------------------------------------------
+    def build(self, form: FormPages, file: str, index: int) -> FormRecord:
+        rec = FormRecord(file=file, form_index=index, pages=form.page_numbers)
+        self._title(form, rec)
+        rows = form.rows()
+        state = "header"
+        funding_cols: list[Column] = []
+        goal_cols: list[Column] = []
+        ind_cols: list[Column] = []
+        ind_rows: list[tuple[TableRow, dict[str, tuple[Cell, float]]]] = []
+        for row in rows:
+            texts = [_clean(c.text) for c in row.cells]
+            if state == "done":
+                break
+            if texts and any(_NOTES_RE.match(t) for t in texts[:2]):
+                state = "done" if state == "indicators" else state
+                continue
+            if state != "indicators":
+                cols = self._indicator_header(row)
+                if cols:
+                    ind_cols, state = cols, "indicators"
+                    continue
+                cols = self._funding_header(row)
+                if cols:
+                    funding_cols, state = cols, "funding"
+                    continue
+                cols = self._goal_header(row)
+                if cols:
+                    goal_cols, state = cols, "goal"
+                    continue
+                if state == "funding" and self._funding_row(row, funding_cols, rec):
+                    continue
+                if state == "goal" and self._goal_row(row, goal_cols, rec):
+                    state = "header"
+                    continue
+                state = "header" if state in ("funding", "goal") else state
+                self._pairs(row, rec)
+            else:
+                if self._total_row(row, ind_cols, rec):
+                    state = "done"
+                    continue
+                picked = self._indicator_cells(row, ind_cols)
+                if picked:
+                    ind_rows.append((row, picked))
+        rec.indicators = self._indicators(ind_rows, ind_cols)
+        self._funding_fields(rec)
+        return rec
+
+    # --- title ----------------------------------------------------------------------------
+    def _title(self, form: FormPages, rec: FormRecord) -> None:
+        titles = [t for t in form.title_lines if is_title_text(t.text)]
+        page = form.page_numbers[0]
+        if titles:
+            t = max(titles, key=lambda t: len(t.text))
+            text = re.sub(r"\s+", "", t.text)
+            rec.fields["form_title"] = Value(text, t.text, t.score, page, t.bbox)
+        year = None
+        for t in form.title_lines:
+            y = fiscal_year_from_title(t.text)
+            if y:
+                year = Value(y, t.text, t.score, page, t.bbox)
+                break
+        if year:
+            rec.fields["fiscal_year"] = year
+
+    # --- header grid: label | value pairs ----------------------------------------------------
+    def _pairs(self, row: TableRow, rec: FormRecord) -> None:
+        cells = row.cells
+        i = 0
+        while i < len(cells):
+            c = cells[i]
+            m = self.m.match(c.text, "fields") if c.text else None
+            step = 1
+            if m is None and i + 1 < len(cells) and c.text and cells[i + 1].text:
+                # labels broken over two cells by a damaged scan ('自评 | 时间')
+                m2 = self.m.match(c.text + cells[i + 1].text, "fields")
+                if m2 is not None and m2.score >= 0.9:
+                    m, step = m2, 2
+            if m is None:
+                i += 1
+                continue
+            j = i + step
+            vals: list[Cell] = []
+            while j < len(cells):
+                nxt = cells[j]
+                if nxt.text and self.m.match(nxt.text, "fields") is not None:
+                    break
+                vals.append(nxt)
+                j += 1
+                break  # one value cell per label; merged value cells are one cell
+            if m.key not in rec.fields or rec.fields[m.key].value is None:
+                rec.fields[m.key] = self.value(self.m.kind("fields", m.key), vals, row.page, m.score)
+            i = j if vals else i + step
+
+    # --- funding block ---------------------------------------------------------------------
+    def _header_cols(self, row: TableRow, section: str, min_hits: int) -> list[Column]:
+        cols = []
+        for c in row.cells:
+            if not c.text:
+                continue
+            m = self.m.match(c.text, section)
+            if m is not None:
+                a, b = _rel_x(c, row)
+                cols.append(Column(m.key, a, b))
+        keys = {c.key for c in cols}
+        return cols if len(keys) >= min_hits else []
+
+    def _funding_header(self, row: TableRow) -> list[Column]:
+        return self._header_cols(row, "funding", 3)
+
+    def _funding_row(self, row: TableRow, cols: list[Column], rec: FormRecord) -> bool:
+        src_cell = None
+        out: dict[str, Value] = {}
+        for c in row.cells:
+            col = _column_of(c, row, cols)
+            if col is None:
+                if c.text and src_cell is None and self.m.match(c.text, "funding_rows") is not None:
+                    src_cell = c
+                elif c.text and src_cell is None and not self.m.match(c.text, "fields"):
+                    src_cell = c
+                continue
+            out[col.key] = self.value(self.m.kind("funding", col.key), [c], row.page)
+        if src_cell is None:
+            return False
+        m = self.m.match(src_cell.text, "funding_rows")
+        label = m.label if m is not None else re.sub(r"\s+", "", src_cell.text)
+        src = Value(label, src_cell.text, src_cell.confidence * (m.score if m else 0.5), row.page, src_cell.bbox)
+        rec.funding.append({"source": src, **out})
+        return True
+
+    def _funding_fields(self, rec: FormRecord) -> None:
+        """The 年度资金总额 row also fills the header fields it stands for."""
+        if not rec.funding:
+            return
+        total = rec.funding[0]
+        mapping = {
+            "budget_initial": "budget_initial",
+            "budget_annual": "budget_current_year",
+            "executed": "budget_executed",
+            "execution_rate": "execution_rate",
+            "weight": "funding_weight",
+            "score": "funding_score",
+        }
+        for src, dst in mapping.items():
+            if src in total and dst not in rec.fields:
+                rec.fields[dst] = total[src]
+
+    # --- 年度总体目标 block ------------------------------------------------------------------
+    def _goal_header(self, row: TableRow) -> list[Column]:
+        cols = self._header_cols(row, "goal", 2)
+        return cols
+
+    def _goal_row(self, row: TableRow, cols: list[Column], rec: FormRecord) -> bool:
+        got = False
+        for c in row.cells:
+            col = _column_of(c, row, cols)
+            if col is None or not c.text:
+                continue
+            rec.fields[col.key] = self.value("text", [c], row.page)
+            got = True
+        return got
+
+    # --- indicator table ----------------------------------------------------------------------
+    def _indicator_header(self, row: TableRow) -> list[Column]:
+        cols = self._header_cols(row, "indicators", 3)
+        keys = {c.key for c in cols}
+        if not ({"weight", "score"} & keys) or not ({"name", "level1"} & keys):
+            return []
+        return cols
+
+    def _indicator_cells(self, row: TableRow, cols: list[Column]) -> dict[str, tuple[Cell, float]]:
+        picked: dict[str, tuple[Cell, float]] = {}
+        for c in row.covering:
+            a, b = _rel_x(c, row)
+            for col in cols:
+                ov = col.overlap(a, b)
+                if ov <= 0.5 * (col.x1 - col.x0):
+                    continue
+                if col.key in picked and picked[col.key][1] >= ov:
+                    continue
+                picked[col.key] = (c, ov)
+        # a row must start here with some content of its own (not only merged cells from above)
+        own = [c for c in row.cells if c.text]
+        if not own:
+            return {}
+        return picked
+
+    def _total_row(self, row: TableRow, cols: list[Column], rec: FormRecord) -> bool:
+        texts = [_clean(c.text) for c in row.cells[:3]]
+        if not any(_TOTAL_RE.match(t) for t in texts if t):
+            return False
+        picked = self._indicator_cells(row, cols)
+        for key, dst in (("weight", "total_weight"), ("score", "total_score")):
+            if key in picked and not _TOTAL_RE.match(_clean(picked[key][0].text)):
+                rec.fields[dst] = self.value("number", [picked[key][0]], row.page)
+        return True
+
+    def _indicators(
+        self, ind_rows: list[tuple[TableRow, dict[str, tuple[Cell, float]]]], cols: list[Column]
+    ) -> list[dict[str, Value]]:
+        keys = [c.key for c in cols]
+        # level1/level2 cut by a page break: the label is printed on one side only
+        for key in ("level1", "level2"):
+            if key not in keys:
+                continue
+            groups: list[list[int]] = []
+            last_cell = None
+            for i, (_row, picked) in enumerate(ind_rows):
+                cell = picked.get(key, (None, 0))[0]
+                if groups and cell is last_cell:
+                    groups[-1].append(i)
+                else:
+                    groups.append([i])
+                last_cell = cell
+            texts = [_clean(ind_rows[g[0]][1][key][0].text) if key in ind_rows[g[0]][1] else "" for g in groups]
+            for gi, g in enumerate(groups):
+                if texts[gi]:
+                    continue
+                page = ind_rows[g[0]][0].page
+                prev_ok = gi > 0 and ind_rows[groups[gi - 1][-1]][0].page == page - 1 and texts[gi - 1]
+                next_ok = gi + 1 < len(groups) and ind_rows[groups[gi + 1][0]][0].page == page + 1 and texts[gi + 1]
+                src = groups[gi - 1] if prev_ok else groups[gi + 1] if next_ok else None
+                if src is None:
+                    continue
+                src_cell = ind_rows[src[0]][1][key][0]
+                for i in g:
+                    ind_rows[i][1][key] = (src_cell, 1.0)
+        out: list[dict[str, Value]] = []
+        for row, picked in ind_rows:
+            rec: dict[str, Value] = {}
+            for key in keys:
+                if key not in picked:
+                    continue
+                cell = picked[key][0]
+                if key == "level1":
+                    name, points = split_level1(cell.text)
+                    rec["level1"] = Value(name or None, cell.text, cell.confidence, row.page, cell.bbox)
+                    rec["level1_points"] = Value(points, cell.text, cell.confidence, row.page, cell.bbox)
+                else:
+                    rec[key] = self.value(self.m.kind("indicators", key), [cell], row.page)
+            name = rec.get("name")
+            if (name is None or name.value in (None, "")) and all(
+                rec.get(k) is None or rec[k].value is None for k in ("weight", "score")
+            ):
+                continue
+            out.append(rec)
+        return out
+
+
+def _union(boxes: list[BBox]) -> BBox:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def build_records(forms: list[FormPages], file: str, matcher: LabelMatcher | None = None) -> list[FormRecord]:
+    b = RecordBuilder(matcher or get_matcher())
+    return [b.build(f, file, i) for i, f in enumerate(forms)]

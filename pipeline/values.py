@@ -1,0 +1,254 @@
+"""Typed values as the spec defines them (shared/spec/record-format.md, "Types").
+
+Every parser takes the raw text of a cell as OCR read it and is tolerant of the
+noise seen on the scans: blanks inside numbers ('100. 00', '2,523 ,747.0 0'),
+full-width digits and punctuation, '，' as thousands separator, O/o read for 0
+and l/I/| read for 1 inside digit runs, a trailing 元. The single-type parsers
+return None when the text does not parse; `parse_value` turns that into
+(None, False) so callers never need a try/except.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+
+Number = int | float
+Parsed = str | int | float | bool | None
+
+# Cells meaning "nothing here" (the spec: a dash on the form is null).
+DASHES = frozenset({"-", "--", "—", "——", "–", "－", "/", "―", "−"})
+# A lone 一 in a numeric cell is a dash read as the CJK character.
+_NUMERIC_DASHES = DASHES | {"一"}
+
+_WS = re.compile(r"\s+")
+# Runs that look numeric but may hold letters OCR confuses with digits.
+_DIGITISH = re.compile(r"[0-9OoIl|]*[0-9][0-9OoIl|.,]*|[OoIl|]+(?=[.,][0-9])")
+_CONFUSABLE = str.maketrans({"O": "0", "o": "0", "I": "1", "l": "1", "|": "1"})
+
+
+def nfkc(text: str) -> str:
+    """Unicode NFKC: full-width digits, brackets, '，' '％' '：' become ASCII."""
+    return unicodedata.normalize("NFKC", text or "")
+
+
+def fix_digit_confusables(text: str) -> str:
+    """O/o -> 0 and l/I/| -> 1, only inside runs that already hold a digit."""
+    return _DIGITISH.sub(lambda m: m.group(0).translate(_CONFUSABLE), text)
+
+
+def is_cjk(ch: str) -> bool:
+    """CJK ideographs plus CJK/full-width punctuation: Chinese typesetting puts no blank
+    between these, so a line break between two of them is joined with nothing."""
+    o = ord(ch)
+    return (
+        0x4E00 <= o <= 0x9FFF
+        or 0x3400 <= o <= 0x4DBF
+        or 0xF900 <= o <= 0xFAFF
+        or 0x20000 <= o <= 0x2FA1F
+        or 0x3000 <= o <= 0x303F
+        or 0xFF00 <= o <= 0xFFEF
+        or o in (0x201C, 0x201D, 0x2018, 0x2019)  # “ ” ‘ ’ as used in Chinese text
+    )
+
+
+def join_lines(lines: Iterable[str]) -> str:
+    """Join the lines of one cell: nothing between two CJK characters, one space
+    elsewhere; blank lines dropped and surrounding blanks removed."""
+    out = ""
+    for line in lines:
+        s = (line or "").strip()
+        if not s:
+            continue
+        if out and not (is_cjk(out[-1]) and is_cjk(s[0])):
+            out += " "
+        out += s
+    return out
+
+
+def _is_dash(raw: str, numeric: bool) -> bool:
+    s = _WS.sub("", nfkc(raw))
+    return s in (_NUMERIC_DASHES if numeric else DASHES)
+
+
+def _numeric_core(raw: str) -> str | None:
+    """The number in a cell as a plain ASCII string ('-1234.5'), or None."""
+    s = _WS.sub("", nfkc(raw))
+    if not s:
+        return None
+    s = s.lstrip("¥$")
+    s = re.sub(r"(元整?|分)$", "", s)
+    s = fix_digit_confusables(s)
+    m = re.fullmatch(r"([-+]?)([0-9][0-9.,]*)", s)
+    if not m:
+        return None
+    sign, body = m.groups()
+    body = body.rstrip(".,")
+    if not body:
+        return None
+    if body.count(".") > 1:
+        # '225.000.00': OCR read thousands commas as dots; keep only the last as decimal point
+        head, _, tail = body.rpartition(".")
+        if not all(len(g) == 3 for g in head.replace(",", ".").split(".")[1:]):
+            return None
+        body = head.replace(".", "") + "." + tail
+    body = body.replace(",", "")
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", body):
+        return None
+    return sign + body
+
+
+def _as_number(x: float) -> Number:
+    """int when integral ('100.00' -> 100), else the float."""
+    return int(x) if x.is_integer() else x
+
+
+def parse_money(raw: str) -> float | None:
+    """Yuan as a float: '2,523,747.00' -> 2523747.0, '636,500' -> 636500.0;
+    '63.65万' (ten-thousands) -> 636500.0."""
+    s = _WS.sub("", nfkc(raw or ""))
+    scale = 1.0
+    m = re.fullmatch(r"(.*?)万元?", s)
+    if m:
+        s, scale = m.group(1), 10000.0
+    core = _numeric_core(s)
+    if core is None:
+        return None
+    return round(float(core) * scale, 2)
+
+
+def parse_percent(raw: str) -> float | None:
+    """The number before the % sign: '65.37%' -> 65.37; '0.00' (no sign) -> 0.0."""
+    s = _WS.sub("", nfkc(raw or ""))
+    s = s.rstrip("%")
+    core = _numeric_core(s)
+    return None if core is None else float(core)
+
+
+def parse_number(raw: str) -> Number | None:
+    """int or float: '8.09' -> 8.09, '100.00' -> 100, '100. 00' -> 100."""
+    core = _numeric_core(raw or "")
+    return None if core is None else _as_number(float(core))
+
+
+def parse_int(raw: str) -> int | None:
+    v = parse_number(raw)
+    return v if isinstance(v, int) else None
+
+
+_DATE_RES = (
+    re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日?"),
+    re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})"),
+    re.compile(r"(\d{4})(\d{2})(\d{2})"),
+)
+
+
+def parse_date(raw: str) -> str | None:
+    """ISO 8601: '2020年6月12日', '2021/7/16', '2020-3-15', '2020.3.15' -> '2020-03-15'."""
+    s = fix_digit_confusables(_WS.sub("", nfkc(raw or "")))
+    for rx in _DATE_RES:
+        m = rx.fullmatch(s)
+        if m:
+            try:
+                return _dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3))).isoformat()
+            except ValueError:
+                return None
+    return None
+
+
+_TRUE = frozenset({"是", "√是", "☑是", "√", "yes", "y", "true"})
+_FALSE = frozenset({"否", "√否", "☑否", "×", "no", "n", "false"})
+
+
+def _bool_or_invalid(raw: str) -> bool | None | str:
+    s = _WS.sub("", nfkc(raw or "")).lower()
+    if not s or s in DASHES:
+        return None
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    return "invalid"
+
+
+def parse_bool(raw: str) -> bool | None:
+    """是 -> True, 否 -> False, blank (or anything else) -> None."""
+    v = _bool_or_invalid(raw)
+    return v if isinstance(v, bool) else None
+
+
+def clean_text(raw: str) -> str | None:
+    """Text as written; surrounding blanks removed, empty -> None."""
+    s = (raw or "").strip()
+    return s or None
+
+
+_POINTS_RE = re.compile(r"[(（]\s*([0-9OoIl|][0-9OoIl|.\s]*)\s*分?\s*[)）]?\s*$")
+# A damaged points suffix: from a bracket to the end with no CJK left in it ('(0.4.(\\)').
+_DAMAGED_SUFFIX_RE = re.compile(r"\s*[(（][^\u3400-\u9fff]*$")
+
+
+def _squeeze_cjk_blanks(text: str) -> str:
+    """Blanks between two CJK characters are line-wrap artefacts: drop them."""
+    return re.sub(r"(?<=[\u3400-\u9fff])\s+(?=[\u3400-\u9fff])", "", text)
+
+
+def split_level1(raw: str) -> tuple[str, Number | None]:
+    """'投入与管理 (36分)' -> ('投入与管理', 36); '投入与 管理 （36分）' too; no or damaged
+    points suffix -> (name, None)."""
+    s = (raw or "").strip()
+    m = _POINTS_RE.search(s)
+    points: Number | None = None
+    if m:
+        points = parse_number(m.group(1))
+        s = s[: m.start()]
+    else:
+        d = _DAMAGED_SUFFIX_RE.search(s)
+        if d and d.start() > 0:  # points unreadable: drop the remains, keep the name
+            s = s[: d.start()]
+    return _squeeze_cjk_blanks(s.strip()), points
+
+
+_YEAR_RE = re.compile(r"([12][0-9OoIl]{3})\s*年")
+
+
+def fiscal_year_from_title(text: str) -> int | None:
+    """'2019年度财政项目绩效自我评价' -> 2019; '（ 2022 年度）' -> 2022; None if no year."""
+    s = nfkc(text or "")
+    s = re.sub(r"(?<=\d)\s+(?=\d)", "", s)  # '2 0 2 2 年度'
+    for m in _YEAR_RE.finditer(s):
+        y = int(fix_digit_confusables(m.group(1)))
+        if 1990 <= y <= 2100:
+            return y
+    return None
+
+
+_PARSERS: dict[str, Callable[[str], Parsed]] = {
+    "money": parse_money,
+    "percent": parse_percent,
+    "number": parse_number,
+    "int": parse_int,
+    "date": parse_date,
+    "text": clean_text,
+}
+KINDS = frozenset({*_PARSERS, "bool"})
+
+
+def parse_value(kind: str, raw: str | None) -> tuple[Parsed, bool]:
+    """Parse `raw` as `kind` (text/money/percent/number/int/date/bool).
+
+    Returns (value, ok). Empty or a dash is (None, True): the form says "nothing".
+    Text that does not parse is (None, False), never an exception.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown value kind {kind!r}")
+    raw = raw or ""
+    if not raw.strip() or _is_dash(raw, numeric=kind not in ("text", "bool")):
+        return None, True
+    if kind == "bool":
+        b = _bool_or_invalid(raw)
+        return (None, False) if isinstance(b, str) else (b, True)
+    v = _PARSERS[kind](raw)
+    return v, v is not None

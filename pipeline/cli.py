@@ -102,6 +102,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     return ExitCode.ok
 
 
+def cmd_tables(args: argparse.Namespace) -> int:
+    """Every reconstructed table of every page, form or not, as JSON + HTML."""
+    import time as _t
+
+    from . import export, ingest, ocr, process
+
+    inputs = ingest.find_inputs(args.inputs)
+    engine = ocr.get_engine()
+    failures = 0
+    for path in inputs:
+        t0 = _t.perf_counter()
+        try:
+            timings: dict[str, float] = {}
+            n = 0
+            for page in ingest.iter_pages(path, dpi=args.dpi):
+                result = process.read_page(page, engine, timings)
+                written = export.write_tables(args.out, path, result)
+                if args.overlays:
+                    export.write_overlay(args.out, path, result)
+                n += len(written) // 2
+                cells = [len(g.cells) for g in result.grids]
+                _progress(f"{path.name} p{page.page_no}: {len(result.grids)} table(s), cells {cells}")
+            _progress(f"{path.name}: {n} table(s) in {_t.perf_counter() - t0:.1f}s -> {args.out / 'tables'}")
+        except ScanformsError as e:
+            failures += 1
+            _progress(f"ERROR {e}")
+    return ExitCode.input_file if failures else ExitCode.ok
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="scanforms",
@@ -123,6 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-j", "--jobs", type=int, default=1, help="files processed in parallel processes (default: 1)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     r.set_defaults(func=cmd_run)
+    t = sub.add_parser(
+        "tables",
+        help="write every reconstructed table (form or not) as JSON + HTML",
+        description="Write each table as <out>/tables/<input>-p<page>-t<k>.json and .html.",
+    )
+    t.add_argument("inputs", nargs="+", type=Path, help="files or folders")
+    t.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    t.add_argument("--dpi", type=int, default=200, help="render DPI for PDF pages (default: 200)")
+    t.add_argument("--overlays", action="store_true", help="also write overlay PNGs")
+    t.set_defaults(func=cmd_tables)
     return p
 
 

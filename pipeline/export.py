@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import OutputError
-from .types import FormRecord, PageResult
+from .types import FormRecord, Grid, PageResult
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -98,3 +98,58 @@ def write_overlay(out_dir: Path, input_path: Path, page: PageResult) -> Path:
         raise OutputError(path, "could not encode overlay PNG")
     atomic_write_bytes(path, buf.tobytes())
     return path
+
+
+def table_json(grid: Grid) -> dict[str, Any]:
+    """A reconstructed table, 0-based row/col, for tables that are not (recognized) forms."""
+    return {
+        "rows": grid.n_rows,
+        "cols": grid.n_cols,
+        "cells": [
+            {
+                "row": c.row,
+                "col": c.col,
+                "row_span": c.row_span,
+                "col_span": c.col_span,
+                "text": c.text,
+                "confidence": round(float(c.confidence), 4),
+                "bbox": list(c.bbox),
+            }
+            for c in sorted(grid.cells, key=lambda c: (c.row, c.col))
+        ],
+    }
+
+
+def table_html(grid: Grid) -> str:
+    """The table as HTML with rowspan/colspan, for a person to open in a browser."""
+    from html import escape
+
+    rows = []
+    for r in range(grid.n_rows):
+        tds = []
+        for c in grid.cells_in_row(r):
+            span = ""
+            if c.row_span > 1:
+                span += f' rowspan="{c.row_span}"'
+            if c.col_span > 1:
+                span += f' colspan="{c.col_span}"'
+            title = f' title="confidence {c.confidence:.2f}"'
+            tds.append(f"<td{span}{title}>{escape(c.text).replace(chr(10), '<br>')}</td>")
+        rows.append("<tr>" + "".join(tds) + "</tr>")
+    return (
+        '<!doctype html><meta charset="utf-8"><style>table{border-collapse:collapse}'
+        "td{border:1px solid #444;padding:2px 6px;vertical-align:top}</style>\n<table>\n"
+        + "\n".join(rows)
+        + "\n</table>\n"
+    )
+
+
+def write_tables(out_dir: Path, input_path: Path, page: PageResult) -> list[Path]:
+    """`<out>/tables/<input>-p<page>-t<k>.json` and `.html` for every grid on the page."""
+    written = []
+    for k, g in enumerate(page.grids, 1):
+        base = out_dir / "tables" / f"{input_path.stem}-p{page.page_no}-t{k}"
+        atomic_write_text(base.with_suffix(".json"), json.dumps(table_json(g), ensure_ascii=False, indent=1))
+        atomic_write_text(base.with_suffix(".html"), table_html(g))
+        written += [base.with_suffix(".json"), base.with_suffix(".html")]
+    return written

@@ -107,37 +107,49 @@ def _pdf_pages(path: Path, dpi: int) -> Iterator[PageImage]:
                     img = img[:, :, :3]
                 img = np.ascontiguousarray(img[:, :, ::-1]) if img.ndim == 3 else img  # RGB -> BGR
                 layer = _text_layer(page, scale, h_pt)
+                scanned = _has_page_image(page, w_pt, h_pt)
             except pdfium.PdfiumError as e:
                 raise InputFileError(path, f"cannot render ({e})", page=i + 1) from e
-            yield PageImage(source=path, page_no=i + 1, image=img, dpi=round(scale * 72), text_layer=layer)
+            yield PageImage(
+                source=path, page_no=i + 1, image=img, dpi=round(scale * 72), text_layer=layer, has_page_image=scanned
+            )
     finally:
         doc.close()
 
 
 def _text_layer(page: object, scale: float, h_pt: float) -> list[TextLine] | None:
-    """Text of the PDF layer as lines (one per text rectangle pdfium reports), or None."""
+    """The PDF layer as one TextLine per character (box at the render scale), or None."""
     textpage = page.get_textpage()  # type: ignore[attr-defined]
     try:
         n_chars = textpage.count_chars()
         if n_chars <= 0:
             return None
-        lines: list[TextLine] = []
-        for k in range(textpage.count_rects()):
-            left, bottom, right, top = textpage.get_rect(k)
-            text = textpage.get_text_bounded(left, bottom, right, top)
-            text = text.replace("\r", "").replace("\n", "")
-            if not text.strip():
+        chars: list[TextLine] = []
+        text = textpage.get_text_range(0, n_chars)
+        if len(text) != n_chars:  # pdfium may expand ligatures: fall back to per-char reads
+            text = "".join(textpage.get_text_range(i, 1) for i in range(n_chars))
+        for i, ch in enumerate(text[:n_chars]):
+            if ch in "\r\n" or not ch.strip():
                 continue
-            bbox = (
-                int(left * scale),
-                int((h_pt - top) * scale),
-                int(np.ceil(right * scale)),
-                int(np.ceil((h_pt - bottom) * scale)),
-            )
-            lines.append(TextLine(text=text, bbox=bbox, score=1.0))
-        return lines or None
+            left, bottom, right, top = textpage.get_charbox(i)
+            bbox = (int(left * scale), int((h_pt - top) * scale), int(np.ceil(right * scale)), int(np.ceil((h_pt - bottom) * scale)))
+            chars.append(TextLine(text=ch, bbox=bbox, score=1.0))
+        return chars or None
     finally:
         textpage.close()
+
+
+def _has_page_image(page: object, w_pt: float, h_pt: float) -> bool:
+    """True when an image object covers most of the page (a scanned page)."""
+    import pypdfium2.raw as pdfium_c
+
+    for obj in page.get_objects(max_depth=2):  # type: ignore[attr-defined]
+        if obj.type != pdfium_c.FPDF_PAGEOBJ_IMAGE:
+            continue
+        left, bottom, right, top = obj.get_bounds()
+        if (right - left) * (top - bottom) >= 0.5 * w_pt * h_pt:
+            return True
+    return False
 
 
 def _image_pages(path: Path, dpi: int) -> Iterator[PageImage]:

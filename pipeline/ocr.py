@@ -183,7 +183,7 @@ class CachedEngine:
 # --- reading a page: detection once, lines split at cell borders, batched recognition ---
 
 DET_LONG_SIDE = 1280  # detection on a downscaled page finds the same lines at a fraction of the cost
-CELL_INSET = 3  # px kept off the ruling lines so rules are not read as 1 / | / 一
+CELL_INSET = 1  # px kept off the ruling lines so rules are not read as 1 / | / 一
 
 
 def _quad_bbox(q: Quad) -> tuple[int, int, int, int]:
@@ -201,6 +201,9 @@ def detect_lines(image: np.ndarray, engine: OcrEngine) -> list[tuple[int, int, i
     boxes = []
     for q in engine.detect(small):
         x0, y0, x1, y1 = _quad_bbox(q / s)
+        # detection boxes hug the glyphs and drop small trailing marks (，。、): pad sideways
+        pad = 0.35 * (y1 - y0)
+        x0, x1 = int(x0 - 0.5 * pad), int(x1 + pad)
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
         if x1 - x0 >= 4 and y1 - y0 >= 4:
             boxes.append((x0, y0, x1, y1))
@@ -216,8 +219,8 @@ def _split_at_cells(
     pieces = []
     for cid, (cx0, cy0, cx1, cy1) in cells:
         ix0, iy0, ix1, iy1 = max(x0, cx0 + CELL_INSET), max(y0, cy0 + CELL_INSET), min(x1, cx1 - CELL_INSET), min(y1, cy1 - CELL_INSET)
-        if ix1 - ix0 < 3 or iy1 - iy0 < 3:
-            continue
+        if ix1 - ix0 < max(3, 0.6 * (y1 - y0)) or iy1 - iy0 < 3:
+            continue  # a sliver over a border holds no whole character
         # a piece must hold a real share of the line's height (not a descender grazing the next row)
         if (iy1 - iy0) < 0.45 * (y1 - y0):
             continue
@@ -230,8 +233,63 @@ def _split_at_cells(
     return pieces
 
 
+def _ink_box(binary: np.ndarray, bbox: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+    """Tight box around the real ink inside a cell (speckles and border remnants ignored)."""
+    import cv2
+
+    x0, y0, x1, y1 = bbox
+    m = max(4, CELL_INSET + 3)
+    x0, y0, x1, y1 = x0 + m, y0 + m, x1 - m, y1 - m
+    if x1 - x0 < 6 or y1 - y0 < 6:
+        return None
+    roi = binary[y0:y1, x0:x1]
+    n, _, stats, _ = cv2.connectedComponentsWithStats((roi > 0).astype(np.uint8), connectivity=8)
+    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 25 and stats[i, cv2.CC_STAT_HEIGHT] >= 8]
+    if not keep:
+        return None
+    xs0 = min(stats[i, cv2.CC_STAT_LEFT] for i in keep)
+    ys0 = min(stats[i, cv2.CC_STAT_TOP] for i in keep)
+    xs1 = max(stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH] for i in keep)
+    ys1 = max(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in keep)
+    pad = 4
+    return (
+        max(bbox[0] + CELL_INSET, x0 + xs0 - pad),
+        max(bbox[1] + CELL_INSET, y0 + ys0 - pad),
+        min(bbox[2] - CELL_INSET, x0 + xs1 + pad),
+        min(bbox[3] - CELL_INSET, y0 + ys1 + pad),
+    )
+
+
+def second_look(image: np.ndarray, binary: np.ndarray, cells: list, engine: OcrEngine) -> int:
+    """Cells with ink but no detected line (a lone digit, faint text): recognize the ink box.
+
+    Returns how many cells were looked at again (they are counted in the page's timings).
+    """
+    from .types import TextLine
+
+    todo = []
+    for c in cells:
+        if c.lines:
+            continue
+        box = _ink_box(binary, c.bbox)
+        if box is None:
+            continue
+        bh = box[3] - box[1]
+        if bh > 80:  # several lines of text: not a lone mark; leave it to detection
+            continue
+        todo.append((c, box))
+    if not todo:
+        return 0
+    results = engine.recognize([image[b[1] : b[3], b[0] : b[2]] for _, b in todo])
+    for (c, b), (text, score, cs) in zip(todo, results, strict=True):
+        if text.strip() and score >= 0.6:
+            c.lines.append(TextLine(text=text.strip(), bbox=b, score=score, char_scores=cs))
+            finish_cell(c)
+    return len(todo)
+
+
 def read_page(
-    image: np.ndarray, grids: list, engine: OcrEngine
+    image: np.ndarray, grids: list, engine: OcrEngine, binary: np.ndarray | None = None
 ) -> tuple[list, list]:
     """OCR a prepared page once and fill each grid cell's text.
 
@@ -279,6 +337,8 @@ def read_page(
             cell_ref[cid].lines.append(line)
     for c in cell_ref:
         finish_cell(c)
+    if binary is not None:
+        second_look(image, binary, cell_ref, engine)
     free.sort(key=lambda t: (t.bbox[1], t.bbox[0]))
     return grids, free
 

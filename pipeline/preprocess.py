@@ -22,10 +22,12 @@ from .ocr import OcrEngine, crop_quad
 from .types import PageImage, PreparedPage
 
 MAX_SKEW = 12.0  # degrees searched either side of level (scans are within ±10°)
-PROFILE_SIDE = 900  # long side of the page copy used for the profile searches
+COARSE_SIDE = 500  # long side of the page copy for the coarse skew search (~0.1°)
+FINE_SIDE = 1400  # ... for the finer search on pages without rulings
+ORIENT_SIDE = 1200  # ... for the text-direction test (body text ≈ 15 px high)
 MIN_SKEW = 0.02  # below this a rotation only blurs the page (clean vector renders)
 OCR_LONG_SIDE = 1000  # orientation check: detection on a copy this size
-OCR_LINES = 8  # widest lines read in each candidate orientation
+OCR_LINES = 5  # widest lines read both ways round (scores differ by ~0.3+: a few lines suffice)
 
 
 # --- pixels -----------------------------------------------------------------------------------
@@ -46,7 +48,8 @@ def to_grey(image: np.ndarray) -> np.ndarray:
         img = img[:, :, :3]
     if img.shape[2] == 1:
         return np.ascontiguousarray(img[:, :, 0])
-    return np.ascontiguousarray(img.max(axis=2))
+    b, g, r = cv2.split(np.ascontiguousarray(img))
+    return cv2.max(cv2.max(b, g), r)
 
 
 def _ink_scale(shape: tuple[int, ...]) -> float:
@@ -67,10 +70,8 @@ def normalize_background(grey: np.ndarray) -> np.ndarray:
     k = max(5, int(round(9 * _ink_scale(grey.shape))) | 1)  # ≈ 36 px at 200 DPI: wider than strokes
     bg = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     bg = cv2.GaussianBlur(bg, (0, 0), k / 2)
-    bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
-    bg = np.maximum(bg, 1).astype(np.float32)
-    out = grey.astype(np.float32) * (255.0 / bg)
-    return np.clip(out, 0, 255).astype(np.uint8)
+    bg = cv2.resize(np.maximum(bg, 1), (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.divide(grey, bg, scale=255.0)  # saturates at 255
 
 
 def binarize(grey: np.ndarray) -> np.ndarray:
@@ -118,13 +119,14 @@ def turn(image: np.ndarray, rotation: int) -> np.ndarray:
 
 def _as_binary(img: np.ndarray) -> np.ndarray:
     """Ink = 255 binary of a grey page, or the image itself if it already is one (ink = 255)."""
-    vals = np.unique(img[:: max(1, img.shape[0] // 64), :: max(1, img.shape[1] // 64)])
-    if np.isin(vals, (0, 255)).all() and img.mean() < 128:
-        return img  # already binary with ink = 255 (ink is the minority)
+    if img.ndim == 2:
+        vals = np.unique(img[:: max(1, img.shape[0] // 64), :: max(1, img.shape[1] // 64)])
+        if np.isin(vals, (0, 255)).all() and img.mean() < 128:
+            return img  # already binary with ink = 255 (ink is the minority)
     return binarize(normalize_background(to_grey(img)))
 
 
-def _small(binary: np.ndarray, side: int = PROFILE_SIDE) -> np.ndarray:
+def _small(binary: np.ndarray, side: int) -> np.ndarray:
     """Float ink-density copy with long side `side` (area averaging keeps thin rules)."""
     h, w = binary.shape
     s = min(1.0, side / max(h, w))
@@ -134,25 +136,15 @@ def _small(binary: np.ndarray, side: int = PROFILE_SIDE) -> np.ndarray:
 
 
 def _profile_scores(small: np.ndarray, angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row- and column-profile sharpness (sum of squared sums) after rotating by each angle.
+    """Row- and column-profile sharpness (sum of squared sums) after turning ccw by each angle.
 
-    Rotating a centred disc-safe square keeps the set of pixels the same for
-    every angle, so scores compare across angles and between rows and columns.
+    The canvas grows with the rotation so every angle sums the same pixels.
     """
-    h, w = small.shape
-    side = min(h, w)
-    r = side / 2.0
-    cy, cx = h / 2.0, w / 2.0
     rows, cols = np.empty(len(angles)), np.empty(len(angles))
-    yy, xx = np.mgrid[0:side, 0:side]
-    disc = ((yy - r + 0.5) ** 2 + (xx - r + 0.5) ** 2 <= r * r).astype(np.float32)
     for i, a in enumerate(angles):
-        m = cv2.getRotationMatrix2D((cx, cy), float(a), 1.0)
-        m[0, 2] -= cx - r
-        m[1, 2] -= cy - r
-        rot = cv2.warpAffine(small, m, (side, side), flags=cv2.INTER_LINEAR, borderValue=0) * disc
-        rows[i] = float(np.square(rot.sum(axis=1)).sum())
-        cols[i] = float(np.square(rot.sum(axis=0)).sum())
+        rot = rotate_bound(small, float(a), fill=0)
+        rows[i] = float(np.square(rot.sum(axis=1, dtype=np.float64)).sum())
+        cols[i] = float(np.square(rot.sum(axis=0, dtype=np.float64)).sum())
     return rows, cols
 
 
@@ -167,19 +159,27 @@ def _refine_peak(angles: np.ndarray, scores: np.ndarray) -> float:
     return float(angles[i])
 
 
-def _profile_skew(small: np.ndarray, columns: bool = False) -> float:
-    """Skew (ccw positive) from the sharpest row (or column) profile, coarse-to-fine."""
-    img = small.T.copy() if columns else small
-    a = np.arange(-MAX_SKEW, MAX_SKEW + 1e-6, 0.5)
-    rows, _ = _profile_scores(img, a)
-    best = float(a[int(np.argmax(rows))])
-    for step in (0.1, 0.02):
-        a = best + np.arange(-5, 6) * step
-        rows, _ = _profile_scores(img, a)
-        best = _refine_peak(a, rows)
-    # rotating the page by +a (ccw) levels it, so the page was skewed by -a;
-    # a transposed page mirrors the angle
-    return best if columns else -best
+def _profile_skew(small: np.ndarray, both: bool = True, start: float | None = None) -> float:
+    """Skew (ccw positive) from the sharpest profiles, coarse to fine.
+
+    `both` scores rows and columns together: rulings and text run both ways
+    on a form, so the angle is found whether or not the page lies on its side.
+    """
+    def score(a: np.ndarray) -> np.ndarray:
+        r, c = _profile_scores(small, a)
+        return r + c if both else r
+
+    if start is None:
+        a = np.arange(-MAX_SKEW, MAX_SKEW + 1e-6, 0.5)
+        best = float(a[int(np.argmax(score(a)))])
+        steps: tuple[float, ...] = (0.1,)
+    else:
+        best = -start
+        steps = (0.1, 0.03)
+    for step in steps:
+        a = best + np.arange(-4, 5) * step
+        best = _refine_peak(a, score(a))
+    return -best  # turning the page ccw by `best` levels it, so it leans by -best
 
 
 def _rule_skew(binary: np.ndarray) -> tuple[float, float] | None:
@@ -191,27 +191,25 @@ def _rule_skew(binary: np.ndarray) -> tuple[float, float] | None:
     """
     h, w = binary.shape
     klen = max(15, w // 30)
-    lines = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (klen, 1)))
+    kern = cv2.getStructuringElement(cv2.MORPH_RECT, (klen, 1))
+    lines = cv2.morphologyEx(binary, cv2.MORPH_OPEN, kern)
     # close small gaps (faded or broken rules) so a ruling stays one component
-    lines = cv2.morphologyEx(lines, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (klen, 1)))
+    lines = cv2.morphologyEx(lines, cv2.MORPH_CLOSE, kern)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
     min_len = max(40, w // 8)
     angles: list[float] = []
     weights: list[float] = []
     for i in range(1, n):
-        x, y, bw, bh, area = stats[i]
+        x, y, bw, bh, _area = stats[i]
         if bw < min_len or bh > max(8, bw * 0.08):
             continue
-        sub = labels[y : y + bh, x : x + bw] == i
-        ys, xs = np.nonzero(sub)
-        xs = xs.astype(np.float64)
-        ys = ys.astype(np.float64)
+        ys, xs = np.nonzero(labels[y : y + bh, x : x + bw] == i)
         xm = xs - xs.mean()
         den = float((xm * xm).sum())
         if den <= 0:
             continue
         slope = float((xm * (ys - ys.mean())).sum() / den)
-        angles.append(-np.degrees(np.arctan(slope)))  # y grows downwards: rising to the right = ccw
+        angles.append(-float(np.degrees(np.arctan(slope))))  # y grows downwards: rising to the right = ccw
         weights.append(float(bw))
     if not angles:
         return None
@@ -223,128 +221,166 @@ def _rule_skew(binary: np.ndarray) -> tuple[float, float] | None:
     return med, float(cum[-1])
 
 
-def estimate_skew(image: np.ndarray, columns: bool = False) -> float:
-    """Skew of a page in degrees, counter-clockwise positive, within ±MAX_SKEW.
+def _coarse_skew(binary: np.ndarray) -> float:
+    """Skew to ~0.1° from row+column profiles of a small copy (any 90° turn of the page)."""
+    return _profile_skew(_small(binary, COARSE_SIDE))
+
+
+def _fine_skew(binary: np.ndarray, coarse: float) -> float:
+    """Refine `coarse` on an upright binary: fit the long rulings, else finer row profiles."""
+    levelled = deskew(binary, coarse, fill=0)
+    fine = _rule_skew(levelled)
+    if fine is not None and fine[1] >= 0.5 * binary.shape[1] and abs(fine[0]) <= 1.0:
+        return coarse + fine[0]
+    return _profile_skew(_small(binary, FINE_SIDE), both=False, start=coarse)
+
+
+def estimate_skew(image: np.ndarray) -> float:
+    """Skew of an upright page in degrees, counter-clockwise positive, within ±MAX_SKEW.
 
     Accepts a grey/colour page or an ink = 255 binary. A projection-profile
     search gives the angle to ~0.1°; a line fit on the long rulings of the
-    page turned level by that angle refines it. Without rulings the profile
-    angle stands. `columns=True` measures a page whose text runs vertically.
+    page turned level by that angle refines it (to ~0.01°). Without rulings a
+    finer row-profile search refines it instead.
     """
     binary = _as_binary(image)
-    if columns:
-        binary = np.ascontiguousarray(binary.T)
-    coarse = _profile_skew(_small(binary))
-    levelled = deskew(binary, coarse, fill=0)
-    fine = _rule_skew(levelled)
-    if fine is None or fine[1] < 0.5 * binary.shape[1] or abs(fine[0]) > 1.0:
-        skew = coarse
-    else:
-        skew = coarse + fine[0]
-    return -skew if columns else skew
+    return _fine_skew(binary, _coarse_skew(binary))
 
 
 # --- orientation ------------------------------------------------------------------------------
 
 
-def _text_runs_vertically(binary: np.ndarray) -> bool:
-    """Whether text lines and rules run vertically (page turned 90° or 270°).
+def _levelled_text(binary: np.ndarray, coarse: float) -> np.ndarray:
+    """Small levelled copy of the page's ink without rulings or speckles (ink = 255)."""
+    s = _small(binary, ORIENT_SIDE)
+    lv = (deskew(s, coarse, fill=0) > 0.3).astype(np.uint8) * 255
+    k = max(lv.shape) // 25
+    rules = cv2.morphologyEx(lv, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (k, 1)))
+    rules |= cv2.morphologyEx(lv, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, k)))
+    text = cv2.subtract(lv, cv2.dilate(rules, np.ones((3, 3), np.uint8)))
+    return cv2.morphologyEx(text, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
 
-    Compares the sharpest row profile with the sharpest column profile over
-    the skew range on the same centred disc of the page: horizontal text
-    lines and rulings make the row profile peaky.
+
+def _line_blobs(text: np.ndarray, k: int, vertical: bool = False) -> np.ndarray:
+    """Stats (x, y, w, h, area) of long line blobs after closing the text along one direction."""
+    kern = cv2.getStructuringElement(cv2.MORPH_RECT, (1, k) if vertical else (k, 1))
+    _, _, st, _ = cv2.connectedComponentsWithStats(cv2.morphologyEx(text, cv2.MORPH_CLOSE, kern))
+    st = st[1:]
+    along, across = (st[:, 3], st[:, 2]) if vertical else (st[:, 2], st[:, 3])
+    return st[(along > 4 * across) & (across >= 5)]
+
+
+def _text_runs_vertically(text: np.ndarray) -> bool:
+    """Whether text lines run vertically (page turned 90° or 270°).
+
+    A short closing along the text direction joins characters into long line
+    blobs while the same closing across it leaves lines apart (line gaps
+    exceed character gaps): compare the area of long blobs both ways.
     """
-    small = _small(binary, 600)
-    a = np.arange(-MAX_SKEW, MAX_SKEW + 1e-6, 1.0)
-    rows, cols = _profile_scores(small, a)
-    return float(cols.max()) > float(rows.max())
+    horiz = vert = 0.0
+    for k in (5, 7):  # ≈ 0.3 / 0.45 em of body text on an A4 page at ORIENT_SIDE
+        horiz += float(_line_blobs(text, k)[:, 4].sum())
+        vert += float(_line_blobs(text, k, vertical=True)[:, 4].sum())
+    return vert > horiz
 
 
-def _ocr_score(grey: np.ndarray, engine: OcrEngine) -> tuple[float, float]:
-    """Mean OCR score of the widest lines read as they are, and turned 180°."""
+def _line_crops(grey: np.ndarray, text: np.ndarray, coarse: float) -> list[np.ndarray]:
+    """Up to OCR_LINES text-line crops of an upright-or-upside-down page, from line blobs.
+
+    Crops come from the page levelled by `coarse`, at full resolution, cut to
+    about ten characters: enough to tell right way up from upside down,
+    and recognition cost grows with crop width.
+    """
+    st = _line_blobs(text, 7)
+    if len(st) == 0:
+        return []
+    med_h = float(np.median(st[:, 3]))
+    st = st[(st[:, 3] >= 0.7 * med_h) & (st[:, 3] <= 1.6 * med_h)]
+    st = st[np.argsort(-st[:, 2])][:OCR_LINES]
+    lg = deskew(grey, coarse)
+    fy, fx = lg.shape[0] / text.shape[0], lg.shape[1] / text.shape[1]
+    crops = []
+    for x, y, w, h, _ in st:
+        pad = 0.3 * h
+        x0, y0 = int(max(0, (x - pad) * fx)), int(max(0, (y - pad) * fy))
+        y1 = int(min(lg.shape[0], (y + h + pad) * fy))
+        x1 = int(min(lg.shape[1], (x + w + pad) * fx, x0 + 10 * (y1 - y0)))
+        if x1 - x0 > 8 and y1 - y0 > 8:
+            crops.append(lg[y0:y1, x0:x1])
+    return crops
+
+
+def _detected_crops(grey: np.ndarray, engine: OcrEngine) -> list[np.ndarray]:
+    """Line crops from the engine's detector (costlier; for pages with few line blobs)."""
     h, w = grey.shape
     s = min(1.0, OCR_LONG_SIDE / max(h, w))
     small = cv2.resize(grey, (int(w * s), int(h * s)), interpolation=cv2.INTER_AREA) if s < 1 else grey
-    quads = engine.detect(small)
-    if not quads:
-        return 0.0, 0.0
+    quads = [np.asarray(q, dtype=np.float32) for q in engine.detect(small)]
 
     def width(q: np.ndarray) -> float:
-        return float(max(np.linalg.norm(q[0] - q[1]), np.linalg.norm(q[1] - q[2])))
+        return float(np.linalg.norm(q[0] - q[1]))
 
-    quads = sorted(quads, key=width, reverse=True)[:OCR_LINES]
-    crops = [crop_quad(grey, np.asarray(q, dtype=np.float32) / s) for q in quads]
-    crops = [c for c in crops if c.size]
+    crops = []
+    for q in sorted(quads, key=width, reverse=True)[:OCR_LINES]:
+        c = crop_quad(grey, q / s)
+        if c.size:
+            crops.append(c[:, : 10 * c.shape[0]])
+    return crops
+
+
+def _ocr_votes(crops: list[np.ndarray], engine: OcrEngine) -> tuple[float, float]:
+    """Mean OCR score of the crops read as they are, and turned 180°."""
     if not crops:
         return 0.0, 0.0
     flipped = [np.ascontiguousarray(np.rot90(c, 2)) for c in crops]
     res = engine.recognize(crops + flipped)
     n = len(crops)
-    up = float(np.mean([r[1] for r in res[:n]]))
-    down = float(np.mean([r[1] for r in res[n:]]))
-    return up, down
+    return float(np.mean([r[1] for r in res[:n]])), float(np.mean([r[1] for r in res[n:]]))
 
 
-def _upside_down_heuristic(binary: np.ndarray) -> bool:
-    """Without OCR: is a level page upside down? Uses where punctuation sits in text lines.
+def _upside_down_heuristic(binary: np.ndarray, coarse: float) -> bool:
+    """Without OCR: is a page with horizontal text upside down?
 
-    Chinese punctuation (，。、) and the dots of numbers are small blobs in the
-    lower half of a text line; turned 180° they sit in the upper half.
+    Forms fill pages from the top: a page's content starts just under the top
+    margin and may end anywhere, so a much wider band of empty paper above the
+    content than below it suggests the page is upside down.
     """
-    h, w = binary.shape
-    s = _ink_scale(binary.shape)
-    # drop rulings so that they neither join text blobs nor count as lines
-    k = max(15, int(60 * s))
-    rules = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (k, 1)))
-    rules |= cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, k)))
-    text = cv2.subtract(binary, cv2.dilate(rules, np.ones((3, 3), np.uint8)))
-    n, _, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
-    if n < 50:
+    s = _small(binary, ORIENT_SIDE)
+    lv = (deskew(s, coarse, fill=0) > 0.3).astype(np.uint8)
+    lv = cv2.morphologyEx(lv, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))  # speckles
+    rows = np.nonzero(lv.sum(axis=1) > 0.05 * lv.shape[1])[0]  # rows with real content
+    if len(rows) == 0:
         return False
-    # text lines: characters smeared horizontally into line blobs
-    kx = max(5, int(25 * s))
-    lines = cv2.dilate(text, cv2.getStructuringElement(cv2.MORPH_RECT, (kx, 1)))
-    ln, llabels, lstats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
-    lo = max(2, int(2 * s))
-    hi = max(4, int(8 * s))
-    char_min = max(10, int(18 * s))
-    below = above = 0
-    for i in range(1, n):
-        x, y, bw, bh, area = stats[i]
-        if not (lo <= bw <= hi and lo <= bh <= hi):
-            continue
-        cy, cx = y + bh // 2, x + bw // 2
-        lab = llabels[cy, cx]
-        if lab == 0:
-            continue
-        lx, ly, lw, lh, _ = lstats[lab]
-        if lh < char_min or lh > 3 * char_min or lw < 3 * lh:
-            continue  # not a single text line
-        rel = (cy - ly) / lh
-        if rel > 0.65:
-            below += 1
-        elif rel < 0.35:
-            above += 1
-    return above > below * 1.2 and above >= 5
+    top, bottom = rows[0], lv.shape[0] - 1 - rows[-1]
+    return bool(top > 2 * bottom + 0.1 * lv.shape[0])
 
 
-def detect_orientation(grey: np.ndarray, engine: OcrEngine | None = None, binary: np.ndarray | None = None) -> int:
+def detect_orientation(
+    grey: np.ndarray, engine: OcrEngine | None = None, binary: np.ndarray | None = None
+) -> int:
     """Clockwise turn (0/90/180/270) that makes the page upright.
 
-    Geometry (profile direction) settles 0/180 vs 90/270; the OCR engine (if
-    given) reads the widest lines both ways round and the better mean score
-    wins; without an engine punctuation placement decides.
+    Geometry (text-line direction) settles 0/180 vs 90/270; the OCR engine
+    (if given) reads the widest lines both ways round and the better mean
+    score wins; without an engine the page's margins decide.
     """
     if binary is None:
         binary = binarize(normalize_background(grey))
-    vertical = _text_runs_vertically(binary)
-    first = 90 if vertical else 0  # the two candidates are `first` and `first + 180`
+    coarse = _coarse_skew(binary)
+    return _orientation(grey, binary, coarse, engine)
+
+
+def _orientation(grey: np.ndarray, binary: np.ndarray, coarse: float, engine: OcrEngine | None) -> int:
+    text = _levelled_text(binary, coarse)
+    first = 90 if _text_runs_vertically(text) else 0  # candidates: first, first + 180
+    if engine is None:
+        return first + 180 if _upside_down_heuristic(turn(binary, first), coarse) else first
     g = turn(grey, first)
-    if engine is not None:
-        up, down = _ocr_score(g, engine)
-        return first if up >= down else first + 180
-    b = turn(binary, first)
-    return first + 180 if _upside_down_heuristic(b) else first
+    crops = _line_crops(g, turn(text, first), coarse)
+    if len(crops) < 3:
+        crops = _detected_crops(g, engine)
+    up, down = _ocr_votes(crops, engine)
+    return first if up >= down else first + 180
 
 
 # --- the stage --------------------------------------------------------------------------------
@@ -354,10 +390,11 @@ def prepare(page: PageImage, engine: OcrEngine | None = None) -> PreparedPage:
     """Upright, deskewed, background-normalised grey page and its ink = 255 binary."""
     grey = normalize_background(to_grey(page.image))
     binary = binarize(grey)
-    rotation = detect_orientation(grey, engine, binary)
+    coarse = _coarse_skew(binary)  # a 90° turn keeps the skew angle, so measure it once
+    rotation = _orientation(grey, binary, coarse, engine)
     grey = turn(grey, rotation)
     binary = turn(binary, rotation)
-    skew = estimate_skew(binary)
+    skew = _fine_skew(binary, coarse)
     if abs(skew) >= MIN_SKEW:
         grey = deskew(grey, skew, fill=255)
         binary = binarize(grey)  # thresholding the rotated grey beats interpolating a binary

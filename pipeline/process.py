@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import assemble, export, grid, ingest, normalize, ocr, preprocess
+from . import assemble, export, grid, ingest, normalize, ocr, preprocess, textlayer, validate
 from .errors import NoFormFound, ScanformsError
-from .types import FormRecord, PageResult
+from .types import FormRecord, PageImage, PageResult, PreparedPage
 
 
 @dataclass
@@ -37,15 +37,32 @@ def _timed(timings: dict[str, float], stage: str, t0: float) -> float:
     return t1
 
 
-def read_page(page, engine: ocr.OcrEngine, timings: dict[str, float]) -> PageResult:  # noqa: ANN001
+def read_page(page: PageImage, engine: ocr.OcrEngine, timings: dict[str, float]) -> PageResult:
+    """One page through preprocess, grid and text: from the layer (vector) or by OCR."""
     t = time.perf_counter()
-    prepared = preprocess.prepare(page, engine)
+    kind, reason = textlayer.classify(textlayer.layer_text(page.text_layer), page.has_page_image)
+    if kind == "vector":
+        # born-digital: upright and straight by construction; the layer's boxes fit the render
+        grey = preprocess.to_grey(page.image)
+        prepared = PreparedPage(page=page, image=grey, binary=preprocess.binarize(grey), rotation=0, skew_deg=0.0)
+    else:
+        prepared = preprocess.prepare(page, engine)
     t = _timed(timings, "preprocess", t)
     grids = grid.find_grids(prepared.binary, prepared.image)
     t = _timed(timings, "grid", t)
-    grids, free = ocr.read_page(prepared.image, grids, engine)
-    _timed(timings, "ocr", t)
-    return PageResult(prepared=prepared, grids=grids, free_lines=free)
+    if kind == "vector":
+        grids, free = textlayer.read_layer(grids, page.text_layer or [])
+        _timed(timings, "text_layer", t)
+    else:
+        grids, free = ocr.read_page(prepared.image, grids, engine, prepared.binary)
+        _timed(timings, "ocr", t)
+        if kind == "image" and page.text_layer:
+            # the layer looked plausible: check it against what we read before calling it healthy
+            ours = " ".join(c.text for g in grids for c in g.cells) + " ".join(f.text for f in free)
+            sim = textlayer.text_similarity(ours, textlayer.layer_text(page.text_layer))
+            if sim < 0.8:
+                kind, reason = "garbled", f"text layer disagrees with the page image (similarity {sim:.2f})"
+    return PageResult(prepared=prepared, grids=grids, free_lines=free, kind=kind, kind_reason=reason)
 
 
 def process_file(
@@ -69,17 +86,43 @@ def process_file(
     t = time.perf_counter()
     forms = assemble.split_forms(pages)
     t = _timed(timings, "assemble", t)
-    records = normalize.build_records(forms, path.name)
-    _timed(timings, "normalize", t)
-    if not records:
-        raise NoFormFound(path, "no form found (no ruled table with a form title or header grid)")
+    records = [r for r in normalize.build_records(forms, path.name) if _looks_like_form(r)]
+    for i, r in enumerate(records):
+        r.form_index = i
+    t = _timed(timings, "normalize", t)
+    for r in records:
+        validate.validate(r)
+    _timed(timings, "validate", t)
+    by_page = {p.page_no: p for p in pages}
+    for rec in records:
+        rec.extra_source["page_kinds"] = {str(n): by_page[n].kind for n in rec.pages}
+        rec.extra_source["page_kind_reasons"] = {str(n): by_page[n].kind_reason for n in rec.pages}
+        rec.extra_source["rotation"] = {str(n): by_page[n].prepared.rotation for n in rec.pages}
+        rec.extra_source["skew_deg"] = {str(n): round(by_page[n].prepared.skew_deg, 2) for n in rec.pages}
     return FileResult(path=path, records=records, pages=pages, timings=timings)
 
 
+def _looks_like_form(rec: FormRecord) -> bool:
+    """A table is taken for a form only if several of the form's labels were found in it."""
+    found = [k for k, v in rec.fields.items() if v.value is not None and k not in ("form_title", "fiscal_year")]
+    return len(found) >= 2 or len(rec.indicators) >= 2
+
+
 def export_file(result: FileResult, out_dir: Path, opts: Options) -> list[Path]:
-    written = [export.write_records(out_dir, result.path, result.records)]
+    """Records, overlays, and every table on a page that belongs to no form (nothing is dropped)."""
+    written: list[Path] = []
+    if result.records:
+        written.append(export.write_records(out_dir, result.path, result.records))
+    in_forms = {n for r in result.records for n in r.pages}
+    for p in result.pages:
+        if p.page_no not in in_forms:
+            written += export.write_tables(out_dir, result.path, p)
     if opts.overlays:
         written += [export.write_overlay(out_dir, result.path, p) for p in result.pages]
+    if not result.records:
+        n_tables = sum(len(p.grids) for p in result.pages)
+        what = f"{n_tables} table(s) written under tables/" if n_tables else "no ruled table either"
+        raise NoFormFound(result.path, f"no form found ({what})")
     return written
 
 

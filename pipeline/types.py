@@ -38,8 +38,10 @@ class PageImage:
     page_no: int  # 1-based
     image: np.ndarray  # uint8, grey (H, W) or BGR (H, W, 3)
     dpi: int
-    # Text layer of a PDF page, if it has one: (text, bbox at this DPI).
+    # Text layer of a PDF page, if it has one: one TextLine per character, bbox at this DPI.
     text_layer: list[TextLine] | None = None
+    # An image covers most of the page (a scan), as opposed to a born-digital page.
+    has_page_image: bool = True
 
 
 @dataclass

@@ -80,6 +80,10 @@ def _numeric_core(raw: str) -> str | None:
         return None
     s = s.lstrip("¥$")
     s = re.sub(r"(元整?|分)$", "", s)
+    # specks next to a number read as marks ('·8', '.5', "9'"): a form never prints them there
+    s = s.strip("·•.,'`:;_~\"")
+    if s in ("o", "O"):  # a lone zero read as a letter
+        s = "0"
     s = fix_digit_confusables(s)
     m = re.fullmatch(r"([-+]?)([0-9][0-9.,]*)", s)
     if not m:

@@ -1,0 +1,652 @@
+"""Grid: ruled tables on an upright binary page -> lattice + merged cells.
+
+Stages (each a function, so tests can check one stage at a time):
+
+1. `find_rules`: directional morphological opening keeps horizontal and
+   vertical strokes much longer than a character; components that look like
+   text (ink close above and below along most of their length) or that are too
+   short to close a cell are dropped. Output: `Rule` segments.
+2. `group_tables`: rules that touch (after a small dilation that bridges
+   faded gaps) form one table region; regions without a 2x2 lattice go.
+3. `build_lattice`: per table, rule positions clustered along y (horizontal)
+   and x (vertical) -> `Lattice` (positions + thickness); an outer border that
+   is missing is put back where the other rules end.
+4. `merge_cells`: a separator between two neighbouring lattice cells exists
+   when enough of that stretch of rule is inked (holes are fine); cells joined
+   across missing separators become one merged cell (grown to a rectangle),
+   and lattice lines that no longer separate anything are dropped.
+
+Sizes are relative to the page's short side (`unit` = 1.0 for a 200-DPI A4
+page, 1654 px), so 150-300 DPI pages behave the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .types import BBox, Cell, Grid
+
+REF_SIDE = 1654.0  # short side of an A4 page at 200 DPI: the size the constants below are tuned at
+H_KERNEL = 40  # px at REF_SIDE: horizontal opening length (CJK glyphs here are ~20-30 px wide)
+V_KERNEL = 18  # px: vertical opening; short, since a separator may close a ~30 px row only
+LONG_V = 60  # px: a vertical longer than this is a rule on its own; shorter ones must bridge two rules
+BRIDGE = 3  # px: holes up to this long inside a rule are closed before opening
+CLUSTER_TOL = 7  # px: segments this close across are the same rule (skew 0.15° drifts ~4 px/1600 px)
+COVER_MIN = 0.5  # fraction of a cell edge that must be inked for a separator to exist
+ISOLATED_H = 10.0  # glyph heights: a horizontal touching no vertical must be this long to count
+ANCHOR = 100  # px: an ink run this long is rule, whatever it touches
+TEXT_SIDE_MAX = 0.5  # a "rule" with ink right beside it along more than this fraction is text
+
+
+@dataclass
+class Rule:
+    """One ruling segment: `pos` across the rule, [start, end] along it, in page pixels."""
+
+    horizontal: bool
+    pos: float
+    start: int
+    end: int
+    thickness: float
+    # extent across the rule (bounding box): wider than `thickness` when the rule is slightly skewed
+    lo: int = 0
+    hi: int = 0
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+@dataclass
+class Lattice:
+    """Rule positions of one table: R+1 row lines, C+1 column lines, and their thicknesses."""
+
+    row_lines: list[int]
+    col_lines: list[int]
+    row_thick: list[float] = field(default_factory=list)
+    col_thick: list[float] = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_lines) - 1
+
+    @property
+    def n_cols(self) -> int:
+        return len(self.col_lines) - 1
+
+
+def page_unit(shape: tuple[int, ...]) -> float:
+    """Page size in units of a 200-DPI A4 short side; kernels scale with it."""
+    return max(0.2, min(shape[:2]) / REF_SIDE)
+
+
+def _px(v: float, unit: float, lo: int = 1) -> int:
+    return max(lo, int(round(v * unit)))
+
+
+# --- stage 1: rules --------------------------------------------------------------------------
+
+
+def _line_mask(binary: np.ndarray, horizontal: bool, length: int, bridge: int) -> np.ndarray:
+    """Strokes at least `length` long in one direction; holes up to `bridge` px closed first."""
+    if horizontal:
+        bk = cv2.getStructuringElement(cv2.MORPH_RECT, (bridge, 1))
+        ok = cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1))
+    else:
+        bk = cv2.getStructuringElement(cv2.MORPH_RECT, (1, bridge))
+        ok = cv2.getStructuringElement(cv2.MORPH_RECT, (1, length))
+    m = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, bk) if bridge > 1 else binary
+    return cv2.morphologyEx(m, cv2.MORPH_OPEN, ok)
+
+
+def _side_ink(binary: np.ndarray, horizontal: bool, pos0: int, pos1: int, a: int, b: int, gap: int,
+              band: int) -> float:
+    """Largest fraction, over the two sides, of positions along a segment with ink just beside it.
+
+    A ruling has paper on both sides (cell padding) except where rules cross;
+    strokes of neighbouring glyphs that line up have the rest of the glyphs
+    right above or below them.
+    """
+    if horizontal:
+        h = binary.shape[0]
+        above = binary[max(0, pos0 - gap - band):max(0, pos0 - gap), a:b]
+        below = binary[min(h, pos1 + gap):min(h, pos1 + gap + band), a:b]
+        if above.size == 0 or below.size == 0:
+            return 0.0
+        return max(float((above.max(axis=0) > 0).mean()), float((below.max(axis=0) > 0).mean()))
+    else:
+        w = binary.shape[1]
+        left = binary[a:b, max(0, pos0 - gap - band):max(0, pos0 - gap)]
+        right = binary[a:b, min(w, pos1 + gap):min(w, pos1 + gap + band)]
+        if left.size == 0 or right.size == 0:
+            return 0.0
+        return max(float((left.max(axis=1) > 0).mean()), float((right.max(axis=1) > 0).mean()))
+    return 0.0
+
+
+def _curved(labels: np.ndarray, i: int, horizontal: bool, x: int, y: int, w: int, h: int,
+            thick: float) -> bool:
+    """Does component i bow: its middle off the straight line through its two ends?
+
+    A slightly skewed rule is straight; an arc of a seal ring long enough to
+    survive the opening bows by L^2/8r (several px).
+    """
+    comp = labels[y:y + h, x:x + w] == i
+    if not horizontal:
+        comp = comp.T
+    n = comp.shape[1]
+    rows = np.arange(comp.shape[0], dtype=np.float64)
+
+    def centre(a: int, b: int) -> float | None:
+        cnt = comp[:, a:b].sum(axis=1).astype(np.float64)
+        return float((cnt * rows).sum() / cnt.sum()) if cnt.sum() else None
+
+    k = max(2, n // 10)
+    c0, c1, cm = centre(0, k), centre(n - k, n), centre(n // 2 - k // 2, n // 2 + k // 2 + 1)
+    if c0 is None or c1 is None or cm is None:
+        return False
+    return abs(cm - (c0 + c1) / 2.0) > max(2.0, 0.6 * thick)
+
+
+def _segments(mask: np.ndarray, binary: np.ndarray, horizontal: bool, unit: float,
+              min_len: int) -> list[Rule]:
+    """Connected components of a line mask -> Rule segments, text-like ones dropped."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    gap, band = _px(2, unit), _px(5, unit, 2)
+    out: list[Rule] = []
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        length, across = (w, h) if horizontal else (h, w)
+        if length < min_len:
+            continue
+        thick = area / max(1, length)
+        if thick > _px(12, unit, 4):  # a filled bar (stamp, shadow band), not a ruling
+            continue
+        if horizontal:
+            pos = y + (h - 1) / 2.0
+            side = _side_ink(binary, True, y, y + h, x, x + w, gap, band)
+            start, end = x, x + w
+        else:
+            pos = x + (w - 1) / 2.0
+            side = _side_ink(binary, False, x, x + w, y, y + h, gap, band)
+            start, end = y, y + h
+        if side > TEXT_SIDE_MAX:
+            continue
+        if across > thick + 2 and _curved(labels, i, horizontal, x, y, w, h, thick):
+            continue  # an arc (seal ring), not a straight rule
+        lo, hi = (y, y + h - 1) if horizontal else (x, x + w - 1)
+        out.append(Rule(horizontal, pos, start, end, thick, lo, hi))
+    return out
+
+
+def glyph_size(binary: np.ndarray) -> float:
+    """Typical glyph height (px): 75th percentile of the heights of character-sized components.
+
+    Kernels must be long relative to the text, and a crop of a table (or a
+    page in small print) has text much larger or smaller than the page size suggests.
+    """
+    _, _, st, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    h, w = st[1:, 3], st[1:, 2]
+    lim = min(binary.shape[:2]) / 15.0
+    ok = (h >= 4) & (w >= 2) & (h < lim) & (w < lim)  # not specks, not rules or whole tables
+    if ok.sum() < 20:
+        return 20.0 * page_unit(binary.shape)
+    return float(np.percentile(h[ok], 75))
+
+
+def _kernels(binary: np.ndarray, glyph: float | None) -> tuple[int, int, int]:
+    """(horizontal opening, vertical opening, long vertical) lengths for this page."""
+    unit = page_unit(binary.shape)
+    g = glyph_size(binary) if glyph is None else glyph
+    hk = max(_px(H_KERNEL, unit, 10), int(round(2.0 * g)))
+    vk = max(_px(V_KERNEL, unit, 8), int(round(1.0 * g)))
+    long_v = max(_px(LONG_V, unit, 15), int(round(2.5 * g)))
+    return hk, vk, long_v
+
+
+def _touches(r: Rule, others: list[Rule], tol: int) -> bool:
+    """Does any perpendicular rule meet or cross `r` (within tol)?"""
+    for o in others:
+        if o.start - tol <= r.pos <= o.end + tol and r.start - tol <= o.pos <= r.end + tol:
+            return True
+    return False
+
+
+def find_rules(binary: np.ndarray, glyph: float | None = None) -> tuple[list[Rule], list[Rule]]:
+    """Horizontal and vertical ruling segments of an ink = 255 page.
+
+    Short verticals (a separator inside one short row) are kept only when both
+    ends meet a horizontal rule: a glyph stroke of that length does not.
+    `glyph` is the text height in px (measured when not given).
+    """
+    unit = page_unit(binary.shape)
+    bin8 = (binary > 0).astype(np.uint8) * 255
+    bridge = _px(BRIDGE, unit)
+    hk, vk, long_v = _kernels(bin8, glyph)
+    hmask = _line_mask(bin8, True, hk, bridge)
+    vmask = _line_mask(bin8, False, vk, bridge)
+    hs = _segments(hmask, bin8, True, unit, hk)
+    vs = _segments(vmask, bin8, False, unit, vk)
+    tol = _px(CLUSTER_TOL, unit, 3)
+    g = glyph_size(bin8) if glyph is None else glyph
+    # a horizontal meeting no long vertical must be long itself: aligned glyph strokes
+    # (一二三 in a monospaced line) make runs a few glyphs long, table rules meet verticals
+    long_vs = [v for v in vs if v.length >= long_v]
+    hs = [h for h in hs if h.length >= ISOLATED_H * g or _touches(h, long_vs, tol)]
+    keep: list[Rule] = []
+    for v in vs:
+        if v.length >= long_v:
+            keep.append(v)
+            continue
+        top = bot = False
+        for hr in hs:
+            if hr.start - tol <= v.pos <= hr.end + tol:
+                top = top or abs(hr.pos - v.start) <= tol + hr.thickness
+                bot = bot or abs(hr.pos - v.end) <= tol + hr.thickness
+        if top and bot:
+            keep.append(v)
+    # pieces of a rule broken by holes into bits shorter than the kernels: kept where they
+    # continue an accepted rule on its own line (glyphs keep clear of rules by the cell padding)
+    # only from rules that meet a crossing rule: a run of aligned glyph strokes must not grow
+    short = max(6, int(round(0.4 * g)))
+    h_seed = [h for h in hs if _touches(h, keep, tol)]
+    v_seed = [v for v in keep if _touches(v, hs, tol)]
+    h_more = _extend(h_seed, _segments(_line_mask(bin8, True, short, bridge), bin8, True, unit, short), 2 * hk)
+    v_more = _extend(v_seed, _segments(_line_mask(bin8, False, short, bridge), bin8, False, unit, short), 2 * hk)
+    return hs + h_more[len(h_seed):], keep + v_more[len(v_seed):]
+
+
+def _extend(rules: list[Rule], pieces: list[Rule], reach: int) -> list[Rule]:
+    """Add pieces collinear with a rule (centre inside its width, no thicker) within `reach` along it."""
+    out = list(rules)
+    have = {(r.start, int(r.pos)) for r in rules}
+    todo = [p for p in pieces if (p.start, int(p.pos)) not in have]
+    changed = True
+    while changed and todo:
+        changed = False
+        rest: list[Rule] = []
+        for p in todo:
+            if any(r.lo - 1 <= p.pos <= r.hi + 1 and p.hi - p.lo <= r.hi - r.lo + 2 and p.start - reach <= r.end and r.start - reach <= p.end
+                   and not (p.start >= r.start and p.end <= r.end) for r in out):
+                out.append(p)
+                changed = True
+            elif not any(p.start >= r.start and p.end <= r.end and abs(p.pos - r.pos) < 2 for r in out):
+                rest.append(p)
+        todo = rest
+    return out
+
+
+# --- stage 2: tables -------------------------------------------------------------------------
+
+
+def _draw(rules: list[Rule], shape: tuple[int, int], grow: int = 0) -> np.ndarray:
+    m = np.zeros(shape, np.uint8)
+    for r in rules:
+        lo, hi = (r.lo, r.hi) if r.hi >= r.lo else (int(r.pos), int(r.pos))
+        if r.horizontal:
+            cv2.rectangle(m, (r.start - grow, lo - grow), (r.end - 1 + grow, hi + grow), 255, -1)
+        else:
+            cv2.rectangle(m, (lo - grow, r.start - grow), (hi + grow, r.end - 1 + grow), 255, -1)
+    return m
+
+
+def group_tables(hs: list[Rule], vs: list[Rule], shape: tuple[int, int]) -> list[tuple[list[Rule], list[Rule]]]:
+    """Rules that touch (within a faded-gap tolerance) -> one group per table, top to bottom."""
+    unit = page_unit(shape)
+    grow = _px(CLUSTER_TOL, unit, 3)
+    m = _draw(hs + vs, shape, grow)
+    n, labels = cv2.connectedComponents(m, connectivity=8)
+    groups: dict[int, tuple[list[Rule], list[Rule]]] = {}
+    for r in hs + vs:
+        p = int(round(r.pos))
+        mid = (r.start + r.end) // 2
+        y, x = (p, mid) if r.horizontal else (mid, p)
+        y = min(max(y, 0), shape[0] - 1)
+        x = min(max(x, 0), shape[1] - 1)
+        lab = int(labels[y, x])
+        g = groups.setdefault(lab, ([], []))
+        (g[0] if r.horizontal else g[1]).append(r)
+    # rules cut off by erased stretches float inside the frame of their table: join them to it
+    items = [(g[0] + g[1], list(_span_box(g[0] + g[1]))) for g in groups.values()]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(items)):
+            for j in range(i + 1, len(items)):
+                a, b = items[i][1], items[j][1]
+                if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
+                    box = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    items[i] = (items[i][0] + items[j][0], box)
+                    del items[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    out = [([r for r in rs if r.horizontal], [r for r in rs if not r.horizontal]) for rs, _ in items]
+    out = [g for g in out if len(g[0]) >= 1 and len(g[1]) >= 1]
+    out.sort(key=lambda g: min(r.pos for r in g[0]))
+    del n
+    return out
+
+
+def _span_box(rules: list[Rule]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) around a set of rules."""
+    xs = [v for r in rules for v in ((r.start, r.end) if r.horizontal else (r.lo, r.hi))]
+    ys = [v for r in rules for v in ((r.lo, r.hi) if r.horizontal else (r.start, r.end))]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+# --- stage 3: lattice ------------------------------------------------------------------------
+
+
+def _cluster(rules: list[Rule], tol: int) -> list[tuple[float, float, int, int, int]]:
+    """Rules at about the same position -> (pos, thickness, start, end, total length)."""
+    out: list[tuple[float, float, int, int, int]] = []
+    group: list[Rule] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        wsum = float(sum(r.length for r in group))
+        pos = sum(r.pos * r.length for r in group) / wsum
+        th = sum(r.thickness * r.length for r in group) / wsum
+        out.append((pos, th, min(r.start for r in group), max(r.end for r in group), int(wsum)))
+
+    for r in sorted(rules, key=lambda r: r.pos):
+        # compare with the group's last member: a skewed rule drifts a few px end to end
+        if group and r.pos - group[-1].pos > tol:
+            flush()
+            group = []
+        group.append(r)
+    flush()
+    return out
+
+
+def _outer(lines: list[tuple[float, float, int, int, int]], other: list[tuple[float, float, int, int, int]],
+           min_gap: int) -> list[tuple[float, float, int, int, int]]:
+    """Put back a missing outer border where most crossing rules run past the outermost line."""
+    if not lines or len(other) < 2:
+        return lines
+    lines = sorted(lines)
+    starts = sorted(o[2] for o in other)
+    ends = sorted(o[3] for o in other)
+    th = float(np.median([ln[1] for ln in lines]))
+    lo = float(np.median(starts))
+    hi = float(np.median(ends))
+    if lines[0][0] - lo > min_gap:
+        lines.insert(0, (lo, th, 0, 0, 0))
+    if hi - lines[-1][0] > min_gap:
+        lines.append((hi, th, 0, 0, 0))
+    return lines
+
+
+def _join_close(lines: list[tuple[float, float, int, int, int]],
+                min_gap: float) -> list[tuple[float, float, int, int, int]]:
+    """Lines closer than `min_gap` are one rule (a double or bent line): no text fits between them."""
+    out: list[tuple[float, float, int, int, int]] = []
+    for ln in lines:
+        if out and ln[0] - out[-1][0] < min_gap:
+            a = out[-1]
+            wa, wb = max(1, a[4]), max(1, ln[4])
+            out[-1] = ((a[0] * wa + ln[0] * wb) / (wa + wb), max(a[1], ln[1]), min(a[2], ln[2]),
+                       max(a[3], ln[3]), a[4] + ln[4])
+        else:
+            out.append(ln)
+    return out
+
+
+def build_lattice(hs: list[Rule], vs: list[Rule], shape: tuple[int, int],
+                  glyph: float | None = None) -> Lattice | None:
+    """Row and column rule positions of one table (None without at least a 1x1 lattice)."""
+    unit = page_unit(shape)
+    tol = _px(CLUSTER_TOL, unit, 3)
+    g = 20.0 * unit if glyph is None else glyph
+    min_cell = max(2.0 * tol, 0.6 * g)
+    rows = _join_close(_cluster(hs, tol), min_cell)
+    cols = _join_close(_cluster(vs, tol), min_cell)
+    if not rows or not cols:
+        return None
+    # lines outside the other direction's extent belong to nothing here (title underline, shadow)
+    y_lo = min(c[2] for c in cols) - 2 * tol
+    y_hi = max(c[3] for c in cols) + 2 * tol
+    x_lo = min(r[2] for r in rows) - 2 * tol
+    x_hi = max(r[3] for r in rows) + 2 * tol
+    rows = [r for r in rows if y_lo <= r[0] <= y_hi]
+    cols = [c for c in cols if x_lo <= c[0] <= x_hi]
+    min_gap = _px(15, unit, 5)
+    rows = _outer(rows, cols, min_gap)
+    cols = _outer(cols, rows, min_gap)
+    if len(rows) < 2 or len(cols) < 2:
+        return None
+    return Lattice(
+        row_lines=[int(round(r[0])) for r in rows],
+        col_lines=[int(round(c[0])) for c in cols],
+        row_thick=[r[1] for r in rows],
+        col_thick=[c[1] for c in cols],
+    )
+
+
+# --- stage 4: cells --------------------------------------------------------------------------
+
+
+def _fill_damage(prof: np.ndarray, origin: int, crossings: list[int], jt: int, anchor: int) -> np.ndarray:
+    """Fill the holes of a rule's ink profile that damage made, not cell merging.
+
+    A rule that really stops (a merged cell) stops at a crossing rule; a hole
+    whose end lies in open space is erased or faded ink, so it is filled from
+    that end back to the nearest crossing rule inside it (or wholly, without
+    one); the same from a run's open end to the table's edge. Only ink runs that are long (>= `anchor`) or touch a crossing rule
+    count as rule: a stray glyph stroke or seal arc on an open edge does not.
+    """
+    out = prof.copy()
+    n = len(prof)
+    xs = np.asarray(crossings) - origin
+
+    def near(i: int) -> bool:
+        return bool(np.abs(xs - i).min() <= jt)
+
+    d = np.diff(np.concatenate(([0], prof.astype(np.int8), [0])))
+    runs = list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))
+    anchored = [(b - a >= anchor) or near(a) or near(b) for a, b in runs]
+    # holes between runs, and from the first / last run to the table's edge
+    holes: list[tuple[int, int, int | None, int | None]] = [(0, int(runs[0][0]), None, 0)] if runs else []
+    holes += [(int(runs[k][1]), int(runs[k + 1][0]), k, k + 1) for k in range(len(runs) - 1)]
+    holes += [(int(runs[-1][1]), n, len(runs) - 1, None)] if runs else []
+    for g0, g1, left, right in holes:
+        if g1 <= g0:
+            continue
+        inner = xs[(xs > g0 + jt) & (xs < g1 - jt)]
+        if left is not None and anchored[left] and not near(g0):
+            out[g0:int(inner[0]) if inner.size else g1] = True
+        if right is not None and anchored[right] and not near(g1):
+            out[int(inner[-1]) if inner.size else g0:g1] = True
+    return out
+
+
+def _profile(mask: np.ndarray, horizontal: bool, pos: int, a: int, b: int, band: int) -> np.ndarray:
+    """Along a rule at `pos` from a to b: is there rule ink within ±band across?"""
+    if horizontal:
+        strip = mask[max(0, pos - band):pos + band + 1, a:b]
+        return strip.max(axis=0) > 0 if strip.size else np.zeros(max(0, b - a), bool)
+    strip = mask[a:b, max(0, pos - band):pos + band + 1]
+    return strip.max(axis=1) > 0 if strip.size else np.zeros(max(0, b - a), bool)
+
+
+def _edge_cover(filled: np.ndarray, a: int, b: int) -> float:
+    """Inked fraction of profile[a:b] (damage holes filled)."""
+    if b - a < 3:  # edge shorter than the margins: judge its middle rather than call it missing
+        mid = (a + b) // 2
+        a, b = max(0, mid - 1), mid + 2
+    f = filled[a:b]
+    return float(f.mean()) if f.size else 0.0
+
+
+def separators(lat: Lattice, hmask: np.ndarray, vmask: np.ndarray, unit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Inked fraction of every inner cell edge, damage holes bridged (see `_fill_damage`).
+
+    Returns (below, right): below[r, c] for the edge under lattice cell (r, c)
+    (shape (R-1, C)), right[r, c] for the edge right of it (shape (R, C-1)).
+    The ends of each edge (where crossing rules sit) are left out.
+    """
+    R, C = lat.n_rows, lat.n_cols
+    rl, cl = lat.row_lines, lat.col_lines
+    span_y = rl[-1] - rl[0]
+    span_x = cl[-1] - cl[0]
+    # band: line thickness + the drift a residual 0.15-0.2° skew causes across the table
+    band_h = _px(3, unit, 2) + int(0.0035 * span_x)
+    band_v = _px(3, unit, 2) + int(0.0035 * span_y)
+    # how near a crossing rule's centre a rule that really ends there stops: half its width,
+    # blur, and the residual-skew drift of the crossing rule's position
+    jt_h = int(np.ceil(max(lat.col_thick) / 2)) + _px(3, unit, 2) + int(0.0015 * span_y)
+    jt_v = int(np.ceil(max(lat.row_thick) / 2)) + _px(3, unit, 2) + int(0.0015 * span_x)
+    anchor = _px(ANCHOR, unit, 20)
+    below = np.zeros((max(0, R - 1), C))
+    right = np.zeros((R, max(0, C - 1)))
+    reach_h = band_h + int(max(lat.row_thick)) + _px(4, unit)  # how far a touching rule may stop short
+    reach_v = band_v + int(max(lat.col_thick)) + _px(4, unit)
+    for r in range(1, R):
+        raw = _profile(hmask, True, rl[r], cl[0], cl[-1], band_h)
+        # only crossings where a vertical really meets this rule can end it (not every lattice x)
+        real = [x for x in cl if vmask[max(0, rl[r] - reach_h):rl[r] + reach_h + 1,
+                                       max(0, x - band_v):x + band_v + 1].any()]
+        filled = _fill_damage(raw, cl[0], real or cl, jt_h, anchor)
+        for c in range(C):
+            a = cl[c] + int(lat.col_thick[c]) + band_v - cl[0]
+            b = cl[c + 1] - int(lat.col_thick[c + 1]) - band_v - cl[0]
+            below[r - 1, c] = _edge_cover(filled, a, b)
+    for c in range(1, C):
+        raw = _profile(vmask, False, cl[c], rl[0], rl[-1], band_v)
+        real = [y for y in rl if hmask[max(0, y - band_h):y + band_h + 1,
+                                       max(0, cl[c] - reach_v):cl[c] + reach_v + 1].any()]
+        filled = _fill_damage(raw, rl[0], real or rl, jt_v, anchor)
+        for r in range(R):
+            a = rl[r] + int(lat.row_thick[r]) + band_h - rl[0]
+            b = rl[r + 1] - int(lat.row_thick[r + 1]) - band_h - rl[0]
+            right[r, c - 1] = _edge_cover(filled, a, b)
+    return below, right
+
+
+def _find(parent: list[int], i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def merge_cells(below: np.ndarray, right: np.ndarray, n_rows: int, n_cols: int,
+                cover_min: float = COVER_MIN) -> list[tuple[int, int, int, int]]:
+    """Lattice cells joined across missing separators -> (row, col, row_span, col_span), sorted.
+
+    Regions only ever join into rectangles: missing separators are taken most
+    certain (least ink) first, and a join whose result would not be a
+    rectangle waits for a later pass (it may become one) or is refused, so a
+    rule erased by damage costs one wrong merge, not a cascade through the table.
+    """
+    R, C = n_rows, n_cols
+    parent = list(range(R * C))
+    box = {i: [i // C, i % C, i // C, i % C] for i in range(R * C)}  # r0, c0, r1, c1 per root
+    size = dict.fromkeys(range(R * C), 1)
+    edges: list[tuple[float, int, int]] = []
+    for r in range(R - 1):
+        for c in range(C):
+            if below[r, c] < cover_min:
+                edges.append((float(below[r, c]), r * C + c, (r + 1) * C + c))
+    for r in range(R):
+        for c in range(C - 1):
+            if right[r, c] < cover_min:
+                edges.append((float(right[r, c]), r * C + c, r * C + c + 1))
+    edges.sort()
+    pending = edges
+    while pending:
+        left: list[tuple[float, int, int]] = []
+        for e in pending:
+            ra, rb = _find(parent, e[1]), _find(parent, e[2])
+            if ra == rb:
+                continue
+            ba, bb = box[ra], box[rb]
+            u = [min(ba[0], bb[0]), min(ba[1], bb[1]), max(ba[2], bb[2]), max(ba[3], bb[3])]
+            if (u[2] - u[0] + 1) * (u[3] - u[1] + 1) != size[ra] + size[rb]:
+                left.append(e)  # not a rectangle (yet)
+                continue
+            root, other = min(ra, rb), max(ra, rb)
+            parent[other] = root
+            box[root], size[root] = u, size[ra] + size[rb]
+        if len(left) == len(pending):
+            break
+        pending = left
+    spans = []
+    for i in range(R * C):
+        if _find(parent, i) == i:
+            r0, c0, r1, c1 = box[i]
+            spans.append((r0, c0, r1 - r0 + 1, c1 - c0 + 1))
+    return sorted(spans)
+
+
+def _prune(lat: Lattice, spans: list[tuple[int, int, int, int]]) -> tuple[Lattice, list[tuple[int, int, int, int]]]:
+    """Drop inner lattice lines that no cell edge uses (noise, a stroke inside one cell)."""
+    used_r = {0, lat.n_rows} | {s[0] for s in spans} | {s[0] + s[2] for s in spans}
+    used_c = {0, lat.n_cols} | {s[1] for s in spans} | {s[1] + s[3] for s in spans}
+    rmap = {old: new for new, old in enumerate(sorted(used_r))}
+    cmap = {old: new for new, old in enumerate(sorted(used_c))}
+    new_lat = Lattice(
+        row_lines=[lat.row_lines[i] for i in sorted(used_r)],
+        col_lines=[lat.col_lines[i] for i in sorted(used_c)],
+        row_thick=[lat.row_thick[i] for i in sorted(used_r)],
+        col_thick=[lat.col_thick[i] for i in sorted(used_c)],
+    )
+    new_spans = [
+        (rmap[r], cmap[c], rmap[r + rs] - rmap[r], cmap[c + cs] - cmap[c]) for r, c, rs, cs in spans
+    ]
+    return new_lat, sorted(new_spans)
+
+
+def cell_bbox(lat: Lattice, row: int, col: int, row_span: int, col_span: int) -> BBox:
+    """Inner box of a (merged) cell: between the inside edges of its four rules."""
+    def half(t: float) -> int:
+        return int(np.ceil(t / 2.0))
+
+    x0 = lat.col_lines[col] + half(lat.col_thick[col])
+    x1 = lat.col_lines[col + col_span] - half(lat.col_thick[col + col_span])
+    y0 = lat.row_lines[row] + half(lat.row_thick[row])
+    y1 = lat.row_lines[row + row_span] - half(lat.row_thick[row + row_span])
+    return (x0, y0, max(x0 + 1, x1), max(y0 + 1, y1))
+
+
+def grid_from_rules(hs: list[Rule], vs: list[Rule], shape: tuple[int, int],
+                    glyph: float | None = None) -> Grid | None:
+    """One table's rules -> Grid (lattice, merged cells with inner boxes), or None."""
+    lat = build_lattice(hs, vs, shape, glyph)
+    if lat is None:
+        return None
+    unit = page_unit(shape)
+    below, right = separators(lat, _draw(hs, shape), _draw(vs, shape), unit)
+    spans = merge_cells(below, right, lat.n_rows, lat.n_cols)
+    lat, spans = _prune(lat, spans)
+    cells = [Cell(row=r, col=c, row_span=rs, col_span=cs, bbox=cell_bbox(lat, r, c, rs, cs))
+             for r, c, rs, cs in spans]
+    return Grid(row_lines=lat.row_lines, col_lines=lat.col_lines, cells=cells)
+
+
+def find_grids(binary: np.ndarray, grey: np.ndarray | None = None, min_cells: int = 2) -> list[Grid]:
+    """Every ruled table on an upright page (ink = 255), top to bottom.
+
+    `grey` is accepted for callers that have it; line finding works on the binary alone.
+    """
+    del grey
+    shape = (int(binary.shape[0]), int(binary.shape[1]))
+    bin8 = (binary > 0).astype(np.uint8) * 255
+    glyph = glyph_size(bin8)
+    hs, vs = find_rules(bin8, glyph)
+    grids: list[Grid] = []
+    for ghs, gvs in group_tables(hs, vs, shape):
+        g = grid_from_rules(ghs, gvs, shape, glyph)
+        if g is None or len(g.cells) < min_cells:
+            continue
+        x0, y0, x1, y1 = g.bbox
+        if y1 - y0 < 1.5 * glyph or x1 - x0 < 3 * glyph:
+            continue  # strokes of a few glyphs, not a table a cell of text could sit in
+        grids.append(g)
+    grids.sort(key=lambda g: g.row_lines[0])
+    return grids

@@ -1,0 +1,204 @@
+"""Validate: the forms' own arithmetic as evidence about each cell.
+
+A failed rule lowers the confidence of the cells involved and says why
+(`reasons`). Where exactly one alternative reading of a misread number makes
+the failed rules hold ("10 00.00%" -> 100.00), it is proposed as the value,
+with its evidence. A value is never changed when its raw text reads cleanly:
+real forms hold real inconsistencies, and those come out as written, flagged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .types import FormRecord, Value
+
+TOL = 0.011  # forms round to 2 decimals
+GRADES = [(90.0, ("优", "优秀")), (75.0, ("良好", "良")), (60.0, ("合格",)), (0.0, ("不合格",))]
+PENALTY = 0.5  # confidence factor for a cell in a failed rule (before calibration)
+
+
+@dataclass
+class RuleResult:
+    name: str
+    ok: bool
+    cells: list[Value]
+    detail: str
+
+
+def _num(v: Value | None) -> float | None:
+    if v is None or v.value is None or isinstance(v.value, bool):
+        return None
+    try:
+        return float(v.value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _close(a: float, b: float, tol: float = TOL) -> bool:
+    return abs(a - b) <= tol + 1e-9
+
+
+def alternative_readings(raw: str) -> list[float]:
+    """Other numbers an OCR'd numeric string could stand for (blanks, dots for commas)."""
+    s = re.sub(r"[%％元\s]", "", raw or "")
+    s = s.replace("，", ",").replace("。", ".")
+    out: set[float] = set()
+    digits = re.sub(r"[^0-9.,]", "", s)
+    if not digits:
+        return []
+    # dots used as thousands separators: keep only the last as the decimal point
+    if digits.count(".") > 1:
+        head, _, tail = digits.rpartition(".")
+        cand = head.replace(".", "").replace(",", "") + "." + tail
+        out.add(float(cand))
+    plain = digits.replace(",", "")
+    if plain.count(".") <= 1 and plain.strip("."):
+        out.add(float(plain))
+        # a blank read as an extra digit group: "10 00.00" -> 100.00 or 1000.00
+        parts = re.split(r"\s+", raw.strip().rstrip("%％"))
+        if len(parts) > 1:
+            for k in range(len(parts)):
+                cand = "".join(parts[:k] + parts[k + 1 :]).replace(",", "")
+                try:
+                    out.add(float(cand))
+                except ValueError:
+                    pass
+            joined = "".join(parts).replace(",", "")
+            # drop a doubled digit at the blank ("10 00.00" = "100.00" with a stray 0)
+            for i in range(1, len(joined)):
+                cand = joined[:i] + joined[i + 1 :]
+                try:
+                    out.add(float(cand))
+                except ValueError:
+                    pass
+    return sorted(out)
+
+
+def _grade_ok(grade: str, total: float) -> bool:
+    g = re.sub(r"\s+", "", grade)
+    for floor, names in GRADES:
+        if total >= floor - 1e-9:
+            return g in names
+    return False
+
+
+def check(rec: FormRecord) -> list[RuleResult]:
+    """Every rule that applies to this record, with the cells it involves."""
+    f = rec.fields
+    results: list[RuleResult] = []
+
+    budget, executed, rate = f.get("budget_current_year"), f.get("budget_executed"), f.get("execution_rate")
+    b, e, r = _num(budget), _num(executed), _num(rate)
+    if b and e is not None and r is not None:
+        want = e / b * 100
+        results.append(RuleResult("execution_rate", _close(r, want, 0.011), [budget, executed, rate],  # type: ignore[list-item]
+                                  f"执行率 {r} vs executed/budget×100 = {want:.2f}"))
+
+    weights = [_num(i.get("weight")) for i in rec.indicators]
+    scores = [_num(i.get("score")) for i in rec.indicators]
+    for ind, w, s in zip(rec.indicators, weights, scores, strict=True):
+        if w is not None and s is not None:
+            results.append(RuleResult("score<=weight", s <= w + 1e-9, [ind["score"], ind["weight"]],
+                                      f"score {s} above weight {w}" if s > w else "ok"))
+
+    fw, fs = _num(f.get("funding_weight")), _num(f.get("funding_score"))
+    tw, ts = f.get("total_weight"), f.get("total_score")
+    if tw is not None and _num(tw) is not None and weights and all(w is not None for w in weights):
+        want = sum(weights) + (fw or 0)  # type: ignore[arg-type]
+        cells = [tw] + [i["weight"] for i in rec.indicators]
+        results.append(RuleResult("total_weight", _close(_num(tw), want), cells,  # type: ignore[arg-type]
+                                  f"合计 weight {_num(tw)} vs sum {want:g}"))
+    if ts is not None and _num(ts) is not None and scores and all(s is not None for s in scores):
+        want = sum(scores) + (fs or 0)  # type: ignore[arg-type]
+        cells = [ts] + [i["score"] for i in rec.indicators]
+        results.append(RuleResult("total_score", _close(_num(ts), want), cells,  # type: ignore[arg-type]
+                                  f"合计 score {_num(ts)} vs sum {want:g}"))
+
+    groups: dict[str, list[int]] = {}
+    for k, ind in enumerate(rec.indicators):
+        l1 = ind.get("level1")
+        if l1 is not None and l1.value and _num(ind.get("level1_points")) is not None:
+            groups.setdefault(str(l1.value), []).append(k)
+    for name, idx in groups.items():
+        pts = _num(rec.indicators[idx[0]]["level1_points"])
+        ws = [weights[k] for k in idx]
+        if pts is not None and all(w is not None for w in ws):
+            cells = [rec.indicators[k]["level1_points"] for k in idx] + [rec.indicators[k]["weight"] for k in idx]
+            results.append(RuleResult("level1_points", _close(pts, sum(ws)), cells,  # type: ignore[arg-type]
+                                      f"{name} ({pts:g}分) vs weights {sum(ws):g}"))  # type: ignore[arg-type]
+
+    grade, total = f.get("grade"), _num(ts)
+    if grade is not None and grade.value and total is not None:
+        results.append(RuleResult("grade", _grade_ok(str(grade.value), total), [grade, ts],  # type: ignore[list-item]
+                                  f"grade {grade.value} vs total {total:g}"))
+
+    date, year = f.get("evaluation_date"), _num(f.get("fiscal_year"))
+    if date is not None and date.value and year:
+        y = int(str(date.value)[:4])
+        results.append(RuleResult("evaluation_date", int(year) <= y <= int(year) + 2, [date],
+                                  f"evaluated {date.value} for fiscal year {int(year)}"))
+
+    for row in rec.funding:
+        ann, ex, rt = _num(row.get("budget_annual")), _num(row.get("executed")), _num(row.get("execution_rate"))
+        if ann and ex is not None and rt is not None:
+            want = ex / ann * 100
+            results.append(RuleResult("funding_rate", _close(rt, want, 0.011),
+                                      [row["budget_annual"], row["executed"], row["execution_rate"]],
+                                      f"funding 执行率 {rt} vs {want:.2f}"))
+        wt, sc = _num(row.get("weight")), _num(row.get("score"))
+        if wt is not None and sc is not None and rt is not None:
+            want = min(wt, rt / 100 * wt)
+            results.append(RuleResult("funding_score", _close(sc, want, 0.011), [row["score"], row["weight"]],
+                                      f"funding 得分 {sc} vs rate×weight {want:.2f}"))
+    return results
+
+
+def _try_repairs(rec: FormRecord, failed: list[RuleResult], recheck: Callable[[], list[RuleResult]]) -> None:
+    """Propose the single alternative reading of a doubtful numeric cell that makes all rules hold."""
+    n_failed = len(failed)
+    doubtful = {id(c): c for r in failed for c in r.cells if c is not None and c.raw}
+    for cell in doubtful.values():
+        raw = cell.raw
+        clean_read = re.fullmatch(r"\s*-?[\d,]*\.?\d+\s*%?\s*", raw) is not None and " " not in raw.strip()
+        if clean_read and raw.count(".") <= 1:
+            continue  # cleanly printed: a mismatch is the form's own, not a misread
+        original = cell.value
+        good = []
+        for alt in alternative_readings(raw):
+            if original is not None and _close(float(alt), float(original), 1e-9):
+                continue
+            cell.value = int(alt) if float(alt).is_integer() and not isinstance(original, float) else alt
+            if len([r for r in recheck() if not r.ok]) < n_failed and all(
+                r.ok for r in recheck() if any(c is cell for c in r.cells)
+            ):
+                good.append(cell.value)
+        cell.value = original
+        if len(good) == 1:
+            cell.reasons.append(f"read {raw!r} as {good[0]}: the only reading that satisfies the form's arithmetic")
+            cell.value = good[0]
+
+
+def validate(rec: FormRecord) -> list[RuleResult]:
+    """Apply the rules: repair unambiguous misreads, then flag the cells of rules still failing."""
+    results = check(rec)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        _try_repairs(rec, failed, lambda: check(rec))
+        results = check(rec)
+    for r in results:
+        if r.ok:
+            continue
+        for c in r.cells:
+            if c is None:
+                continue
+            c.confidence *= PENALTY
+            if r.detail not in c.reasons:
+                c.reasons.append(f"{r.name}: {r.detail}")
+    rec.extra_source["validation"] = {
+        "rules": len(results),
+        "failed": [f"{r.name}: {r.detail}" for r in results if not r.ok],
+    }
+    return results

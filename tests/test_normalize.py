@@ -1,0 +1,104 @@
+"""Normalize on hand-built grids: labels -> keys, blocks, spans repeated, page-break stitching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.assemble import split_forms
+from pipeline.normalize import build_records
+from pipeline.types import Cell, Grid, PageImage, PageResult, PreparedPage, TextLine
+
+W = 1000  # table width in px; columns are given in tenths of it
+
+
+def _grid(rows: list[list[tuple[str, int, int, int]]], top: int = 100, row_h: int = 40) -> Grid:
+    """rows: per lattice row, cells as (text, col in tenths, col_span in tenths, row_span)."""
+    cells = []
+    for r, row in enumerate(rows):
+        for text, c, cs, rs in row:
+            bbox = (c * 100, top + r * row_h, (c + cs) * 100, top + (r + rs) * row_h)
+            cells.append(Cell(r, c, rs, cs, bbox, text=text, confidence=0.99))
+    return Grid(row_lines=[top + i * row_h for i in range(len(rows) + 1)], col_lines=list(range(0, W + 1, 100)), cells=cells)
+
+
+def _page(n: int, grid: Grid, title: str | None = None) -> PageResult:
+    img = np.full((1400, W), 255, np.uint8)
+    prepared = PreparedPage(PageImage(Path("x.pdf"), n, img, 200), img, img, 0, 0.0)
+    free = [TextLine(title, (300, 30, 700, 70), 0.99)] if title else []
+    return PageResult(prepared=prepared, grids=[grid], free_lines=free)
+
+
+def test_family_a_like_form_over_two_pages() -> None:
+    p1 = _grid([
+        [("项目名称", 0, 2, 1), ("合作交流工作业务费", 2, 3, 1), ("预算单位", 5, 2, 1), ("上海市人民政府合作交流办公室", 7, 3, 1)],
+        [("当年预算数(元)", 0, 2, 1), ("2,523,747.00", 2, 3, 1), ("预算执行率(%)", 5, 2, 1), ("65.37%", 7, 3, 1)],
+        [("自评时间", 0, 2, 1), ("2020-3-15", 2, 8, 1)],
+        [("绩效 等级", 0, 2, 1), ("良好", 2, 8, 1)],
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 2, 1), ("指标解释", 4, 3, 1), ("权重", 7, 1, 1), ("自评分", 8, 1, 1), ("备注", 9, 1, 1)],
+        [("投入与管理 (36分)", 0, 2, 2), ("资金使用的合规性", 2, 2, 1), ("项目资金使用是否合规", 4, 3, 1), ("6", 7, 1, 1), ("6", 8, 1, 1), ("", 9, 1, 1)],
+        [("预算执行率", 2, 2, 1), ("反映项目预算执行的进度", 4, 3, 1), ("8", 7, 1, 1), ("0", 8, 1, 1), ("", 9, 1, 1)],
+        [("", 0, 2, 1), ("项目计划完成情况", 2, 2, 1), ("项目计划的实际完成情况", 4, 3, 1), ("11", 7, 1, 1), ("9", 8, 1, 1), ("", 9, 1, 1)],
+    ])
+    # page 2: the indicator table goes on without a header; the merged level1 cell was cut by
+    # the page break and its label printed on this side only
+    p2 = _grid([
+        [("产出目标 (34分)", 0, 2, 2), ("课题转化成果率", 2, 2, 1), ("课题成果是否运用到工作中", 4, 3, 1), ("12", 7, 1, 1), ("11", 8, 1, 1), ("", 9, 1, 1)],
+        [("用户满意度", 2, 2, 1), ("用户的体验", 4, 3, 1), ("11", 7, 1, 1), ("10", 8, 1, 1), ("好", 9, 1, 1)],
+        [("合计", 0, 2, 1), ("", 2, 5, 1), ("100", 7, 1, 1), ("88", 8, 1, 1), ("", 9, 1, 1)],
+        [("说明：1、依据本项目应实现的绩效目标", 0, 10, 1)],
+    ])
+    pages = [_page(1, p1, "2019年度财政项目绩效自我评价"), _page(2, p2)]
+    forms = split_forms(pages)
+    assert len(forms) == 1 and forms[0].page_numbers == [1, 2]
+    (rec,) = build_records(forms, "x.pdf")
+    f = {k: v.value for k, v in rec.fields.items()}
+    assert f["form_title"] == "2019年度财政项目绩效自我评价" and f["fiscal_year"] == 2019
+    assert f["project_name"] == "合作交流工作业务费"
+    assert f["budget_unit"] == "上海市人民政府合作交流办公室"
+    assert f["budget_current_year"] == 2523747.0 and f["execution_rate"] == 65.37
+    assert f["evaluation_date"] == "2020-03-15" and f["grade"] == "良好"
+    assert (f["total_weight"], f["total_score"]) == (100, 88)
+    names = [i["name"].value for i in rec.indicators]
+    assert names == ["资金使用的合规性", "预算执行率", "项目计划完成情况", "课题转化成果率", "用户满意度"]
+    level1 = [i["level1"].value for i in rec.indicators]
+    assert level1 == ["投入与管理", "投入与管理", "产出目标", "产出目标", "产出目标"]
+    assert [i["level1_points"].value for i in rec.indicators] == [36, 36, 34, 34, 34]
+    assert [i["score"].value for i in rec.indicators] == [6, 0, 9, 11, 10]
+    assert rec.indicators[4]["remark"].value == "好" and rec.indicators[0]["remark"].value is None
+
+
+def test_family_b_like_funding_and_goal_blocks() -> None:
+    g = _grid([
+        [("项目名称", 0, 2, 1), ("机关服务费", 2, 8, 1)],
+        [("主管部门", 0, 2, 1), ("上海市人民政府合作交流办公室", 2, 4, 1), ("实施单位", 6, 1, 1), ("驻昆明办事处", 7, 3, 1)],
+        [("项目资金 (元)", 0, 1, 3), ("", 1, 2, 1), ("年初预算数", 3, 1, 1), ("全年预算数", 4, 1, 1), ("全年执行数", 5, 1, 1),
+         ("分值", 6, 1, 1), ("执行率", 7, 1, 1), ("得分", 8, 2, 1)],
+        [("年度资金总额", 1, 2, 1), ("175,000", 3, 1, 1), ("175,000", 4, 1, 1), ("172,492.71", 5, 1, 1),
+         ("10", 6, 1, 1), ("98.57%", 7, 1, 1), ("9.86", 8, 2, 1)],
+        [("上年结转资金", 1, 2, 1), ("-", 3, 1, 1), ("-", 4, 1, 1), ("-", 5, 1, 1), ("-", 6, 1, 1), ("-", 7, 1, 1), ("-", 8, 2, 1)],
+        [("年度总体目标", 0, 1, 2), ("预期目标", 1, 5, 1), ("实际完成情况", 6, 4, 1)],
+        [("保障公务用车正常运行。", 1, 5, 1), ("有力保障了公务活动。", 6, 4, 1)],
+        [("绩效指标", 0, 1, 3), ("一级指标", 1, 1, 1), ("二级指标", 2, 1, 1), ("三级指标", 3, 2, 1), ("年度指标值", 5, 1, 1),
+         ("实际完成值", 6, 1, 1), ("分值", 7, 1, 1), ("得分", 8, 1, 1), ("偏差原因分析及改进措施", 9, 1, 1)],
+        [("产出指标", 1, 1, 2), ("数量指标", 2, 1, 2), ("任务完成率", 3, 2, 1), ("100%", 5, 1, 1), ("100%", 6, 1, 1),
+         ("10", 7, 1, 1), ("10", 8, 1, 1), ("", 9, 1, 1)],
+        [("接待团组数量", 3, 2, 1), ("≥60 批", 5, 1, 1), ("68 批", 6, 1, 1), ("10", 7, 1, 1), ("10", 8, 1, 1), ("", 9, 1, 1)],
+        [("总分", 0, 7, 1), ("100", 7, 1, 1), ("98.86", 8, 1, 1), ("", 9, 1, 1)],
+    ])
+    page = _page(1, g, "财政项目支出绩效自评表")
+    page.free_lines.append(TextLine("（ 2022 年度）", (400, 75, 600, 95), 0.99))
+    (rec,) = build_records(split_forms([page]), "x.pdf")
+    f = {k: v.value for k, v in rec.fields.items()}
+    assert f["fiscal_year"] == 2022 and f["form_title"] == "财政项目支出绩效自评表"
+    assert f["competent_department"] == "上海市人民政府合作交流办公室" and f["implementing_unit"] == "驻昆明办事处"
+    assert (f["budget_initial"], f["budget_current_year"], f["budget_executed"]) == (175000.0, 175000.0, 172492.71)
+    assert (f["execution_rate"], f["funding_weight"], f["funding_score"]) == (98.57, 10, 9.86)
+    assert [r["source"].value for r in rec.funding] == ["年度资金总额", "上年结转资金"]
+    assert all(v.value is None for k, v in rec.funding[1].items() if k != "source")
+    assert f["annual_goal"] == "保障公务用车正常运行。" and f["goal_achieved"] == "有力保障了公务活动。"
+    assert [(i["level1"].value, i["level2"].value, i["name"].value) for i in rec.indicators] == [
+        ("产出指标", "数量指标", "任务完成率"), ("产出指标", "数量指标", "接待团组数量")]
+    assert rec.indicators[1]["target_value"].value == "≥60 批"
+    assert (f["total_weight"], f["total_score"]) == (100, 98.86)

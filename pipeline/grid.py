@@ -7,14 +7,17 @@ Stages (each a function, so tests can check one stage at a time):
    text (ink close above and below along most of their length) or that are too
    short to close a cell are dropped. Output: `Rule` segments.
 2. `group_tables`: rules that touch (after a small dilation that bridges
-   faded gaps) form one table region; regions without a 2x2 lattice go.
+   faded gaps) form one table region; rules floating inside another table's
+   box join it; regions without a 2x2 lattice go.
 3. `build_lattice`: per table, rule positions clustered along y (horizontal)
    and x (vertical) -> `Lattice` (positions + thickness); an outer border that
    is missing is put back where the other rules end.
-4. `merge_cells`: a separator between two neighbouring lattice cells exists
-   when enough of that stretch of rule is inked (holes are fine); cells joined
-   across missing separators become one merged cell (grown to a rectangle),
-   and lattice lines that no longer separate anything are dropped.
+4. `separators` + `merge_cells`: a separator between two neighbouring
+   lattice cells exists when enough of that stretch of rule is inked, after
+   holes that end in open space (damage, not a merged cell) are filled; cells
+   joined across missing separators become one merged cell (joins are only
+   taken when the result is a rectangle), and lattice lines that no longer
+   separate anything are dropped.
 
 Sizes are relative to the page's short side (`unit` = 1.0 for a 200-DPI A4
 page, 1654 px), so 150-300 DPI pages behave the same.
@@ -30,7 +33,7 @@ import numpy as np
 from .types import BBox, Cell, Grid
 
 REF_SIDE = 1654.0  # short side of an A4 page at 200 DPI: the size the constants below are tuned at
-H_KERNEL = 40  # px at REF_SIDE: horizontal opening length (CJK glyphs here are ~20-30 px wide)
+H_KERNEL = 40  # px at REF_SIDE: horizontal opening length (and >= 2 glyph heights, see _kernels)
 V_KERNEL = 18  # px: vertical opening; short, since a separator may close a ~30 px row only
 LONG_V = 60  # px: a vertical longer than this is a rule on its own; shorter ones must bridge two rules
 BRIDGE = 3  # px: holes up to this long inside a rule are closed before opening
@@ -153,11 +156,17 @@ def _curved(labels: np.ndarray, i: int, horizontal: bool, x: int, y: int, w: int
 def _segments(mask: np.ndarray, binary: np.ndarray, horizontal: bool, unit: float,
               min_len: int) -> list[Rule]:
     """Connected components of a line mask -> Rule segments, text-like ones dropped."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    gap, band = _px(2, unit), _px(5, unit, 2)
+    bx, by, bw, bh = cv2.boundingRect(mask)  # label only the inked window: masks are sparse
     out: list[Rule] = []
+    if bw == 0 or bh == 0:
+        return out
+    n, sub, stats, _ = cv2.connectedComponentsWithStats(mask[by:by + bh, bx:bx + bw], connectivity=8)
+    labels = np.zeros(mask.shape, np.int32)
+    labels[by:by + bh, bx:bx + bw] = sub
+    gap, band = _px(2, unit), _px(5, unit, 2)
     for i in range(1, n):
         x, y, w, h, area = (int(v) for v in stats[i])
+        x, y = x + bx, y + by
         length, across = (w, h) if horizontal else (h, w)
         if length < min_len:
             continue
@@ -236,43 +245,73 @@ def find_rules(binary: np.ndarray, glyph: float | None = None) -> tuple[list[Rul
     long_vs = [v for v in vs if v.length >= long_v]
     hs = [h for h in hs if h.length >= ISOLATED_H * g or _touches(h, long_vs, tol)]
     keep: list[Rule] = []
+    near = tol // 2 + bridge + 2  # a faded junction may leave a small gap; glyphs keep a padding
     for v in vs:
         if v.length >= long_v:
             keep.append(v)
             continue
         top = bot = False
         for hr in hs:
+            # touching: reaching into the rule's band, not a stroke stopping short of it
             if hr.start - tol <= v.pos <= hr.end + tol:
-                top = top or abs(hr.pos - v.start) <= tol + hr.thickness
-                bot = bot or abs(hr.pos - v.end) <= tol + hr.thickness
+                top = top or hr.lo - near <= v.start <= hr.hi + near
+                bot = bot or hr.lo - near <= v.end <= hr.hi + near
         if top and bot:
             keep.append(v)
     # pieces of a rule broken by holes into bits shorter than the kernels: kept where they
     # continue an accepted rule on its own line (glyphs keep clear of rules by the cell padding)
     # only from rules that meet a crossing rule: a run of aligned glyph strokes must not grow
+    # Seeds: rules meeting a crossing rule. (Stubs left at a junction by erasure are not
+    # seeds: bold glyph strokes touching a cell border look the same.)
     short = max(6, int(round(0.4 * g)))
+    shape = (bin8.shape[0], bin8.shape[1])
+    reach = 2 * hk
+    # only pieces on the line of a rule, or beside a vertical, are worth a look (speed)
+    near_h = cv2.dilate(_draw(hs, shape), cv2.getStructuringElement(cv2.MORPH_RECT, (2 * reach + 1, 3)))
+    near_v = cv2.dilate(_draw(keep, shape), cv2.getStructuringElement(cv2.MORPH_RECT, (2 * hk + 1, 1)))
+    h_mask = cv2.bitwise_and(_line_mask(bin8, True, short, bridge), cv2.bitwise_or(near_h, near_v))
+    v_near = cv2.dilate(_draw(keep, shape), cv2.getStructuringElement(cv2.MORPH_RECT, (3, 2 * reach + 1)))
+    v_mask = cv2.bitwise_and(_line_mask(bin8, False, short, bridge), v_near)
+    h_short = _segments(h_mask, bin8, True, unit, short)
+    v_short = _segments(v_mask, bin8, False, unit, short)
     h_seed = [h for h in hs if _touches(h, keep, tol)]
     v_seed = [v for v in keep if _touches(v, hs, tol)]
-    h_more = _extend(h_seed, _segments(_line_mask(bin8, True, short, bridge), bin8, True, unit, short), 2 * hk)
-    v_more = _extend(v_seed, _segments(_line_mask(bin8, False, short, bridge), bin8, False, unit, short), 2 * hk)
-    return hs + h_more[len(h_seed):], keep + v_more[len(v_seed):]
+    h_more = _extend(h_seed, h_short, reach, keep)
+    v_more = _extend(v_seed, v_short, reach, hs)
+    hs = hs + [r for r in h_more if r not in hs]
+    keep = keep + [r for r in v_more if r not in keep]
+    return hs, keep
 
 
-def _extend(rules: list[Rule], pieces: list[Rule], reach: int) -> list[Rule]:
-    """Add pieces collinear with a rule (centre inside its width, no thicker) within `reach` along it."""
+def _extend(rules: list[Rule], pieces: list[Rule], reach: int, across: list[Rule]) -> list[Rule]:
+    """Add pieces collinear with a rule (centre inside its width, no thicker) within `reach` along it.
+
+    Never across a crossing rule: beyond a junction a rule may really stop (merged cell).
+    """
     out = list(rules)
     have = {(r.start, int(r.pos)) for r in rules}
     todo = [p for p in pieces if (p.start, int(p.pos)) not in have]
+
+    def blocked(p: Rule, r: Rule) -> bool:
+        a, b = (r.end, p.start) if p.start >= r.end else (p.end, r.start)
+        # a rule running through a crossing ends a few px past its centre line
+        return any(a - o.thickness - 4 <= o.pos <= b + o.thickness + 4 and o.start - 3 <= p.pos <= o.end + 3
+                   for o in across)
+
+    def joins(p: Rule, r: Rule) -> bool:
+        return (r.lo - 1 <= p.pos <= r.hi + 1 and p.hi - p.lo <= r.hi - r.lo + 2
+                and p.start - reach <= r.end and r.start - reach <= p.end
+                and not (p.start >= r.start and p.end <= r.end) and not blocked(p, r))
+
     changed = True
     while changed and todo:
         changed = False
         rest: list[Rule] = []
         for p in todo:
-            if any(r.lo - 1 <= p.pos <= r.hi + 1 and p.hi - p.lo <= r.hi - r.lo + 2 and p.start - reach <= r.end and r.start - reach <= p.end
-                   and not (p.start >= r.start and p.end <= r.end) for r in out):
+            if any(joins(p, r) for r in out):
                 out.append(p)
                 changed = True
-            elif not any(p.start >= r.start and p.end <= r.end and abs(p.pos - r.pos) < 2 for r in out):
+            else:
                 rest.append(p)
         todo = rest
     return out
@@ -437,8 +476,9 @@ def _fill_damage(prof: np.ndarray, origin: int, crossings: list[int], jt: int, a
     A rule that really stops (a merged cell) stops at a crossing rule; a hole
     whose end lies in open space is erased or faded ink, so it is filled from
     that end back to the nearest crossing rule inside it (or wholly, without
-    one); the same from a run's open end to the table's edge. Only ink runs that are long (>= `anchor`) or touch a crossing rule
-    count as rule: a stray glyph stroke or seal arc on an open edge does not.
+    one); the same from a run's open end to the table's edge. Only long ink
+    runs (>= `anchor`) count as rule: a glyph stroke touching a border or a
+    seal arc on an open edge does not.
     """
     out = prof.copy()
     n = len(prof)
@@ -449,7 +489,7 @@ def _fill_damage(prof: np.ndarray, origin: int, crossings: list[int], jt: int, a
 
     d = np.diff(np.concatenate(([0], prof.astype(np.int8), [0])))
     runs = list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))
-    anchored = [(b - a >= anchor) or near(a) or near(b) for a, b in runs]
+    anchored = [b - a >= anchor for a, b in runs]  # a glyph stroke touching a border is short
     # holes between runs, and from the first / last run to the table's edge
     holes: list[tuple[int, int, int | None, int | None]] = [(0, int(runs[0][0]), None, 0)] if runs else []
     holes += [(int(runs[k][1]), int(runs[k + 1][0]), k, k + 1) for k in range(len(runs) - 1)]
@@ -504,8 +544,10 @@ def separators(lat: Lattice, hmask: np.ndarray, vmask: np.ndarray, unit: float) 
     anchor = _px(ANCHOR, unit, 20)
     below = np.zeros((max(0, R - 1), C))
     right = np.zeros((R, max(0, C - 1)))
-    reach_h = band_h + int(max(lat.row_thick)) + _px(4, unit)  # how far a touching rule may stop short
-    reach_v = band_v + int(max(lat.col_thick)) + _px(4, unit)
+    # how far from the crossing point the touching rule's ink may stop: generous, since damage
+    # often takes the junction itself (a hole there must not turn a real end into "damage")
+    reach_h = band_h + int(max(lat.row_thick)) + _px(H_KERNEL, unit)
+    reach_v = band_v + int(max(lat.col_thick)) + _px(H_KERNEL, unit)
     for r in range(1, R):
         raw = _profile(hmask, True, rl[r], cl[0], cl[-1], band_h)
         # only crossings where a vertical really meets this rule can end it (not every lattice x)

@@ -30,21 +30,54 @@ def _clean(text: str) -> str:
 @dataclass
 class Column:
     key: str
-    x0: float  # relative to the grid's width (0..1), so columns carry over page breaks
+    x0: float  # page pixels on the page of the header row
     x1: float
 
     def overlap(self, a: float, b: float) -> float:
         return max(0.0, min(self.x1, b) - max(self.x0, a))
 
 
-def _rel_x(cell: Cell, row: TableRow) -> tuple[float, float]:
-    gx0, _, gx1, _ = row.grid.bbox
-    w = max(1, gx1 - gx0)
-    return (cell.bbox[0] - gx0) / w, (cell.bbox[2] - gx0) / w
+class ColumnFrame:
+    """Maps x on any page of a form to x on the page whose header row named the columns.
+
+    A continuation page is scanned with its own offset (and a damaged page may
+    lose its outer rule), so its columns are found by aligning its rule
+    positions to the header row's cell edges: the shift that lines up most rules.
+    """
+
+    def __init__(self) -> None:
+        self.grid: object | None = None
+        self.edges: list[float] = []
+        self._shift: dict[int, float] = {}
+
+    def set_reference(self, row: TableRow) -> None:
+        self.grid = row.grid
+        self.edges = sorted({float(x) for c in row.cells for x in (c.bbox[0], c.bbox[2])} | {
+            float(x) for x in row.grid.col_lines})
+        self._shift = {id(row.grid): 0.0}
+
+    def shift(self, grid: object) -> float:
+        if self.grid is None:
+            return 0.0
+        key = id(grid)
+        if key not in self._shift:
+            lines = [float(x) for x in grid.col_lines]  # type: ignore[attr-defined]
+            tol = 10.0
+            best, best_score = 0.0, -1
+            for d in sorted({round(e - c) for e in self.edges for c in lines}, key=abs):
+                score = sum(any(abs(c + d - e) <= tol for e in self.edges) for c in lines)
+                if score > best_score:
+                    best, best_score = float(d), score
+            self._shift[key] = best
+        return self._shift[key]
+
+    def span(self, cell: Cell, row: TableRow) -> tuple[float, float]:
+        d = self.shift(row.grid)
+        return cell.bbox[0] + d, cell.bbox[2] + d
 
 
-def _column_of(cell: Cell, row: TableRow, cols: list[Column]) -> Column | None:
-    a, b = _rel_x(cell, row)
+def _column_of(cell: Cell, row: TableRow, cols: list[Column], frame: ColumnFrame) -> Column | None:
+    a, b = frame.span(cell, row)
     best = max(cols, key=lambda c: c.overlap(a, b), default=None)
     if best is None or best.overlap(a, b) <= 0.3 * min(b - a, best.x1 - best.x0):
         return None
@@ -56,6 +89,7 @@ class RecordBuilder:
 
     def __init__(self, matcher: LabelMatcher) -> None:
         self.m = matcher
+        self.frame = ColumnFrame()
 
     # --- values -------------------------------------------------------------------------
     def value(self, kind: str, cells: list[Cell], page: int, label_score: float = 1.0) -> Value:
@@ -72,6 +106,7 @@ class RecordBuilder:
     # --- the whole form -------------------------------------------------------------------
     def build(self, form: FormPages, file: str, index: int) -> FormRecord:
         rec = FormRecord(file=file, form_index=index, pages=form.page_numbers)
+        self.frame = ColumnFrame()
         self._title(form, rec)
         rows = form.rows()
         state = "header"
@@ -90,13 +125,16 @@ class RecordBuilder:
                 cols = self._indicator_header(row)
                 if cols:
                     ind_cols, state = cols, "indicators"
+                    self.frame.set_reference(row)
                     continue
                 cols = self._funding_header(row)
                 if cols:
+                    self.frame.set_reference(row)
                     funding_cols, state = cols, "funding"
                     continue
                 cols = self._goal_header(row)
                 if cols:
+                    self.frame.set_reference(row)
                     goal_cols, state = cols, "goal"
                     continue
                 if state == "funding" and self._funding_row(row, funding_cols, rec):
@@ -123,7 +161,7 @@ class RecordBuilder:
         page = form.page_numbers[0]
         if titles:
             t = max(titles, key=lambda t: len(t.text))
-            text = re.sub(r"\s+", "", t.text)
+            text = re.sub(r"\s+", "", t.text).strip(".,·:;'`_-，。、")  # specks at the ends
             rec.fields["form_title"] = Value(text, t.text, t.score, page, t.bbox)
         year = None
         for t in form.title_lines:
@@ -171,8 +209,7 @@ class RecordBuilder:
                 continue
             m = self.m.match(c.text, section)
             if m is not None:
-                a, b = _rel_x(c, row)
-                cols.append(Column(m.key, a, b))
+                cols.append(Column(m.key, float(c.bbox[0]), float(c.bbox[2])))
         keys = {c.key for c in cols}
         return cols if len(keys) >= min_hits else []
 
@@ -183,7 +220,7 @@ class RecordBuilder:
         src_cell = None
         out: dict[str, Value] = {}
         for c in row.cells:
-            col = _column_of(c, row, cols)
+            col = _column_of(c, row, cols, self.frame)
             if col is None:
                 if c.text and src_cell is None and self.m.match(c.text, "funding_rows") is not None:
                     src_cell = c
@@ -224,7 +261,7 @@ class RecordBuilder:
     def _goal_row(self, row: TableRow, cols: list[Column], rec: FormRecord) -> bool:
         got = False
         for c in row.cells:
-            col = _column_of(c, row, cols)
+            col = _column_of(c, row, cols, self.frame)
             if col is None or not c.text:
                 continue
             rec.fields[col.key] = self.value("text", [c], row.page)
@@ -242,7 +279,7 @@ class RecordBuilder:
     def _indicator_cells(self, row: TableRow, cols: list[Column]) -> dict[str, tuple[Cell, float]]:
         picked: dict[str, tuple[Cell, float]] = {}
         for c in row.covering:
-            a, b = _rel_x(c, row)
+            a, b = self.frame.span(c, row)
             for col in cols:
                 ov = col.overlap(a, b)
                 if ov <= 0.5 * (col.x1 - col.x0):

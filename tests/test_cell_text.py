@@ -1,0 +1,42 @@
+"""Text -> cells: lines split at borders, joined by the spec rule, erased rules recovered from text."""
+
+from __future__ import annotations
+
+from pipeline.ocr import _split_at_cells, finish_cell, group_visual_lines, split_by_text
+from pipeline.types import Cell, Grid, TextLine
+
+
+def test_line_crossing_a_border_is_split() -> None:
+    cells = [(0, (0, 0, 200, 50)), (1, (200, 0, 400, 50))]
+    pieces = _split_at_cells((20, 10, 380, 40), cells)
+    assert [cid for cid, _ in pieces] == [0, 1]
+    assert pieces[0][1][2] <= 200 <= pieces[1][1][0]
+
+
+def test_sliver_over_border_ignored() -> None:
+    cells = [(0, (0, 0, 200, 50)), (1, (200, 0, 400, 50))]
+    pieces = _split_at_cells((20, 10, 208, 40), cells)  # 8 px past the rule: no character there
+    assert [cid for cid, _ in pieces] == [0]
+
+
+def test_cell_text_joined_by_spec_rule() -> None:
+    c = Cell(0, 0, 1, 1, (0, 0, 500, 200))
+    c.lines = [TextLine("项目资金使用是否符合", (5, 5, 300, 35), 0.99), TextLine("规定。", (5, 40, 80, 70), 0.98),
+               TextLine("Total", (5, 80, 60, 110), 0.9), TextLine("100", (70, 80, 110, 110), 0.97)]
+    finish_cell(c)
+    assert c.text == "项目资金使用是否符合规定。 Total 100"
+    assert abs(c.confidence - 0.9) < 1e-9
+    assert [len(r) for r in group_visual_lines(c.lines)] == [1, 1, 2]
+
+
+def test_erased_rule_recovered_from_text_layout() -> None:
+    # weight and score columns merged by an erased rule: "11" and "10" sit far apart in two bands
+    merged = Cell(1, 1, 1, 2, (100, 40, 300, 80))
+    merged.lines = [TextLine("11", (130, 50, 160, 72), 0.99), TextLine("10", (230, 50, 260, 72), 0.99)]
+    para = Cell(2, 0, 1, 3, (0, 80, 300, 120))  # one paragraph line crossing both rules: stays merged
+    para.lines = [TextLine("用以反映和考核项目", (10, 85, 290, 110), 0.99), TextLine("完成", (10, 90, 50, 115), 0.99)]
+    g = Grid(row_lines=[0, 40, 80, 120], col_lines=[0, 100, 200, 300],
+             cells=[Cell(0, 0, 1, 3, (0, 0, 300, 40)), merged, para])
+    assert split_by_text(g) == 1
+    texts = sorted((c.col, c.col_span, c.text) for c in g.cells if c.row == 1)
+    assert texts == [(1, 1, "11"), (2, 1, "10")]

@@ -1,0 +1,62 @@
+"""Validation: the forms' arithmetic flags cells, repairs only unambiguous misreads."""
+
+from __future__ import annotations
+
+from pipeline.types import FormRecord, Value
+from pipeline.validate import alternative_readings, check, validate
+
+
+def V(value: object, raw: str | None = None) -> Value:  # noqa: N802
+    return Value(value=value, raw=raw if raw is not None else str(value), confidence=0.99, page=1, bbox=(0, 0, 1, 1))
+
+
+def _record(scores: list[tuple[int, int]], total: tuple[int, int], rate: Value | None = None) -> FormRecord:
+    rec = FormRecord(file="x.pdf", form_index=0, pages=[1])
+    rec.fields = {
+        "budget_current_year": V(490000.0, "490,000.00"),
+        "budget_executed": V(490000.0, "490,000.00"),
+        "execution_rate": rate or V(100.0, "100.00%"),
+        "total_weight": V(total[0]),
+        "total_score": V(total[1]),
+        "grade": V("优秀"),
+    }
+    rec.indicators = [{"name": V(f"指标{i}"), "weight": V(w), "score": V(s)} for i, (w, s) in enumerate(scores)]
+    return rec
+
+
+def test_consistent_form_passes() -> None:
+    rec = _record([(60, 58), (40, 40)], (100, 98))
+    assert all(r.ok for r in check(rec))
+    validate(rec)
+    assert rec.fields["total_score"].confidence == 0.99 and not rec.fields["total_score"].reasons
+
+
+def test_inconsistent_form_comes_out_as_written_and_flagged() -> None:
+    # the form itself prints a score above its weight and a total that is not the sum
+    rec = _record([(8, 9), (92, 80)], (100, 90))
+    validate(rec)
+    bad = rec.indicators[0]["score"]
+    assert bad.value == 9  # never overwritten: cleanly printed
+    assert bad.confidence < 0.99 and any("score<=weight" in r for r in bad.reasons)
+    assert rec.fields["total_score"].value == 90
+    assert any("total_score" in r for r in rec.fields["total_score"].reasons)
+    assert rec.extra_source["validation"]["failed"]
+
+
+def test_misread_rate_repaired_when_only_one_reading_fits() -> None:
+    rec = _record([(60, 60), (40, 40)], (100, 100), rate=V(1000.0, "10 00.00%"))
+    validate(rec)
+    cell = rec.fields["execution_rate"]
+    assert cell.value == 100.0
+    assert any("only reading" in r for r in cell.reasons)
+
+
+def test_grade_must_match_total() -> None:
+    rec = _record([(60, 40), (40, 30)], (100, 70))  # 70 is 合格, not 优秀
+    assert any(r.name == "grade" and not r.ok for r in check(rec))
+
+
+def test_alternative_readings() -> None:
+    assert 225000.0 in alternative_readings("225.000.00")
+    assert 100.0 in alternative_readings("10 00.00%")
+    assert 100.0 in alternative_readings("100. 00")

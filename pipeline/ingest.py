@@ -131,7 +131,10 @@ def _text_layer(page: object, scale: float, h_pt: float) -> list[TextLine] | Non
         for i, ch in enumerate(text[:n_chars]):
             if ch in "\r\n" or not ch.strip():
                 continue
-            left, bottom, right, top = textpage.get_charbox(i)
+            # x from the glyph's ink (a full-width 。 sits left in its em box), y from the font
+            # box (a “ or 。 stays on its line rather than floating up or down)
+            left, _, right, _ = textpage.get_charbox(i)
+            _, bottom, _, top = textpage.get_charbox(i, loose=True)
             bbox = (int(left * scale), int((h_pt - top) * scale), int(np.ceil(right * scale)), int(np.ceil((h_pt - bottom) * scale)))
             chars.append(TextLine(text=ch, bbox=bbox, score=1.0))
         return chars or None

@@ -128,10 +128,20 @@ def read_layer(grids: list[Grid], chars: list[TextLine]) -> tuple[list[Grid], li
         for i, c in enumerate(cells):
             x0, y0, x1, y1 = c.bbox
             if x0 <= cx <= x1 and y0 <= cy <= y1:
+                if not ch.text.isalnum() and cx - x0 < 8:
+                    # a mark overflowing the cell on its left (。 after a full line) ends that cell's text
+                    left = [j for j, o in enumerate(cells) if abs(o.bbox[2] - x0) <= 10 and o.bbox[1] <= cy <= o.bbox[3]]
+                    i = left[0] if left else i
                 per_cell.setdefault(i, []).append(ch)
                 break
         else:
-            outside.append(ch)
+            # a mark set tight against a rule (。 at a full line's end) may sit just past the cell
+            near = [i for i, c in enumerate(cells)
+                    if c.bbox[0] - 8 <= cx <= c.bbox[2] + 8 and c.bbox[1] <= cy <= c.bbox[3]]
+            if len(near) >= 1 and not ch.text.isalnum():
+                per_cell.setdefault(min(near, key=lambda i: abs(cx - cells[i].bbox[2])), []).append(ch)
+            else:
+                outside.append(ch)
     for i, c in enumerate(cells):
         c.lines = [_merge_line(g) for g in _line_groups(per_cell.get(i, []))]
         finish_cell(c)

@@ -689,6 +689,67 @@ def find_grids(binary: np.ndarray, grey: np.ndarray | None = None, min_cells: in
         x0, y0, x1, y1 = g.bbox
         if y1 - y0 < 1.5 * glyph or x1 - x0 < 3 * glyph:
             continue  # strokes of a few glyphs, not a table a cell of text could sit in
+        split_by_whitespace(g, bin8, glyph)
         grids.append(g)
     grids.sort(key=lambda g: g.row_lines[0])
     return grids
+
+
+def _white_channel(ink: np.ndarray, axis: int, at: int, half: int) -> bool:
+    """No ink in a band `half` px either side of `at` across the region (axis 0: a column band)."""
+    band = ink[:, max(0, at - half) : at + half + 1] if axis == 0 else ink[max(0, at - half) : at + half + 1, :]
+    return band.size > 0 and int(band.sum()) == 0
+
+
+def split_by_whitespace(grid: Grid, binary: np.ndarray, glyph: float) -> int:
+    """Split merged cells where the text itself shows the lost rule.
+
+    A rule erased along its whole length (heavy or damaged scans) reads as a
+    merged cell. If at an inner lattice line the cell has ink on both sides and
+    a clean white channel through its whole height (or width) along that line,
+    wider than text spacing, the cell is two cells. Returns how many splits.
+    """
+    n = 0
+    changed = True
+    while changed:
+        changed = False
+        for c in list(grid.cells):
+            x0, y0, x1, y1 = c.bbox
+            m = 3  # keep off the cell's own rules
+            roi = binary[y0 + m : y1 - m, x0 + m : x1 - m] > 0
+            if roi.size == 0:
+                continue
+            for axis, span in ((0, c.col_span), (1, c.row_span)):
+                if span <= 1:
+                    continue
+                base = c.col if axis == 0 else c.row
+                lines = grid.col_lines if axis == 0 else grid.row_lines
+                origin = x0 + m if axis == 0 else y0 + m
+                half = int(1.0 * glyph)  # a channel two glyphs wide: wider than any word spacing
+                for k in range(1, span):
+                    at = lines[base + k] - origin
+                    size = roi.shape[1] if axis == 0 else roi.shape[0]
+                    if not (half < at < size - half):
+                        continue
+                    before = roi[:, :at] if axis == 0 else roi[:at, :]
+                    after = roi[:, at:] if axis == 0 else roi[at:, :]
+                    if before.sum() < 20 or after.sum() < 20 or not _white_channel(roi, axis, at, half):
+                        continue
+                    cut = lines[base + k]
+                    if axis == 0:
+                        a = Cell(c.row, c.col, c.row_span, k, (x0, y0, cut, y1))
+                        b = Cell(c.row, c.col + k, c.row_span, c.col_span - k, (cut, y0, x1, y1))
+                    else:
+                        a = Cell(c.row, c.col, k, c.col_span, (x0, y0, x1, cut))
+                        b = Cell(c.row + k, c.col, c.row_span - k, c.col_span, (x0, cut, x1, y1))
+                    grid.cells.remove(c)
+                    grid.cells += [a, b]
+                    n += 1
+                    changed = True
+                    break
+                if changed:
+                    break
+            if changed:
+                break
+    grid.cells.sort(key=lambda c: (c.row, c.col))
+    return n

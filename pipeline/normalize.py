@@ -224,8 +224,9 @@ class RecordBuilder:
             if col is None:
                 if c.text and src_cell is None and self.m.match(c.text, "funding_rows") is not None:
                     src_cell = c
-                elif c.text and src_cell is None and not self.m.match(c.text, "fields"):
-                    src_cell = c
+                elif (c.text and src_cell is None and not self.m.match(c.text, "fields")
+                      and not self.m.match(c.text, "structure") and not self.m.match(c.text, "goal")):
+                    src_cell = c  # an unknown row label: kept as written
                 continue
             out[col.key] = self.value(self.m.kind("funding", col.key), [c], row.page)
         if src_cell is None:

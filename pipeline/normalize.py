@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .assemble import FormPages, TableRow, is_title_text
 from .lexicon import LabelMatcher, get_matcher
 from .types import BBox, Cell, FormRecord, Value
-from .values import fiscal_year_from_title, join_lines, parse_value, split_level1
+from .values import fiscal_year_from_title, join_lines, parse_value, split_level1, strip_specks
 
 _TOTAL_RE = re.compile(r"^(合\s*计|总\s*分|合计得分|总\s*计)$")
 _NOTES_RE = re.compile(r"^(说\s*明|注[:：])")
@@ -98,6 +98,9 @@ class RecordBuilder:
         ocr_conf = min((c.confidence for c in cells if c.text), default=1.0)
         if _clean(raw) in _DASHES or not _clean(raw):
             return Value(value=None, raw=raw, confidence=ocr_conf * label_score, page=page, bbox=bbox)
+        if kind == "text":
+            raw_clean = strip_specks(raw)
+            raw = raw_clean if raw_clean else raw
         val, ok = parse_value(kind, raw)
         conf = ocr_conf * label_score * (1.0 if ok else 0.3)
         reasons = [] if ok else [f"could not parse as {kind}"]

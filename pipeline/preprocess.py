@@ -401,3 +401,4 @@ def prepare(page: PageImage, engine: OcrEngine | None = None) -> PreparedPage:
     else:
         skew = 0.0
     return PreparedPage(page=page, image=grey, binary=binary, rotation=rotation, skew_deg=float(skew))
+

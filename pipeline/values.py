@@ -202,17 +202,35 @@ def _squeeze_cjk_blanks(text: str) -> str:
 def split_level1(raw: str) -> tuple[str, Number | None]:
     """'投入与管理 (36分)' -> ('投入与管理', 36); '投入与 管理 （36分）' too; no or damaged
     points suffix -> (name, None)."""
-    s = (raw or "").strip()
+    s = _SPECKS_RE.sub("", (raw or "").strip())
     m = _POINTS_RE.search(s)
     points: Number | None = None
     if m:
         points = parse_number(m.group(1))
         s = s[: m.start()]
     else:
-        d = _DAMAGED_SUFFIX_RE.search(s)
-        if d and d.start() > 0:  # points unreadable: drop the remains, keep the name
-            s = s[: d.start()]
-    return _squeeze_cjk_blanks(s.strip()), points
+        loose = _LOOSE_POINTS_RE.search(s)  # '（ ·34分)', '（15 • 分)', ' 15分).'
+        if loose and loose.start() > 0:
+            points = parse_number(loose.group(1))
+            s = s[: loose.start()]
+        else:
+            d = _DAMAGED_SUFFIX_RE.search(s)
+            if d and d.start() > 0:  # points unreadable: drop the remains, keep the name
+                s = s[: d.start()]
+    return strip_specks(_squeeze_cjk_blanks(s.strip())), points
+
+
+# Marks that scanning noise (specks, dust) turns into: never part of a form's short texts.
+_SPECKS_RE = re.compile(r"[·•∙●★☆]")
+_LOOSE_POINTS_RE = re.compile(r"[（(]?[^0-9\u4e00-\u9fff]*([0-9]{1,3})[^0-9\u4e00-\u9fff]*分[^\u4e00-\u9fff]*$")
+
+
+def strip_specks(text: str) -> str:
+    """Remove speck marks anywhere, and stray dots / commas at the ends of a text."""
+    t = _SPECKS_RE.sub("", text or "")
+    t = re.sub(r"^[\s.,，、。:;'`_~-]+", "", t)
+    t = re.sub(r"[\s.,'`_~-]+$", "", t)
+    return t
 
 
 _YEAR_RE = re.compile(r"([12][0-9OoIl]{3})\s*年")

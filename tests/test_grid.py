@@ -322,3 +322,20 @@ def test_golden_d001_page1() -> None:
         assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1
     # 10 header rows + 一级指标 header + 4 indicators (truth: 投入与管理 spans them)
     assert len(golden[0]["row_lines"]) == 16
+
+
+def test_split_by_whitespace_restores_erased_rule() -> None:
+    from pipeline.grid import split_by_whitespace
+    from pipeline.types import Cell, Grid
+
+    binary = np.zeros((100, 400), np.uint8)
+    binary[40:60, 40:120] = 255  # text in the left band
+    binary[40:60, 260:300] = 255  # a number in the right band, far apart
+    g = Grid(row_lines=[0, 100], col_lines=[0, 200, 400], cells=[Cell(0, 0, 1, 2, (0, 0, 400, 100))])
+    assert split_by_whitespace(g, binary, glyph=20.0) == 1
+    assert [(c.col, c.col_span) for c in g.cells] == [(0, 1), (1, 1)]
+    # a paragraph line running across the lattice line keeps the cell merged
+    binary[:] = 0
+    binary[40:60, 40:360] = 255
+    g2 = Grid(row_lines=[0, 100], col_lines=[0, 200, 400], cells=[Cell(0, 0, 1, 2, (0, 0, 400, 100))])
+    assert split_by_whitespace(g2, binary, glyph=20.0) == 0

@@ -179,3 +179,4 @@ def test_prepare_rotated_scan_with_engine() -> None:
     assert prep.rotation == 270
     assert prep.image.shape[0] > prep.image.shape[1]  # portrait again
     assert prep.skew_deg == pytest.approx(-0.63, abs=0.1)
+

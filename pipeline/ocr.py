@@ -14,6 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .types import Cell, Grid, TextLine
+
 Quad = np.ndarray  # (4, 2) float32 corner points, clockwise from top-left
 
 
@@ -276,13 +278,11 @@ def _ink_box(binary: np.ndarray, bbox: tuple[int, int, int, int]) -> tuple[int, 
     )
 
 
-def second_look(image: np.ndarray, binary: np.ndarray, cells: list, engine: OcrEngine) -> int:
+def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine) -> int:
     """Cells with ink but no detected line (a lone digit, faint text): recognize the ink box.
 
     Returns how many cells were looked at again (they are counted in the page's timings).
     """
-    from .types import TextLine
-
     todo = []
     for c in cells:
         if c.lines:
@@ -305,15 +305,13 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list, engine: OcrE
 
 
 def read_page(
-    image: np.ndarray, grids: list, engine: OcrEngine, binary: np.ndarray | None = None
-) -> tuple[list, list]:
+    image: np.ndarray, grids: list[Grid], engine: OcrEngine, binary: np.ndarray | None = None
+) -> tuple[list[Grid], list[TextLine]]:
     """OCR a prepared page once and fill each grid cell's text.
 
     Returns (grids, free_lines): cells get `lines`, `text`, `confidence`;
     lines outside every grid come back as free lines (titles, notes).
     """
-    from .types import TextLine
-
     boxes = detect_lines(image, engine)
     cell_list = []  # (id, bbox) over all grids
     cell_ref = []
@@ -367,7 +365,7 @@ def _contains(outer: tuple[int, int, int, int], inner: tuple[int, int, int, int]
     return outer[0] <= inner[0] + 2 and outer[1] <= inner[1] + 2 and outer[2] >= inner[2] - 2 and outer[3] >= inner[3] - 2
 
 
-def group_visual_lines(lines: list) -> list[list]:
+def group_visual_lines(lines: list[TextLine]) -> list[list[TextLine]]:
     """Lines of one cell grouped into visual rows (top to bottom), each left to right."""
     rows: list[list] = []
     for ln in sorted(lines, key=lambda t: (t.bbox[1] + t.bbox[3]) / 2):
@@ -385,26 +383,26 @@ def group_visual_lines(lines: list) -> list[list]:
     return [sorted(r, key=lambda t: t.bbox[0]) for r in rows]
 
 
-def finish_cell(cell: object) -> None:
+def finish_cell(cell: Cell) -> None:
     """Set a cell's text (spec rule for joining lines) and its OCR confidence."""
     from .values import join_lines
 
-    c = cell  # Cell
-    if not c.lines:  # type: ignore[attr-defined]
-        c.text, c.confidence = "", 1.0  # type: ignore[attr-defined]
+    c = cell
+    if not c.lines:
+        c.text, c.confidence = "", 1.0
         return
-    rows = group_visual_lines(c.lines)  # type: ignore[attr-defined]
+    rows = group_visual_lines(c.lines)
     texts = [join_lines([t.text for t in r]) for r in rows]
-    c.text = join_lines(texts)  # type: ignore[attr-defined]
+    c.text = join_lines(texts)
     scores = []
-    for t in c.lines:  # type: ignore[attr-defined]
+    for t in c.lines:
         scores += t.char_scores if t.char_scores else [t.score] * max(1, len(t.text))
-    c.confidence = float(min(scores)) if scores else 0.0  # type: ignore[attr-defined]
+    c.confidence = float(min(scores)) if scores else 0.0
 
 
-def _split_groups(lines: list, cuts: list[int], axis: int) -> dict[int, list]:
+def _split_groups(lines: list[TextLine], cuts: list[int], axis: int) -> dict[int, list[TextLine]]:
     """Lines by the lattice band they fall in along one axis; {-1: ...} for lines crossing a cut."""
-    out: dict[int, list] = {}
+    out: dict[int, list[TextLine]] = {}
     for ln in lines:
         a, b = (ln.bbox[0], ln.bbox[2]) if axis == 0 else (ln.bbox[1], ln.bbox[3])
         tol = 0.6 * (ln.bbox[3] - ln.bbox[1])  # line boxes are padded sideways; a real crossing is deeper
@@ -414,7 +412,7 @@ def _split_groups(lines: list, cuts: list[int], axis: int) -> dict[int, list]:
     return out
 
 
-def split_by_text(grid: object) -> int:
+def split_by_text(grid: Grid) -> int:
     """Split merged cells whose text sits in separate lattice bands with wide gaps between.
 
     A rule erased along its whole length (heavy scans) reads as a merged cell;
@@ -422,12 +420,10 @@ def split_by_text(grid: object) -> int:
     far apart compared with the line height, the cell is really several cells.
     Returns how many cells were split.
     """
-    from .types import Cell
-
-    g = grid  # Grid
-    new_cells: list = []
+    g = grid
+    new_cells: list[Cell] = []
     n_split = 0
-    for c in g.cells:  # type: ignore[attr-defined]
+    for c in g.cells:
         parts = None
         if len(c.lines) >= 2 and (c.col_span > 1 or c.row_span > 1):
             h = float(np.median([ln.bbox[3] - ln.bbox[1] for ln in c.lines]))
@@ -435,7 +431,7 @@ def split_by_text(grid: object) -> int:
                 if span <= 1:
                     continue
                 base = c.col if axis == 0 else c.row
-                lines_pos = g.col_lines if axis == 0 else g.row_lines  # type: ignore[attr-defined]
+                lines_pos = g.col_lines if axis == 0 else g.row_lines
                 cuts = [lines_pos[base + k] for k in range(1, span)]
                 groups = _split_groups(c.lines, cuts, axis)
                 if -1 in groups or len(groups) < 2:
@@ -472,5 +468,5 @@ def split_by_text(grid: object) -> int:
             cell.lines = list(groups.get(band, []))
             finish_cell(cell)
             new_cells.append(cell)
-    g.cells = new_cells  # type: ignore[attr-defined]
+    g.cells = new_cells
     return n_split

@@ -71,6 +71,11 @@ def _t2s() -> Any:
     return opencc.OpenCC("t2s")
 
 
+def to_simplified(text: str) -> str:
+    """Traditional -> simplified characters (OCR of faint or bilevel scans reads 運 for 运)."""
+    return _t2s().convert(text) if text else text
+
+
 _YEAR_RE = re.compile(r"[12][0-9]{3}年度?")
 # OCR reads the 一 of 一级指标 as a dash, which cleaning would then delete.
 _DASH_LEVEL_RE = re.compile(r"[-—–‐－―_~]+(?=级)")

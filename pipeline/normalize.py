@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from .assemble import FormPages, TableRow, is_title_text
-from .lexicon import LabelMatcher, get_matcher
+from .lexicon import LabelMatcher, get_matcher, to_simplified
 from .types import BBox, Cell, FormRecord, Value
 from .values import fiscal_year_from_title, join_lines, parse_value, split_level1, strip_specks
 
@@ -101,6 +101,8 @@ class RecordBuilder:
         if kind == "text":
             raw_clean = strip_specks(raw)
             raw = raw_clean if raw_clean else raw
+            if ocr_conf < 1.0:  # read by OCR (a text layer is taken as printed)
+                raw = to_simplified(raw)
         val, ok = parse_value(kind, raw)
         conf = ocr_conf * label_score * (1.0 if ok else 0.3)
         reasons = [] if ok else [f"could not parse as {kind}"]

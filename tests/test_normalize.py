@@ -102,3 +102,14 @@ def test_family_b_like_funding_and_goal_blocks() -> None:
         ("产出指标", "数量指标", "任务完成率"), ("产出指标", "数量指标", "接待团组数量")]
     assert rec.indicators[1]["target_value"].value == "≥60 批"
     assert (f["total_weight"], f["total_score"]) == (100, 98.86)
+
+
+def test_ocr_text_simplified_layer_text_kept() -> None:
+    from pipeline.lexicon import get_matcher
+    from pipeline.normalize import RecordBuilder
+
+    b = RecordBuilder(get_matcher())
+    ocr_cell = Cell(0, 0, 1, 1, (0, 0, 10, 10), text="考察運維項目", confidence=0.9)
+    layer_cell = Cell(0, 0, 1, 1, (0, 0, 10, 10), text="考察運維項目", confidence=1.0)
+    assert b.value("text", [ocr_cell], 1).value == "考察运维项目"
+    assert b.value("text", [layer_cell], 1).value == "考察運維項目"  # a text layer is taken as printed

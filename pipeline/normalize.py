@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .assemble import FormPages, TableRow, is_title_text
 from .lexicon import LabelMatcher, get_matcher, to_simplified
+from .ocr import finish_cell
 from .types import BBox, Cell, FormRecord, Value
 from .values import fiscal_year_from_title, join_lines, parse_value, split_level1, strip_specks
 
@@ -297,6 +298,45 @@ class RecordBuilder:
         own = [c for c in row.cells if c.text]
         if not own:
             return {}
+        return self._split_shared(picked, row, cols)
+
+    def _split_shared(
+        self, picked: dict[str, tuple[Cell, float]], row: TableRow, cols: list[Column]
+    ) -> dict[str, tuple[Cell, float]]:
+        """A cell that fell across several named columns (a rule lost in the scan) is split
+        between them by where its lines sit, when no line crosses a column boundary."""
+        by_cell: dict[int, list[str]] = {}
+        for key, (c, _) in picked.items():
+            by_cell.setdefault(id(c), []).append(key)
+        col_of = {c.key: c for c in cols}
+        d = self.frame.shift(row.grid)
+        for keys in by_cell.values():
+            if len(keys) < 2:
+                continue
+            cell = picked[keys[0]][0]
+            if not cell.lines or cell.row_span > 1:
+                continue
+            parts: dict[str, list] = {k: [] for k in keys}
+            ok = True
+            for ln in cell.lines:
+                a, b = ln.bbox[0] + d, ln.bbox[2] + d
+                tol = 0.5 * (ln.bbox[3] - ln.bbox[1])
+                home = [k for k in keys if col_of[k].x0 - tol <= a and b <= col_of[k].x1 + tol]
+                if len(home) != 1:
+                    ok = False
+                    break
+                parts[home[0]].append(ln)
+            if not ok or sum(1 for v in parts.values() if v) < 2:
+                continue
+            for k in keys:
+                sub = Cell(cell.row, cell.col, cell.row_span, cell.col_span, cell.bbox)
+                sub.lines = parts[k]
+                finish_cell(sub)
+                if sub.lines:
+                    x0 = min(ln.bbox[0] for ln in sub.lines)
+                    x1 = max(ln.bbox[2] for ln in sub.lines)
+                    sub.bbox = (x0, cell.bbox[1], x1, cell.bbox[3])
+                picked[k] = (sub, picked[k][1])
         return picked
 
     def _total_row(self, row: TableRow, cols: list[Column], rec: FormRecord) -> bool:

@@ -225,9 +225,28 @@ _SPECKS_RE = re.compile(r"[·•∙●★☆]")
 _LOOSE_POINTS_RE = re.compile(r"[（(]?[^0-9\u4e00-\u9fff]*([0-9]{1,3})[^0-9\u4e00-\u9fff]*分[^\u4e00-\u9fff]*$")
 
 
+def drop_unpaired_quotes(text: str) -> str:
+    """Remove a “ with no ” after it (and a ” with no “ before it): stains read as quotes."""
+    out: list[str] = []
+    open_at: int | None = None
+    for ch in text:
+        if ch == "“":
+            if open_at is not None:
+                out[open_at] = ""  # the earlier one was never closed
+            open_at = len(out)
+        elif ch == "”":
+            if open_at is None:
+                continue
+            open_at = None
+        out.append(ch)
+    if open_at is not None:
+        out[open_at] = ""
+    return "".join(out)
+
+
 def strip_specks(text: str) -> str:
     """Remove speck marks anywhere, and stray dots / commas at the ends of a text."""
-    t = _SPECKS_RE.sub("", text or "")
+    t = drop_unpaired_quotes(_SPECKS_RE.sub("", text or ""))
     t = re.sub(r"^[\s.,，、。:;'`_~-]+", "", t)
     t = re.sub(r"[\s.,'`_~-]+$", "", t)
     return t

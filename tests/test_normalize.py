@@ -113,3 +113,18 @@ def test_ocr_text_simplified_layer_text_kept() -> None:
     layer_cell = Cell(0, 0, 1, 1, (0, 0, 10, 10), text="考察運維項目", confidence=1.0)
     assert b.value("text", [ocr_cell], 1).value == "考察运维项目"
     assert b.value("text", [layer_cell], 1).value == "考察運維項目"  # a text layer is taken as printed
+
+
+def test_cell_across_two_named_columns_split_by_its_lines() -> None:
+    # the rule between 指标名称 and 指标解释 was lost: one cell holds both texts
+    g = _grid([
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 2, 1), ("指标解释", 4, 3, 1), ("权重", 7, 1, 1), ("自评分", 8, 1, 1), ("备注", 9, 1, 1)],
+        [("投入与管理 (10分)", 0, 2, 1), ("", 2, 5, 1), ("10", 7, 1, 1), ("9", 8, 1, 1), ("", 9, 1, 1)],
+    ])
+    merged = next(c for c in g.cells if c.row == 1 and c.col == 2)
+    merged.lines = [TextLine("项目设立的规范性", (210, 145, 390, 170), 0.99),
+                    TextLine("项目的申请是否合规", (410, 145, 690, 170), 0.99)]
+    merged.text = "项目设立的规范性项目的申请是否合规"
+    (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+    ind = rec.indicators[0]
+    assert ind["name"].value == "项目设立的规范性" and ind["explanation"].value == "项目的申请是否合规"

@@ -222,3 +222,11 @@ def test_parse_value_none_and_unknown_kind() -> None:
     assert parse_value("money", None) == (None, True)
     with pytest.raises(ValueError):
         parse_value("currency", "1")
+
+
+def test_unpaired_quotes_from_stains_dropped() -> None:
+    from pipeline.values import drop_unpaired_quotes
+
+    assert drop_unpaired_quotes("服务对象满“意度指标") == "服务对象满意度指标"
+    assert drop_unpaired_quotes("“三公”经费和“一网通办”") == "“三公”经费和“一网通办”"
+    assert drop_unpaired_quotes("a”b") == "ab"

@@ -339,6 +339,42 @@ class RecordBuilder:
                 picked[k] = (sub, picked[k][1])
         return picked
 
+    @staticmethod
+    def _split_down(ind_rows: list[tuple[TableRow, dict[str, tuple[Cell, float]]]], keys: list[str]) -> None:
+        """Only level1/level2 legitimately span indicator rows. Any other cell met on several
+        rows lost a horizontal rule in the scan: give each row the lines inside its band."""
+        for key in keys:
+            if key in ("level1", "level2"):
+                continue
+            i = 0
+            while i < len(ind_rows):
+                cell = ind_rows[i][1].get(key, (None, 0.0))[0]
+                j = i + 1
+                while cell is not None and j < len(ind_rows) and ind_rows[j][1].get(key, (None, 0.0))[0] is cell:
+                    j += 1
+                if cell is not None and j - i >= 2 and cell.lines:
+                    bands = []
+                    for row, _ in ind_rows[i:j]:
+                        g = row.grid
+                        bands.append((g.row_lines[row.index], g.row_lines[row.index + 1]))
+                    parts: list[list] = [[] for _ in bands]
+                    ok = True
+                    for ln in cell.lines:
+                        cy = (ln.bbox[1] + ln.bbox[3]) / 2
+                        home = [k for k, (y0, y1) in enumerate(bands) if y0 <= cy < y1]
+                        if len(home) != 1:
+                            ok = False
+                            break
+                        parts[home[0]].append(ln)
+                    if ok:
+                        for k, (row, picked) in enumerate(ind_rows[i:j]):
+                            sub = Cell(row.index, cell.col, 1, cell.col_span,
+                                       (cell.bbox[0], bands[k][0], cell.bbox[2], bands[k][1]))
+                            sub.lines = parts[k]
+                            finish_cell(sub)
+                            picked[key] = (sub, picked[key][1])
+                i = j
+
     def _total_row(self, row: TableRow, cols: list[Column], rec: FormRecord) -> bool:
         texts = [_clean(c.text) for c in row.cells[:3]]
         if not any(_TOTAL_RE.match(t) for t in texts if t):
@@ -379,6 +415,7 @@ class RecordBuilder:
                 src_cell = ind_rows[src[0]][1][key][0]
                 for i in g:
                     ind_rows[i][1][key] = (src_cell, 1.0)
+        self._split_down(ind_rows, keys)
         out: list[dict[str, Value]] = []
         for row, picked in ind_rows:
             rec: dict[str, Value] = {}

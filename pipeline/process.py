@@ -48,7 +48,13 @@ def read_page(page: PageImage, engine: ocr.OcrEngine, timings: dict[str, float])
     else:
         prepared = preprocess.prepare(page, engine)
     t = _timed(timings, "preprocess", t)
-    grids = grid.find_grids(prepared.binary, prepared.image)
+    grids = []
+    if kind == "vector":
+        # born-digital: camelot's lattice from the PDF's own rules; the image route if it finds none
+        scale = page.dpi / 72.0
+        grids = grid.grids_from_pdf(str(page.source), page.page_no, scale, page.image.shape[0] / scale)
+    if not grids:
+        grids = grid.find_grids(prepared.binary, prepared.image)
     t = _timed(timings, "grid", t)
     if kind == "vector":
         grids, free = textlayer.read_layer(grids, page.text_layer or [])

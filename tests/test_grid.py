@@ -339,3 +339,16 @@ def test_split_by_whitespace_restores_erased_rule() -> None:
     binary[40:60, 40:360] = 255
     g2 = Grid(row_lines=[0, 100], col_lines=[0, 200, 400], cells=[Cell(0, 0, 1, 2, (0, 0, 400, 100))])
     assert split_by_whitespace(g2, binary, glyph=20.0) == 0
+
+
+SHARED_DEV_PDF = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "dev" / "d001.pdf"
+
+
+@pytest.mark.skipif(not SHARED_DEV_PDF.exists(), reason="shared dev corpus not present")
+def test_camelot_lattice_matches_golden_structure() -> None:
+    """The born-digital route (camelot over the PDF's rules) and the scan route agree."""
+    (gold,) = json.loads((Path(__file__).parent / "golden" / "grid" / "d001_p1.json").read_text(encoding="utf-8"))
+    (g,) = G.grids_from_pdf(str(SHARED_DEV_PDF), 1, 200 / 72, 841.89)
+    assert sorted([c.row, c.col, c.row_span, c.col_span] for c in g.cells) == sorted(gold["cells"])
+    assert all(abs(a - b) <= 3 for a, b in zip(g.col_lines, gold["col_lines"], strict=True))
+    assert all(abs(a - b) <= 3 for a, b in zip(g.row_lines, gold["row_lines"], strict=True))

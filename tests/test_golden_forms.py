@@ -96,3 +96,23 @@ def test_every_value_has_confidence_and_place(engine: ocr.OcrEngine) -> None:
     for c in cells:
         assert 0.0 <= c["confidence"] <= 1.0
         assert c["page"] == 1 and len(c["bbox"]) == 4
+
+
+SHARED_DEV = REPO.parent / "shared" / "corpus" / "dev"
+
+
+@pytest.mark.skipif(not SHARED_DEV.exists(), reason="shared dev corpus not present")
+def test_file_mixing_page_kinds(engine: ocr.OcrEngine, tmp_path: Path) -> None:
+    """A born-digital form followed by a scanned one: each page takes its own route."""
+    import pypdfium2 as pdfium
+
+    mixed = pdfium.PdfDocument.new()
+    for name in ("d021.pdf", "d025.pdf"):  # clean family A (1 page), scan family A (1 page)
+        src = pdfium.PdfDocument(str(SHARED_DEV / name))
+        mixed.import_pages(src)
+    path = tmp_path / "mixed.pdf"
+    mixed.save(str(path))
+    recs = process.process_file(path, engine=engine).records
+    assert [r.extra_source["page_kinds"] for r in recs] == [{"1": "vector"}, {"2": "image"}]
+    assert recs[1].fields["project_name"].value == "健康教育宣传专项"
+    assert recs[0].fields["project_name"].value and recs[0].fields["project_name"].confidence == 1.0

@@ -29,10 +29,6 @@ class TableRow:
     cells: list[Cell]  # cells that start in this row, left to right
     covering: list[Cell]  # every cell that covers this row (incl. merged from above), left to right
 
-    @property
-    def texts(self) -> list[str]:
-        return [c.text for c in self.cells]
-
 
 @dataclass
 class FormPages:

@@ -171,8 +171,9 @@ def _try_repairs(rec: FormRecord, failed: list[RuleResult], recheck: Callable[[]
             if original is not None and _close(float(alt), float(original), 1e-9):
                 continue
             cell.value = int(alt) if float(alt).is_integer() and not isinstance(original, float) else alt
-            if len([r for r in recheck() if not r.ok]) < n_failed and all(
-                r.ok for r in recheck() if any(c is cell for c in r.cells)
+            results = recheck()
+            if len([r for r in results if not r.ok]) < n_failed and all(
+                r.ok for r in results if any(c is cell for c in r.cells)
             ):
                 good.append(cell.value)
         cell.value = original

@@ -61,6 +61,17 @@ def iter_pages(path: Path, dpi: int = DEFAULT_DPI) -> Iterator[PageImage]:
         yield from _image_pages(path, dpi)
 
 
+def file_sha256(path: Path) -> str:
+    """Content hash of an input file: the key for re-runs and review decisions (names change, bytes don't)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def count_pages(path: Path) -> int:
     """Number of pages without rendering them (for progress bars)."""
     try:

@@ -100,7 +100,9 @@ def process_file(
         validate.validate(r)
     _timed(timings, "validate", t)
     by_page = {p.page_no: p for p in pages}
+    sha = ingest.file_sha256(path)
     for rec in records:
+        rec.extra_source["sha256"] = sha
         rec.extra_source["page_kinds"] = {str(n): by_page[n].kind for n in rec.pages}
         rec.extra_source["page_kind_reasons"] = {str(n): by_page[n].kind_reason for n in rec.pages}
         rec.extra_source["rotation"] = {str(n): by_page[n].prepared.rotation for n in rec.pages}

@@ -35,7 +35,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as e:
         _progress(f"scanforms: output folder {out} is not writable ({e.strerror or e})")
         return ExitCode.output_file
-    opts = process.Options(dpi=args.dpi, overlays=args.overlays)
+    opts = process.Options(
+        dpi=args.dpi, overlays=args.overlays, review_threshold=args.review_threshold, features=args.features
+    )
     jobs = max(1, min(args.jobs, len(inputs)))
     total_pages = sum(ingest.count_pages(p) for p in inputs)
     failures: list[ScanformsError] = []
@@ -86,16 +88,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                     break
     all_records.sort(key=lambda r: (r["source"]["file"], r["source"]["form_index"]))
     export.write_jsonl(out / "records.jsonl", all_records)
+    queue = export.combine_review_queue(out, [p.stem for p in inputs])
+    n_review = sum(1 for _ in queue.open(encoding="utf-8"))
     report = {
         "inputs": len(inputs),
         "records": len(all_records),
         "failures": [{"file": str(f.path), "page": f.page, "reason": f.reason} for f in failures],
+        "cells_to_review": n_review,
         "seconds": round(time.perf_counter() - t_start, 2),
     }
     export.atomic_write_text(out / "run_report.json", json.dumps(report, ensure_ascii=False, indent=1))
     _progress(
         f"done: {len(inputs) - len(failures)}/{len(inputs)} files, {len(all_records)} forms, "
-        f"{len(failures)} failed, {report['seconds']}s -> {out}"
+        f"{len(failures)} failed, {n_review} cells to review, {report['seconds']}s -> {out}"
     )
     if failures:
         return max(int(f.exit_code) for f in failures)
@@ -131,6 +136,42 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return ExitCode.input_file if failures else ExitCode.ok
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Accuracy, calibration (ECE), the review curve and a reliability diagram for a prediction folder."""
+    from . import evaluate
+
+    cells, n_forms, missing = evaluate.score_folder(args.truth, args.pred)
+    if not cells:
+        _progress(f"scanforms: nothing to score (truth {args.truth}, predictions {args.pred})")
+        return ExitCode.bad_args
+    s = evaluate.summarize(cells, args.threshold)
+    print(f"forms {n_forms}, missing {missing}, cells {s['cells']}")
+    print(f"accuracy {s['accuracy']:.4f}  ECE {s['ece']:.4f}  review_rate {s['review_rate']:.4f}  "
+          f"accepted_error_rate {s['accepted_error_rate'] or 0:.4f}  (needs_review, else confidence ≥ {args.threshold})")
+    print("threshold  review_rate  accepted_error_rate")
+    curve = evaluate.review_curve(cells, steps=20)
+    for pt in curve:
+        print(f"{pt['threshold']:9.2f}  {pt['review_rate']:11.4f}  {pt['accepted_error_rate']:19.4f}")
+    png = args.plot or args.pred / "reliability.png"
+    evaluate.reliability_png(cells, png)
+    print(f"reliability diagram -> {png}")
+    if args.json:
+        from .export import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps({"summary": s, "curve": curve, "forms_missing": missing}, indent=1))
+    return ExitCode.ok
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit the confidence model on a prediction folder written with --features, against truth."""
+    from . import calibrate
+
+    report = calibrate.fit_folder(args.truth, args.pred, save=None if args.dry_run else args.save,
+                                  target_error=args.target_error)
+    print(json.dumps(report, indent=1))
+    return ExitCode.ok
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="scanforms",
@@ -151,7 +192,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("-j", "--jobs", type=int, default=1, help="files processed in parallel processes (default: 1)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    r.add_argument(
+        "--review-threshold",
+        type=float,
+        default=None,
+        help="cells under this calibrated confidence go to the review queue (default: the calibration's, see README)",
+    )
+    r.add_argument("--features", action="store_true", help="also write the confidence model's inputs (features/)")
     r.set_defaults(func=cmd_run)
+    e = sub.add_parser(
+        "eval",
+        help="score records against ground truth: accuracy, ECE, review curve, reliability diagram",
+        description="Score a prediction folder against a truth folder (record-format spec rules).",
+    )
+    e.add_argument("--truth", type=Path, required=True, help="folder of truth <stem>.json files")
+    e.add_argument("--pred", type=Path, default=DEFAULT_OUT, help=f"folder of records (default: {DEFAULT_OUT})")
+    e.add_argument("--threshold", type=float, default=0.9, help="accept cells without needs_review at this confidence")
+    e.add_argument("--plot", type=Path, help="reliability diagram PNG (default: <pred>/reliability.png)")
+    e.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    e.set_defaults(func=cmd_eval)
+    c = sub.add_parser(
+        "calibrate",
+        help="fit the confidence model (models/calibration.json) on records written with --features",
+        description="Fit logistic + isotonic confidence calibration from `scanforms run --features` output and truth.",
+    )
+    c.add_argument("--truth", type=Path, required=True, help="folder of truth <stem>.json files")
+    c.add_argument("--pred", type=Path, required=True, help="output folder of `scanforms run --features`")
+    c.add_argument("--save", type=Path, default=Path("models/calibration.json"), help="where to save the model")
+    c.add_argument("--target-error", type=float, default=0.004,
+                   help="accepted-error rate the default review threshold is chosen for (default: 0.004)")
+    c.add_argument("--dry-run", action="store_true", help="report the cross-validated figures, save nothing")
+    c.set_defaults(func=cmd_calibrate)
     t = sub.add_parser(
         "tables",
         help="write every reconstructed table (form or not) as JSON + HTML",

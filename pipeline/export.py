@@ -153,3 +153,107 @@ def write_tables(out_dir: Path, input_path: Path, page: PageResult) -> list[Path
         atomic_write_text(base.with_suffix(".html"), table_html(g))
         written += [base.with_suffix(".json"), base.with_suffix(".html")]
     return written
+
+
+# --- review queue ------------------------------------------------------------------------------
+
+REVIEW_DIR = "review"
+
+
+def _crop_png(image: np.ndarray, box: tuple[int, int, int, int], mark: tuple[int, int, int, int] | None = None) -> bytes:
+    """A crop of the page (clamped to it), with the cell outlined when `mark` is given."""
+    import cv2
+
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3])
+    crop = image[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+    crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR) if crop.ndim == 2 else crop.copy()
+    if mark is not None:
+        cv2.rectangle(crop, (mark[0] - x0, mark[1] - y0), (mark[2] - x0, mark[3] - y0), (0, 0, 220), 2)
+    ok, buf = cv2.imencode(".png", crop)
+    if not ok:
+        raise OutputError(None, "could not encode a review crop")
+    return buf.tobytes()
+
+
+def review_entries(input_path: Path, records: list[FormRecord]) -> list[dict[str, Any]]:
+    """One queue entry per cell flagged for review (needs_review), in the format the review app reads."""
+    from .confidence import iter_cells
+
+    out = []
+    for rec in records:
+        sha = str(rec.extra_source.get("sha256", ""))
+        for section, row, key, v, _kind, _row in iter_cells(rec):
+            if not v.needs_review:
+                continue
+            rid = "-" if row is None else str(row)
+            out.append({
+                "id": f"{sha[:12]}:{rec.form_index}:{section}:{rid}:{key}",
+                "file": input_path.name,
+                "sha256": sha,
+                "form_index": rec.form_index,
+                "section": section,
+                "row": row,
+                "key": key,
+                "label": v.label,
+                "value": v.value,
+                "raw": v.raw,
+                "confidence": round(float(v.confidence), 4),
+                "reasons": list(v.reasons),
+                "alternatives": list(v.alternatives),
+                "page": v.page,
+                "bbox": list(v.bbox) if v.bbox else None,
+                "crop": None,
+                "row_crop": None,
+            })
+    return out
+
+
+def write_review_part(out_dir: Path, input_path: Path, records: list[FormRecord], pages: list[PageResult]) -> list[Path]:
+    """This file's share of the review queue, `review/parts/<stem>.jsonl`, with a crop of each cell and its row."""
+    entries = review_entries(input_path, records)
+    by_page = {p.page_no: p for p in pages}
+    base = out_dir / REVIEW_DIR
+    written = []
+    for e in entries:
+        page = by_page.get(e["page"] or 0)
+        if page is None or not e["bbox"]:
+            continue
+        x0, y0, x1, y1 = e["bbox"]
+        name = f"{input_path.stem}-f{e['form_index']}-{e['section']}-{e['row'] if e['row'] is not None else 'x'}-{e['key']}"
+        img = page.prepared.image
+        cell_path = base / "crops" / f"{name}.png"
+        atomic_write_bytes(cell_path, _crop_png(img, (x0 - 12, y0 - 12, x1 + 12, y1 + 12)))
+        # the row around it: the table's width (or the page's), the cell's height plus a margin
+        grid = next((g for g in page.grids if g.bbox[1] <= y0 <= g.bbox[3]), None)
+        gx0, gx1 = (grid.bbox[0], grid.bbox[2]) if grid else (0, img.shape[1])
+        row_path = base / "crops" / f"{name}-row.png"
+        atomic_write_bytes(row_path, _crop_png(img, (gx0 - 8, y0 - 30, gx1 + 8, y1 + 30), (x0, y0, x1, y1)))
+        e["crop"] = f"crops/{cell_path.name}"
+        e["row_crop"] = f"crops/{row_path.name}"
+        written += [cell_path, row_path]
+    part = base / "parts" / f"{input_path.stem}.jsonl"
+    write_jsonl(part, entries)
+    return written + [part]
+
+
+def combine_review_queue(out_dir: Path, stems: Iterable[str] | None = None) -> Path:
+    """`review/queue.jsonl`: every file's entries (of `stems`, or all parts), least confident first."""
+    parts_dir = out_dir / REVIEW_DIR / "parts"
+    wanted = set(stems) if stems is not None else None
+    entries: list[dict[str, Any]] = []
+    for part in sorted(parts_dir.glob("*.jsonl")) if parts_dir.exists() else []:
+        if wanted is not None and part.stem not in wanted:
+            continue
+        entries += [json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line.strip()]
+    entries.sort(key=lambda e: (e["confidence"], e["file"], e["form_index"], e["section"], e["row"] or 0, e["key"]))
+    path = out_dir / REVIEW_DIR / "queue.jsonl"
+    write_jsonl(path, entries)
+    return path
+
+
+def write_features(out_dir: Path, input_path: Path, rows: list[dict[str, Any]]) -> Path:
+    """The confidence model's inputs per cell, `features/<stem>.jsonl`, for `scanforms calibrate`."""
+    path = out_dir / "features" / f"{input_path.stem}.jsonl"
+    write_jsonl(path, [{"file": input_path.name, **r} for r in rows])
+    return path

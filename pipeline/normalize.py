@@ -97,8 +97,10 @@ class RecordBuilder:
         raw = join_lines([c.text for c in cells if c.text])
         bbox = _union([c.bbox for c in cells]) if cells else None
         ocr_conf = min((c.confidence for c in cells if c.text), default=1.0)
+        evidence = cell_evidence(cells, label_score)
         if _clean(raw) in _DASHES or not _clean(raw):
-            return Value(value=None, raw=raw, confidence=ocr_conf * label_score, page=page, bbox=bbox)
+            return Value(value=None, raw=raw, confidence=ocr_conf * label_score, page=page, bbox=bbox,
+                         evidence=evidence | {"empty": 1.0, "parsed": 1.0})
         if kind == "text":
             raw_clean = strip_specks(raw)
             raw = raw_clean if raw_clean else raw
@@ -107,7 +109,8 @@ class RecordBuilder:
         val, ok = parse_value(kind, raw)
         conf = ocr_conf * label_score * (1.0 if ok else 0.3)
         reasons = [] if ok else [f"could not parse as {kind}"]
-        return Value(value=val, raw=raw, confidence=conf, page=page, bbox=bbox, reasons=reasons)
+        evidence |= {"empty": 0.0, "parsed": 1.0 if ok else 0.0}
+        return Value(value=val, raw=raw, confidence=conf, page=page, bbox=bbox, reasons=reasons, evidence=evidence)
 
     # --- the whole form -------------------------------------------------------------------
     def build(self, form: FormPages, file: str, index: int) -> FormRecord:
@@ -204,7 +207,9 @@ class RecordBuilder:
                 j += 1
                 break  # one value cell per label; merged value cells are one cell
             if m.key not in rec.fields or rec.fields[m.key].value is None:
-                rec.fields[m.key] = self.value(self.m.kind("fields", m.key), vals, row.page, m.score)
+                v = self.value(self.m.kind("fields", m.key), vals, row.page, m.score)
+                v.label = "".join(x.text for x in cells[i : i + step])
+                rec.fields[m.key] = v
             i = j if vals else i + step
 
     # --- funding block ---------------------------------------------------------------------
@@ -436,6 +441,25 @@ class RecordBuilder:
                 continue
             out.append(rec)
         return out
+
+
+def cell_evidence(cells: list[Cell], label_score: float = 1.0) -> dict[str, float]:
+    """OCR evidence for a value read from these cells: character scores and how much was read."""
+    scores: list[float] = []
+    n_lines = 0
+    for c in cells:
+        for t in c.lines:
+            n_lines += 1
+            scores += t.char_scores if t.char_scores else [t.score] * max(1, len(t.text))
+    n_chars = sum(len(c.text.replace(" ", "")) for c in cells)
+    return {
+        "ocr_min": min(scores) if scores else 1.0,
+        "ocr_mean": sum(scores) / len(scores) if scores else 1.0,
+        "ocr_low": sum(s < 0.9 for s in scores) / len(scores) if scores else 0.0,
+        "n_chars": float(n_chars),
+        "n_lines": float(n_lines),
+        "label": float(label_score),
+    }
 
 
 def _union(boxes: list[BBox]) -> BBox:

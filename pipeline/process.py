@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import assemble, export, grid, ingest, normalize, ocr, preprocess, textlayer, validate
+from . import assemble, confidence, export, grid, ingest, normalize, ocr, preprocess, textlayer, validate
 from .errors import NoFormFound, ScanformsError
 from .types import FormRecord, PageImage, PageResult, PreparedPage
 
@@ -21,6 +21,9 @@ class Options:
     dpi: int = ingest.DEFAULT_DPI
     overlays: bool = False
     engine: str = "rapidocr"
+    review_threshold: float | None = None  # None: the calibrated model's own threshold
+    review_queue: bool = True  # write review/ entries and crops for cells below the threshold
+    features: bool = False  # write the confidence model's inputs (for `scanforms calibrate`)
 
 
 @dataclass
@@ -29,6 +32,7 @@ class FileResult:
     records: list[FormRecord]
     pages: list[PageResult]
     timings: dict[str, float] = field(default_factory=dict)
+    features: list[dict] = field(default_factory=list)  # the confidence model's inputs, when asked for
 
 
 def _timed(timings: dict[str, float], stage: str, t0: float) -> float:
@@ -98,7 +102,12 @@ def process_file(
     t = _timed(timings, "normalize", t)
     for r in records:
         validate.validate(r)
-    _timed(timings, "validate", t)
+    t = _timed(timings, "validate", t)
+    contexts = {p.page_no: confidence.PageContext.of(p) for p in pages}
+    features = [row for r in records for row in confidence.record_features(r, contexts)] if opts.features else []
+    for r in records:
+        confidence.score_record(r, contexts, threshold=opts.review_threshold)
+    _timed(timings, "confidence", t)
     by_page = {p.page_no: p for p in pages}
     sha = ingest.file_sha256(path)
     for rec in records:
@@ -107,7 +116,7 @@ def process_file(
         rec.extra_source["page_kind_reasons"] = {str(n): by_page[n].kind_reason for n in rec.pages}
         rec.extra_source["rotation"] = {str(n): by_page[n].prepared.rotation for n in rec.pages}
         rec.extra_source["skew_deg"] = {str(n): round(by_page[n].prepared.skew_deg, 2) for n in rec.pages}
-    return FileResult(path=path, records=records, pages=pages, timings=timings)
+    return FileResult(path=path, records=records, pages=pages, timings=timings, features=features)
 
 
 def _looks_like_form(rec: FormRecord) -> bool:
@@ -121,6 +130,10 @@ def export_file(result: FileResult, out_dir: Path, opts: Options) -> list[Path]:
     written: list[Path] = []
     if result.records:
         written.append(export.write_records(out_dir, result.path, result.records))
+    if opts.review_queue:
+        written += export.write_review_part(out_dir, result.path, result.records, result.pages)
+    if opts.features:
+        written.append(export.write_features(out_dir, result.path, result.features))
     in_forms = {n for r in result.records for n in r.pages}
     for p in result.pages:
         if p.page_no not in in_forms:

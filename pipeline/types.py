@@ -129,6 +129,12 @@ class Value:
     bbox: BBox | None = None
     reasons: list[str] = field(default_factory=list)
     needs_review: bool | None = None
+    # The form's own label for this value, where one was read (header fields).
+    label: str | None = None
+    # What the confidence model reads (OCR scores, parse, validation...): not exported.
+    evidence: dict[str, float] = field(default_factory=dict)
+    # Other readings worth a reviewer's key press: [{"value": ..., "why": "..."}].
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

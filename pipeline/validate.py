@@ -180,6 +180,10 @@ def _try_repairs(rec: FormRecord, failed: list[RuleResult], recheck: Callable[[]
         if len(good) == 1:
             cell.reasons.append(f"read {raw!r} as {good[0]}: the only reading that satisfies the form's arithmetic")
             cell.value = good[0]
+            cell.evidence["repaired"] = 1.0
+            cell.alternatives.append({"value": original, "why": f"as read: {raw!r}"})
+        else:  # several readings would do: a person picks
+            cell.alternatives += [{"value": g, "why": "makes the form's arithmetic hold"} for g in good]
 
 
 def validate(rec: FormRecord) -> list[RuleResult]:
@@ -190,6 +194,10 @@ def validate(rec: FormRecord) -> list[RuleResult]:
         _try_repairs(rec, failed, lambda: check(rec))
         results = check(rec)
     for r in results:
+        for c in r.cells:
+            if c is not None:  # the confidence model weighs arithmetic that holds as much as what fails
+                key = "rules_ok" if r.ok else "rules_failed"
+                c.evidence[key] = c.evidence.get(key, 0.0) + 1.0
         if r.ok:
             continue
         for c in r.cells:

@@ -1,0 +1,128 @@
+"""Calibrate: fit the confidence model on a corpus with ground truth.
+
+    scanforms run ../shared/corpus/dev --out /tmp/cal --features -j 2
+    scanforms calibrate --truth ../shared/corpus/dev/truth --pred /tmp/cal
+
+Each scored cell (see `evaluate`) is joined to the features the run wrote for
+it; a logistic model is fitted on all of them, and the isotonic map on top of
+it is fitted on out-of-fold scores (folds by file), so that the map corrects
+the logistic model's optimism rather than memorising it. The default review
+threshold is the lowest that keeps the out-of-fold accepted-error rate under
+the target. Everything goes to `models/calibration.json`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import confidence, evaluate
+from .export import atomic_write_text
+
+FOLDS = 5
+
+
+def _load_features(pred_dir: Path) -> dict[tuple, dict[str, float]]:
+    out = {}
+    for f in sorted((pred_dir / "features").glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                r = json.loads(line)
+                out[(r["file"], r["form_index"], r["section"], r["row"], r["key"])] = r["x"]
+    return out
+
+
+def training_set(truth_dir: Path, pred_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str], int]:
+    """(X, y, file of each row, cells the scorer counts with no prediction to join)."""
+    cells, _n, _missing = evaluate.score_folder(truth_dir, pred_dir)
+    feats = _load_features(pred_dir)
+    X, y, files, unjoined = [], [], [], 0
+    for c in cells:
+        x = feats.get((c.file, c.form_index, c.section, c.row, c.key))
+        if x is None:
+            unjoined += 1  # a truth row nothing was predicted for: no confidence, always reviewed
+            continue
+        X.append([x.get(k, 0.0) for k in confidence.FEATURES])
+        y.append(1.0 if c.correct else 0.0)
+        files.append(c.file)
+    if not X:
+        raise ValueError(f"no features joined: was {pred_dir} written with `scanforms run --features`?")
+    return np.array(X), np.array(y), files, unjoined
+
+
+def _ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    b = np.minimum((p * bins).astype(int), bins - 1)
+    return float(sum(abs(p[b == k].mean() - y[b == k].mean()) * (b == k).sum() for k in range(bins) if (b == k).any())
+                 / len(p))
+
+
+def _at_threshold(p: np.ndarray, y: np.ndarray, thr: float, n_extra: int) -> dict[str, float]:
+    acc = p >= thr
+    n = len(p) + n_extra
+    return {
+        "review_rate": round(1 - acc.sum() / n, 4),
+        "accepted_error_rate": round(float((1 - y[acc]).sum() / acc.sum()) if acc.any() else 0.0, 5),
+    }
+
+
+def choose_threshold(p: np.ndarray, y: np.ndarray, target_error: float) -> float:
+    """The lowest threshold whose accepted cells are wrong at most `target_error` of the time."""
+    for thr in np.round(np.arange(0.30, 0.995, 0.01), 2):
+        acc = p >= thr
+        if acc.any() and (1 - y[acc]).mean() <= target_error:
+            return float(thr)
+    return 0.99
+
+
+def fit(X: np.ndarray, y: np.ndarray, files: list[str], target_error: float = 0.004,
+        l2: float = 1.0) -> tuple[confidence.Calibration, np.ndarray]:
+    """The model, and the out-of-fold calibrated scores it was judged by."""
+    uniq = sorted(set(files))
+    fold_of = {f: i % FOLDS for i, f in enumerate(uniq)}
+    folds = np.array([fold_of[f] for f in files])
+    raw_oof = np.zeros(len(y))
+    for k in range(FOLDS):
+        tr, te = folds != k, folds == k
+        if not te.any() or len(set(y[tr])) < 2:
+            continue
+        w = confidence.fit_logistic(X[tr], y[tr], l2)
+        raw_oof[te] = 1 / (1 + np.exp(-np.clip(X[te] @ w, -30, 30)))
+    iso_x, iso_y = confidence.fit_isotonic(raw_oof, y)
+    w = confidence.fit_logistic(X, y, l2)
+    oof = np.interp(raw_oof, iso_x, iso_y)
+    model = confidence.Calibration(
+        weights={k: round(float(v), 6) for k, v in zip(confidence.FEATURES, w, strict=True)},
+        iso_x=iso_x,
+        iso_y=iso_y,
+        threshold=choose_threshold(oof, y, target_error),
+    )
+    return model, oof
+
+
+def fit_folder(truth_dir: Path, pred_dir: Path, save: Path | None, target_error: float = 0.004) -> dict[str, Any]:
+    X, y, files, unjoined = training_set(truth_dir, pred_dir)
+    model, oof = fit(X, y, files, target_error)
+    fitted = np.array([model.predict(dict(zip(confidence.FEATURES, row, strict=True))) for row in X])
+    report = {
+        "cells": int(len(y)),
+        "cells_without_prediction": unjoined,
+        "accuracy": round(float(y.mean()), 4),
+        "threshold": model.threshold,
+        "cross_validated": {"ece": round(_ece(oof, y), 4), **_at_threshold(oof, y, model.threshold, unjoined)},
+        "fitted": {"ece": round(_ece(fitted, y), 4), **_at_threshold(fitted, y, model.threshold, unjoined)},
+        "target_error": target_error,
+    }
+    model.meta = {
+        "fitted_on": str(truth_dir),
+        "date": dt.date.today().isoformat(),
+        "command": f"scanforms calibrate --truth {truth_dir} --pred {pred_dir} --target-error {target_error}",
+        "report": report,
+    }
+    if save is not None:
+        atomic_write_text(save, json.dumps(model.to_json(), ensure_ascii=False, indent=1) + "\n")
+        report["saved"] = str(save)
+    return report

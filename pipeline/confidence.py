@@ -1,0 +1,263 @@
+"""Confidence: one calibrated probability per cell that its value is exactly right.
+
+The evidence each stage leaves on a value (`Value.evidence`: OCR character
+scores, label-match score, type parse, the forms' arithmetic holding or
+failing, a repaired reading) plus what is known of its page (page kind, how
+well the whole page read, DPI, skew) and its row goes through a logistic model,
+then an isotonic map, both fitted on the dev corpus by `scanforms calibrate`
+and saved as data in `models/calibration.json`. A cell whose calibrated
+confidence is under the threshold gets `needs_review: true`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .types import FormRecord, PageResult, Value
+
+MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "calibration.json"
+DEFAULT_THRESHOLD = 0.9  # replaced by the fitted model's own threshold when one is saved
+
+FEATURES = [
+    "bias",
+    "vector",
+    "garbled",
+    "ocr_min",
+    "ocr_mean",
+    "ocr_low",
+    "label",
+    "label_weak",
+    "empty",
+    "unparsed",
+    "rules_ok",
+    "rules_failed",
+    "repaired",
+    "number",
+    "long_text",
+    "log_chars",
+    "multi_line",
+    "page_q",
+    "page_low",
+    "low_dpi",
+    "row_min",
+    "row_failed",
+    "funding",
+    "indicator",
+    "derived",
+]
+
+
+def _logit(p: float, eps: float = 1e-4) -> float:
+    p = min(1 - eps, max(eps, float(p)))
+    return math.log(p / (1 - p))
+
+
+@dataclass
+class PageContext:
+    """What is known of a page as a whole: how it was read and how well."""
+
+    kind: str = "image"
+    dpi: int = 200
+    quality: float = 1.0  # median OCR score of the page's non-empty cells
+    low_frac: float = 0.0  # share of those cells under 0.9
+
+    @classmethod
+    def of(cls, page: PageResult) -> PageContext:
+        confs = [c.confidence for g in page.grids for c in g.cells if c.text]
+        return cls(
+            kind=page.kind,
+            dpi=page.prepared.page.dpi,
+            quality=float(np.median(confs)) if confs else 1.0,
+            low_frac=float(np.mean([c < 0.9 for c in confs])) if confs else 0.0,
+        )
+
+
+def features(
+    v: Value,
+    kind: str,
+    section: str,
+    page: PageContext,
+    row: dict[str, Value] | None = None,
+) -> dict[str, float]:
+    """The model's inputs for one cell (names as in FEATURES)."""
+    ev = v.evidence
+    derived = not ev  # set by a stage that read no cells of its own (title, level1 split, funding label)
+    ocr_min = ev.get("ocr_min", v.confidence)
+    n_chars = ev.get("n_chars", float(len(v.raw or "")))
+    x = {
+        "bias": 1.0,
+        "vector": 1.0 if page.kind == "vector" else 0.0,
+        "garbled": 1.0 if page.kind == "garbled" else 0.0,
+        "ocr_min": _logit(ocr_min),
+        "ocr_mean": _logit(ev.get("ocr_mean", ocr_min)),
+        "ocr_low": ev.get("ocr_low", 0.0),
+        "label": ev.get("label", 1.0),
+        "label_weak": 1.0 if ev.get("label", 1.0) < 0.9 else 0.0,
+        "empty": 1.0 if v.value is None or v.value == "" else 0.0,
+        "unparsed": 1.0 - ev.get("parsed", 1.0),
+        "rules_ok": min(ev.get("rules_ok", 0.0), 3.0),
+        "rules_failed": min(ev.get("rules_failed", 0.0), 3.0),
+        "repaired": ev.get("repaired", 0.0),
+        "number": 1.0 if kind in ("number", "int", "money", "percent") else 0.0,
+        "long_text": 1.0 if kind == "text" and n_chars > 40 else 0.0,
+        "log_chars": math.log1p(n_chars),
+        "multi_line": 1.0 if ev.get("n_lines", 1.0) > 1 else 0.0,
+        "page_q": _logit(page.quality),
+        "page_low": page.low_frac,
+        "low_dpi": max(0.0, (200 - page.dpi) / 100),
+        "row_min": 0.0,
+        "row_failed": 0.0,
+        "funding": 1.0 if section == "funding" else 0.0,
+        "indicator": 1.0 if section == "indicators" else 0.0,
+        "derived": 1.0 if derived else 0.0,
+    }
+    if row:
+        mins = [c.evidence.get("ocr_min", c.confidence) for c in row.values()]
+        x["row_min"] = _logit(min(mins)) - x["ocr_min"] if mins else 0.0
+        x["row_failed"] = 1.0 if any(c.evidence.get("rules_failed") for c in row.values()) else 0.0
+    return x
+
+
+@dataclass
+class Calibration:
+    """Logistic weights over FEATURES, then an isotonic map of the logistic output."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    iso_x: list[float] = field(default_factory=list)
+    iso_y: list[float] = field(default_factory=list)
+    threshold: float = DEFAULT_THRESHOLD
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, x: dict[str, float]) -> float:
+        if not self.weights:
+            return float("nan")
+        z = sum(self.weights.get(k, 0.0) * x.get(k, 0.0) for k in FEATURES)
+        p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+        if self.iso_x:
+            p = float(np.interp(p, self.iso_x, self.iso_y))
+        return p
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "features": FEATURES,
+            "weights": self.weights,
+            "isotonic": {"x": self.iso_x, "y": self.iso_y},
+            "threshold": self.threshold,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def load(cls, path: Path = MODEL_PATH) -> Calibration:
+        if not path.exists():
+            return cls()
+        d = json.loads(path.read_text(encoding="utf-8"))
+        iso = d.get("isotonic") or {}
+        return cls(d.get("weights", {}), iso.get("x", []), iso.get("y", []), d.get("threshold", DEFAULT_THRESHOLD),
+                   d.get("meta", {}))
+
+
+_MODEL: Calibration | None = None
+
+
+def get_model() -> Calibration:
+    global _MODEL
+    if _MODEL is None:
+        _MODEL = Calibration.load()
+    return _MODEL
+
+
+def iter_cells(rec: FormRecord) -> Iterator[tuple[str, int | None, str, Value, str, dict[str, Value] | None]]:
+    """(section, row index or None, key, value, row) for every cell of a record, once each."""
+    from .lexicon import get_matcher
+
+    m = get_matcher()
+    for key, v in rec.fields.items():
+        yield "fields", None, key, v, m.kind("fields", key), None
+    for i, row in enumerate(rec.funding):
+        for key, v in row.items():
+            yield "funding", i, key, v, m.kind("funding", key), row
+    for i, row in enumerate(rec.indicators):
+        for key, v in row.items():
+            yield "indicators", i, key, v, m.kind("indicators", key), row
+
+
+def score_record(
+    rec: FormRecord,
+    pages: dict[int, PageContext],
+    model: Calibration | None = None,
+    threshold: float | None = None,
+) -> None:
+    """Set every cell's calibrated confidence and needs_review (in place)."""
+    model = model or get_model()
+    thr = model.threshold if threshold is None else threshold
+    done: set[int] = set()
+    for section, _i, _key, v, kind, row in iter_cells(rec):
+        if id(v) in done:  # a value shared by two keys (funding total row → fields)
+            continue
+        done.add(id(v))
+        ctx = pages.get(v.page or 0) or PageContext()
+        p = model.predict(features(v, kind, section, ctx, row))
+        if math.isnan(p):
+            p = v.confidence  # no fitted model: the stages' own product of scores
+        v.confidence = p
+        v.needs_review = bool(p < thr)
+
+
+def record_features(rec: FormRecord, pages: dict[int, PageContext]) -> list[dict[str, Any]]:
+    """Feature rows for the calibration set, addressed as the scorer addresses cells."""
+    out = []
+    for section, i, key, v, kind, row in iter_cells(rec):
+        ctx = pages.get(v.page or 0) or PageContext()
+        out.append({"form_index": rec.form_index, "section": section, "row": i, "key": key,
+                    "x": features(v, kind, section, ctx, row)})
+    return out
+
+
+# --- fitting ---------------------------------------------------------------------------------
+
+
+def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50) -> np.ndarray:
+    """L2-regularised logistic regression by Newton's method (the bias is not penalised)."""
+    n, d = X.shape
+    w = np.zeros(d)
+    reg = np.full(d, l2)
+    reg[0] = 0.0
+    for _ in range(iters):
+        z = np.clip(X @ w, -30, 30)
+        p = 1 / (1 + np.exp(-z))
+        g = X.T @ (p - y) + reg * w
+        h = (X * (p * (1 - p))[:, None]).T @ X + np.diag(reg + 1e-6)
+        step = np.linalg.solve(h, g)
+        w -= step
+        if np.max(np.abs(step)) < 1e-6:
+            break
+    return w
+
+
+def fit_isotonic(p: np.ndarray, y: np.ndarray, n_knots: int = 40) -> tuple[list[float], list[float]]:
+    """Pool-adjacent-violators on (score, outcome), reduced to a few knots for np.interp."""
+    order = np.argsort(p)
+    ps, ys = p[order], y[order].astype(float)
+    blocks: list[list[float]] = []  # [sum_y, count, min_p, max_p]
+    for pi, yi in zip(ps, ys, strict=True):
+        blocks.append([yi, 1.0, pi, pi])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            s, c, lo, hi = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += c
+            blocks[-1][3] = hi
+    xs, vs = [], []
+    for s, c, lo, hi in blocks:
+        xs.append((lo + hi) / 2)
+        vs.append(s / c)
+    if len(xs) > n_knots:  # keep the map small; np.interp between knots is monotone too
+        idx = np.unique(np.linspace(0, len(xs) - 1, n_knots).round().astype(int))
+        xs, vs = [xs[i] for i in idx], [vs[i] for i in idx]
+    return [round(float(a), 6) for a in xs], [round(float(b), 6) for b in vs]

@@ -1,0 +1,169 @@
+"""Confidence: the calibration fit, the shipped model's behaviour, the review queue and `scanforms eval`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import calibrate, confidence, evaluate, export, ocr, process
+from pipeline.cli import main
+from pipeline.types import FormRecord, Value
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data" / "raw"
+CACHE = REPO / "tests" / "ocr_cache"
+DEV = REPO.parent / "shared" / "corpus" / "dev"
+
+
+# --- fitting on data whose truth is known ------------------------------------------------------
+
+
+def test_logistic_recovers_the_signal() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=4000)
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(0.5 + 2.0 * x)))).astype(float)
+    w = confidence.fit_logistic(np.c_[np.ones_like(x), x], y, l2=0.01)
+    assert abs(w[0] - 0.5) < 0.2 and abs(w[1] - 2.0) < 0.3
+
+
+def test_isotonic_map_is_monotone_and_calibrated() -> None:
+    rng = np.random.default_rng(1)
+    score = rng.random(5000)
+    truth_p = score**3  # a miscalibrated score: the real probability is its cube
+    y = (rng.random(5000) < truth_p).astype(float)
+    xs, ys = confidence.fit_isotonic(score, y)
+    assert all(b >= a for a, b in zip(ys, ys[1:], strict=False))
+    mapped = np.interp(score, xs, ys)
+    assert calibrate._ece(mapped, y) < 0.03
+    assert calibrate._ece(score, y) > 0.2  # the raw score was far off: the map did the work
+
+
+def test_threshold_keeps_accepted_error_under_target() -> None:
+    rng = np.random.default_rng(2)
+    p = rng.random(20000)
+    y = (rng.random(20000) < p).astype(float)
+    thr = calibrate.choose_threshold(p, y, 0.05)
+    acc = p >= thr
+    assert (1 - y[acc]).mean() <= 0.05
+    assert 0.9 <= thr <= 0.97  # calibrated p: the error above thr is about (1 - thr) / 2
+
+
+# --- the shipped model ---------------------------------------------------------------------------
+
+
+def _value(ocr_min: float, **ev: float) -> Value:
+    evidence = {"ocr_min": ocr_min, "ocr_mean": ocr_min, "n_chars": 8.0, "n_lines": 1.0, "label": 1.0,
+                "parsed": 1.0, "empty": 0.0} | ev
+    return Value(value=12.5, raw="12.5", confidence=ocr_min, page=1, bbox=(0, 0, 10, 10), evidence=evidence)
+
+
+def test_shipped_model_exists_and_orders_evidence() -> None:
+    model = confidence.Calibration.load()
+    assert model.weights, "models/calibration.json is missing: run `scanforms calibrate`"
+    assert 0.3 <= model.threshold <= 0.99
+    page = confidence.PageContext(kind="image", dpi=200, quality=0.98, low_frac=0.05)
+
+    def p(v: Value) -> float:
+        return model.predict(confidence.features(v, "number", "indicators", page))
+
+    assert p(_value(0.99)) >= p(_value(0.55))  # a surer read is not less likely right
+    assert p(_value(0.99, rules_ok=2.0)) >= p(_value(0.99, rules_failed=2.0))  # arithmetic that holds counts
+    bad_page = confidence.PageContext(kind="image", dpi=150, quality=0.75, low_frac=0.5)
+    assert model.predict(confidence.features(_value(0.99), "number", "indicators", bad_page)) <= p(_value(0.99))
+    for q in (0.3, 0.6, 0.9, 0.999):
+        assert 0.0 <= p(_value(q)) <= 1.0
+
+
+def test_score_record_flags_below_threshold() -> None:
+    rec = FormRecord(file="x.pdf", form_index=0, pages=[1])
+    rec.fields = {"total_score": _value(0.99, rules_ok=1.0), "total_weight": _value(0.4, rules_failed=2.0)}
+    model = confidence.Calibration.load()
+    confidence.score_record(rec, {1: confidence.PageContext()}, model, threshold=0.5)
+    for v in rec.fields.values():
+        assert v.needs_review == (v.confidence < 0.5)
+    assert rec.fields["total_weight"].confidence < rec.fields["total_score"].confidence
+
+
+# --- scoring by the spec's rules ------------------------------------------------------------------
+
+
+def test_same_follows_the_spec() -> None:
+    assert evaluate.same("money", 2523747.0, "2523747.00")
+    assert not evaluate.same("number", 8.09, 8.1)
+    assert evaluate.same("text", "项目 名称", "项目名称")  # blanks don't count
+    long = "完成年度内本单位中央保健远程医疗及综合保障指挥系统运行维护工作保障系统稳定安全运行全年无事故发生的情况说明"
+    assert evaluate.same("text", long, long[:-1])  # one character in 50: CER 0.02
+    assert not evaluate.same("text", long, long[:-3])
+    assert evaluate.same("date", "2020-03-15", "2020年3月15日")
+    assert evaluate.same("bool", True, "是")
+    assert evaluate.same("text", None, "") and not evaluate.same("text", None, "x")
+
+
+def test_rows_align_by_name() -> None:
+    truth = [{"name": "预算执行率"}, {"name": "人员到位率"}, {"name": "群众满意度"}]
+    pred = [{"name": {"value": "预算执行率"}}, {"name": {"value": "群众满意度"}}]
+    assert evaluate.align_rows(truth, pred) == [(0, 0), (1, None), (2, 1)]
+
+
+# --- through the pipeline -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine() -> ocr.OcrEngine:
+    return ocr.CachedEngine(ocr.RapidOcrEngine(), CACHE)
+
+
+def test_review_queue_has_crops_sorted_by_confidence(tmp_path: Path, engine: ocr.OcrEngine) -> None:
+    opts = process.Options()
+    result = process.process_file(DATA / "d030.pdf", opts, engine)  # a heavy scan: some cells are doubtful
+    process.export_file(result, tmp_path, opts)
+    queue = export.combine_review_queue(tmp_path)
+    entries = [json.loads(line) for line in queue.read_text(encoding="utf-8").splitlines()]
+    flagged = [v for r in result.records for *_, v, _k, _r in confidence.iter_cells(r) if v.needs_review]
+    assert entries and len(entries) == len(flagged)
+    assert [e["confidence"] for e in entries] == sorted(e["confidence"] for e in entries)
+    assert len({e["id"] for e in entries}) == len(entries)
+    for e in entries:
+        assert e["sha256"] == result.records[0].extra_source["sha256"]
+        assert (tmp_path / "review" / e["crop"]).stat().st_size > 100
+        assert (tmp_path / "review" / e["row_crop"]).stat().st_size > 100
+    # every cell not in the queue is one the model accepts
+    for r in result.records:
+        for *_, v, _k, _r in confidence.iter_cells(r):
+            assert v.needs_review is (v.confidence < confidence.get_model().threshold)
+
+
+@pytest.mark.skipif(not DEV.exists(), reason="shared dev corpus not present")
+def test_deliberately_inconsistent_form_comes_out_as_written_and_flagged(tmp_path: Path) -> None:
+    # d023: the form itself prints a 预算执行率 score above its weight (a born-digital page: no OCR)
+    (rec,) = process.process_file(DEV / "d023.pdf").records
+    truth = json.loads((DEV / "truth" / "d023.json").read_text(encoding="utf-8"))[0]
+    row = next(r for r in rec.indicators if r["name"].value == "预算执行率")
+    t_row = next(r for r in truth["indicators"] if r["name"] == "预算执行率")
+    assert row["score"].value == t_row["score"] > t_row["weight"]  # as written
+    assert row["score"].needs_review and any("score<=weight" in r for r in row["score"].reasons)
+
+
+def test_eval_command_on_truth_itself(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    truth = tmp_path / "truth"
+    pred = tmp_path / "pred"
+    truth.mkdir()
+    pred.mkdir()
+    rec = {"source": {"file": "a.pdf", "form_index": 0, "pages": [1]},
+           "fields": {"project_name": "健康教育宣传专项", "total_score": 94.5},
+           "indicators": [{"name": "预算执行率", "weight": 10, "score": 10}]}
+    (truth / "a.json").write_text(json.dumps([rec], ensure_ascii=False), encoding="utf-8")
+    wrapped = json.loads(json.dumps(rec))
+    wrapped["fields"] = {k: {"value": v, "confidence": 0.97} for k, v in rec["fields"].items()}
+    wrapped["fields"]["total_score"] = {"value": 9.45, "confidence": 0.2}  # wrong, and says so
+    (pred / "a.json").write_text(json.dumps([wrapped], ensure_ascii=False), encoding="utf-8")
+    assert main(["eval", "--truth", str(truth), "--pred", str(pred)]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy 0.8000" in out  # 5 cells, the total wrong
+    assert "accepted_error_rate 0.0000" in out  # the wrong one was not accepted
+    assert (pred / "reliability.png").stat().st_size > 1000
+    shutil.rmtree(tmp_path)

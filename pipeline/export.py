@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import OutputError
-from .types import FormRecord, Grid, PageResult
+from .types import FormRecord, Grid, PageResult, Value
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -66,18 +66,26 @@ def confidence_colour(conf: float) -> tuple[int, int, int]:
     return (0, int(80 + 140 * t), int(220 * (1 - t)))
 
 
-def overlay_image(page: PageResult) -> np.ndarray:
-    """The deskewed page with the detected grid, each cell tinted by its OCR confidence."""
+def overlay_image(page: PageResult, values: list[Value] | None = None) -> np.ndarray:
+    """The deskewed page with the detected grid, each cell tinted by its confidence.
+
+    With `values` (the records' cells on this page) the tint is their calibrated confidence and
+    cells sent to review get a red frame; otherwise (tables that are no form) the OCR score.
+    """
     import cv2
 
     img = page.prepared.image
     base = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img.copy()
     tint = base.copy()
-    for g in page.grids:
-        for c in g.cells:
-            x0, y0, x1, y1 = c.bbox
-            if c.text:
-                cv2.rectangle(tint, (x0, y0), (x1, y1), confidence_colour(c.confidence), -1)
+    if values is None:
+        for g in page.grids:
+            for c in g.cells:
+                if c.text:
+                    cv2.rectangle(tint, c.bbox[:2], c.bbox[2:], confidence_colour(c.confidence), -1)
+    else:
+        for v in values:
+            if v.bbox:
+                cv2.rectangle(tint, v.bbox[:2], v.bbox[2:], confidence_colour(v.confidence), -1)
     out = cv2.addWeighted(tint, 0.28, base, 0.72, 0)
     for g in page.grids:
         for c in g.cells:
@@ -86,14 +94,17 @@ def overlay_image(page: PageResult) -> np.ndarray:
     for t in page.free_lines:
         x0, y0, x1, y1 = t.bbox
         cv2.rectangle(out, (x0, y0), (x1, y1), (160, 160, 160), 1)
+    for v in values or []:
+        if v.bbox and v.needs_review:
+            cv2.rectangle(out, (v.bbox[0] + 3, v.bbox[1] + 3), (v.bbox[2] - 3, v.bbox[3] - 3), (0, 0, 230), 3)
     return out
 
 
-def write_overlay(out_dir: Path, input_path: Path, page: PageResult) -> Path:
+def write_overlay(out_dir: Path, input_path: Path, page: PageResult, values: list[Value] | None = None) -> Path:
     import cv2
 
     path = out_dir / "overlays" / f"{input_path.stem}-p{page.page_no}.png"
-    ok, buf = cv2.imencode(".png", overlay_image(page))
+    ok, buf = cv2.imencode(".png", overlay_image(page, values))
     if not ok:
         raise OutputError(path, "could not encode overlay PNG")
     atomic_write_bytes(path, buf.tobytes())

@@ -10,6 +10,7 @@ across a page break where the label is printed on one side only.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from .ocr import finish_cell
 from .types import BBox, Cell, FormRecord, Value
 from .values import fiscal_year_from_title, join_lines, parse_value, split_level1, strip_specks
 
+_SPECKS = ".,·:;'`_-，。、‘’\""
 _TOTAL_RE = re.compile(r"^(合\s*计|总\s*分|合计得分|总\s*计)$")
 _NOTES_RE = re.compile(r"^(说\s*明|注[:：])")
 _DASHES = {"-", "—", "–", "－", "/"}
@@ -381,7 +383,8 @@ class RecordBuilder:
                 i = j
 
     def _total_row(self, row: TableRow, cols: list[Column], rec: FormRecord) -> bool:
-        texts = [_clean(c.text) for c in row.cells[:3]]
+        # specks on a damaged scan stick to the label (',总分'): strip them before matching
+        texts = [_clean(c.text).strip(_SPECKS) for c in row.cells[:3]]
         if not any(_TOTAL_RE.match(t) for t in texts if t):
             return False
         picked = self._indicator_cells(row, cols)
@@ -452,7 +455,12 @@ def cell_evidence(cells: list[Cell], label_score: float = 1.0) -> dict[str, floa
             n_lines += 1
             scores += t.char_scores if t.char_scores else [t.score] * max(1, len(t.text))
     n_chars = sum(len(c.text.replace(" ", "")) for c in cells)
+    # Σ log p is how likely an exact read is (short text must match exactly); Σ (1 - p) / n is the
+    # expected character error rate (long text may have 2 % of its characters wrong).
+    clipped = [min(1.0, max(1e-3, s)) for s in scores]
     return {
+        "ocr_sumlog": float(sum(math.log(s) for s in clipped)),
+        "ocr_experr": float(sum(1 - s for s in clipped) / len(clipped)) if clipped else 0.0,
         "ocr_min": min(scores) if scores else 1.0,
         "ocr_mean": sum(scores) / len(scores) if scores else 1.0,
         "ocr_low": sum(s < 0.9 for s in scores) / len(scores) if scores else 0.0,

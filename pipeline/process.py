@@ -139,7 +139,9 @@ def export_file(result: FileResult, out_dir: Path, opts: Options) -> list[Path]:
         if p.page_no not in in_forms:
             written += export.write_tables(out_dir, result.path, p)
     if opts.overlays:
-        written += [export.write_overlay(out_dir, result.path, p) for p in result.pages]
+        for p in result.pages:
+            on_page = [v for r in result.records for *_, v, _k, _r in confidence.iter_cells(r) if v.page == p.page_no]
+            written.append(export.write_overlay(out_dir, result.path, p, on_page if p.page_no in in_forms else None))
     if not result.records:
         n_tables = sum(len(p.grids) for p in result.pages)
         what = f"{n_tables} table(s) written under tables/" if n_tables else "no ruled table either"

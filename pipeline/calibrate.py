@@ -26,20 +26,28 @@ from .export import atomic_write_text
 FOLDS = 5
 
 
-def _load_features(pred_dir: Path) -> dict[tuple, dict[str, float]]:
-    out = {}
+def load_features(pred_dir: Path) -> dict[tuple, dict[str, float]]:
+    """Features of every cell of a `--features` run, rebuilt from its records and saved evidence."""
+    evidence: dict[str, dict[tuple, dict]] = {}
     for f in sorted((pred_dir / "features").glob("*.jsonl")):
         for line in f.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 r = json.loads(line)
-                out[(r["file"], r["form_index"], r["section"], r["row"], r["key"])] = r["x"]
+                evidence.setdefault(r["file"], {})[(r["section"], r["form_index"], r["row"], r["key"])] = r
+    out = {}
+    for (file, fi), data in evaluate.load_records(pred_dir).items():
+        if file not in evidence:
+            continue
+        rec, pages = confidence.record_from_json(data, evidence[file])
+        for row in confidence.record_features(rec, pages):
+            out[(file, fi, row["section"], row["row"], row["key"])] = row["x"]
     return out
 
 
 def training_set(truth_dir: Path, pred_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str], int]:
     """(X, y, file of each row, cells the scorer counts with no prediction to join)."""
     cells, _n, _missing = evaluate.score_folder(truth_dir, pred_dir)
-    feats = _load_features(pred_dir)
+    feats = load_features(pred_dir)
     X, y, files, unjoined = [], [], [], 0
     for c in cells:
         x = feats.get((c.file, c.form_index, c.section, c.row, c.key))

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,10 @@ FEATURES = [
     "funding",
     "indicator",
     "derived",
+    "looks_label",
+    "dup_field",
+    "end_odd",
+    "numeric_text",
 ]
 
 
@@ -82,17 +88,44 @@ class PageContext:
         )
 
 
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", "", text or "")
+
+
+@dataclass
+class RecordContext:
+    """What a cell's neighbours in the same record say about it."""
+
+    # how often each header-field text occurs: one text under two labels is a misplaced cell
+    field_texts: Counter[str] = field(default_factory=Counter)
+    # per indicator text column, the share of its cells ending in 。: a cell against its column's habit
+    # lost (or gained) its last mark
+    end_share: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, rec: FormRecord) -> RecordContext:
+        texts = Counter(_norm(str(v.value)) for v in rec.fields.values() if isinstance(v.value, str) and v.value)
+        cols: dict[str, list[bool]] = {}
+        for row in rec.indicators:
+            for key, v in row.items():
+                if isinstance(v.value, str) and len(v.value) > 6:
+                    cols.setdefault(key, []).append(v.value.rstrip().endswith("。"))
+        return cls(texts, {k: sum(e) / len(e) for k, e in cols.items() if len(e) >= 3})
+
+
 def features(
     v: Value,
     kind: str,
     section: str,
     page: PageContext,
     row: dict[str, Value] | None = None,
+    rctx: RecordContext | None = None,
+    key: str = "",
 ) -> dict[str, float]:
     """The model's inputs for one cell (names as in FEATURES)."""
     ev = v.evidence
-    derived = not ev  # set by a stage that read no cells of its own (title, level1 split, funding label)
-    ocr_min = ev.get("ocr_min", v.confidence)
+    derived = "ocr_min" not in ev  # a stage that read no cells of its own (title, level1 split, funding label)
+    ocr_min = ev.get("ocr_min", ev.get("conf0", v.confidence))
     n_chars = ev.get("n_chars", float(len(v.raw or "")))
     x = {
         "bias": 1.0,
@@ -123,9 +156,28 @@ def features(
         "funding": 1.0 if section == "funding" else 0.0,
         "indicator": 1.0 if section == "indicators" else 0.0,
         "derived": 1.0 if derived else 0.0,
+        "looks_label": 0.0,
+        "dup_field": 0.0,
+        "end_odd": 0.0,
+        "numeric_text": 0.0,
     }
+    text = v.value if kind == "text" and isinstance(v.value, str) else ""
+    if text and len(text) <= 12 and section != "funding":
+        from .lexicon import get_matcher
+
+        # a value that reads as a label ('分值', '二级指标') was taken from the wrong cell; indicator
+        # names may share a header field's words (预算执行率), so there only column headers count
+        m = get_matcher()
+        x["looks_label"] = 1.0 if (m.is_label_like(text) if section == "fields" else m.match(text, "indicators")) else 0.0
+    if text and rctx is not None:
+        x["dup_field"] = 1.0 if section == "fields" and rctx.field_texts[_norm(text)] > 1 else 0.0
+        share = rctx.end_share.get(key) if section == "indicators" else None
+        if share is not None and len(text) > 6:
+            ends = text.rstrip().endswith("。")
+            x["end_odd"] = 1.0 if (share >= 0.5 and not ends) or (share < 0.5 and ends) else 0.0
+    x["numeric_text"] = 1.0 if text and re.fullmatch(r"[\d.%]+", text) else 0.0
     if row:
-        mins = [c.evidence.get("ocr_min", c.confidence) for c in row.values()]
+        mins = [c.evidence.get("ocr_min", c.evidence.get("conf0", c.confidence)) for c in row.values()]
         x["row_min"] = _logit(min(mins)) - x["ocr_min"] if mins else 0.0
         x["row_failed"] = 1.0 if any(c.evidence.get("rules_failed") for c in row.values()) else 0.0
     return x
@@ -204,25 +256,68 @@ def score_record(
     model = model or get_model()
     thr = model.threshold if threshold is None else threshold
     done: set[int] = set()
-    for section, _i, _key, v, kind, row in iter_cells(rec):
+    rctx = RecordContext.of(rec)
+    for section, _i, key, v, kind, row in iter_cells(rec):
         if id(v) in done:  # a value shared by two keys (funding total row → fields)
             continue
         done.add(id(v))
         ctx = pages.get(v.page or 0) or PageContext()
-        p = model.predict(features(v, kind, section, ctx, row))
+        v.evidence.setdefault("conf0", v.confidence)
+        p = model.predict(features(v, kind, section, ctx, row, rctx, key))
         if math.isnan(p):
             p = v.confidence  # no fitted model: the stages' own product of scores
         v.confidence = p
         v.needs_review = bool(p < thr)
 
 
+def record_evidence(rec: FormRecord, pages: dict[int, PageContext]) -> list[dict[str, Any]]:
+    """Each cell's evidence and page context, addressed as the scorer addresses cells.
+
+    Saved beside the records by `scanforms run --features`, so that `scanforms calibrate` can rebuild
+    the features from records + evidence without running the pipeline again when the features change.
+    """
+    out = []
+    for section, i, key, v, _kind, _row in iter_cells(rec):
+        v.evidence.setdefault("conf0", v.confidence)  # the stages' own score, before calibration
+        ctx = pages.get(v.page or 0) or PageContext()
+        out.append({"form_index": rec.form_index, "section": section, "row": i, "key": key,
+                    "evidence": dict(v.evidence), "page": asdict(ctx)})
+    return out
+
+
+def record_from_json(data: dict[str, Any], evidence: dict[tuple, dict[str, Any]]) -> tuple[FormRecord, dict[int, PageContext]]:
+    """A written record turned back into Values carrying their saved evidence (see record_evidence)."""
+    src = data["source"]
+    fi = int(src.get("form_index", 0))
+    pages: dict[int, PageContext] = {}
+
+    def val(section: str, row: int | None, key: str, cell: Any) -> Value:
+        cell = cell if isinstance(cell, dict) and "value" in cell else {"value": cell}
+        saved = evidence.get((section, fi, row, key)) or {}
+        bbox = cell.get("bbox")
+        v = Value(cell.get("value"), cell.get("raw") or "", float(cell.get("confidence") or 0.0), cell.get("page"),
+                  tuple(bbox) if bbox else None, list(cell.get("reasons") or []),  # type: ignore[arg-type]
+                  evidence=dict(saved.get("evidence") or {}))
+        if saved.get("page") and v.page is not None:
+            pages[v.page] = PageContext(**saved["page"])
+        return v
+
+    rec = FormRecord(file=str(src.get("file", "")), form_index=fi, pages=list(src.get("pages") or []))
+    rec.fields = {k: val("fields", None, k, c) for k, c in (data.get("fields") or {}).items()}
+    rec.funding = [{k: val("funding", i, k, c) for k, c in r.items()} for i, r in enumerate(data.get("funding") or [])]
+    rec.indicators = [{k: val("indicators", i, k, c) for k, c in r.items()}
+                      for i, r in enumerate(data.get("indicators") or [])]
+    return rec, pages
+
+
 def record_features(rec: FormRecord, pages: dict[int, PageContext]) -> list[dict[str, Any]]:
     """Feature rows for the calibration set, addressed as the scorer addresses cells."""
     out = []
+    rctx = RecordContext.of(rec)
     for section, i, key, v, kind, row in iter_cells(rec):
         ctx = pages.get(v.page or 0) or PageContext()
         out.append({"form_index": rec.form_index, "section": section, "row": i, "key": key,
-                    "x": features(v, kind, section, ctx, row)})
+                    "x": features(v, kind, section, ctx, row, rctx, key)})
     return out
 
 

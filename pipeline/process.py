@@ -104,7 +104,7 @@ def process_file(
         validate.validate(r)
     t = _timed(timings, "validate", t)
     contexts = {p.page_no: confidence.PageContext.of(p) for p in pages}
-    features = [row for r in records for row in confidence.record_features(r, contexts)] if opts.features else []
+    features = [row for r in records for row in confidence.record_evidence(r, contexts)] if opts.features else []
     for r in records:
         confidence.score_record(r, contexts, threshold=opts.review_threshold)
     _timed(timings, "confidence", t)

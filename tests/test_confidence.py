@@ -167,3 +167,17 @@ def test_eval_command_on_truth_itself(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "accepted_error_rate 0.0000" in out  # the wrong one was not accepted
     assert (pred / "reliability.png").stat().st_size > 1000
     shutil.rmtree(tmp_path)
+
+
+def test_features_rebuilt_from_written_records_match_the_run(tmp_path: Path, engine: ocr.OcrEngine) -> None:
+    # calibration rebuilds features from records + saved evidence: they must be what the run computed
+    opts = process.Options(features=True)
+    result = process.process_file(DATA / "d025.pdf", opts, engine)
+    process.export_file(result, tmp_path, opts)
+    contexts = {p.page_no: confidence.PageContext.of(p) for p in result.pages}
+    live = {(r["section"], r["row"], r["key"]): r["x"] for rec in result.records
+            for r in confidence.record_features(rec, contexts)}
+    rebuilt = {(s, row, k): x for (_f, _i, s, row, k), x in calibrate.load_features(tmp_path).items()}
+    assert live.keys() == rebuilt.keys() and len(live) > 50
+    for key, x in live.items():
+        assert x == pytest.approx(rebuilt[key], abs=1e-6), key

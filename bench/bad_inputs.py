@@ -177,6 +177,26 @@ def build_good(folder: Path) -> list[str]:
     return names + ["d025_page1.png"]
 
 
+def unprivileged_prefix() -> list[str] | None:
+    """Command prefix that runs `scanforms` without root's bypass of permission bits.
+
+    [] when not root; setpriv-as-nobody when root and nobody can run it (the checkout may sit in
+    a folder private to root); None when neither works.
+    """
+    if os.geteuid() != 0:
+        return []
+    prefix = ["setpriv", f"--reuid={NOBODY[0]}", f"--regid={NOBODY[1]}", "--clear-groups"]
+    if not shutil.which("setpriv"):
+        return None
+    probe = subprocess.run(
+        [*prefix, str(Path(sys.executable).parent / "scanforms"), "--help"],
+        capture_output=True,
+        cwd="/",
+        env=dict(os.environ, HOME="/"),
+    )
+    return prefix if probe.returncode == 0 else None
+
+
 @dataclass
 class Outcome:
     rc: int
@@ -213,16 +233,21 @@ def run(work: Path, cache: Path | None = None, jobs: int = 1) -> Outcome:
         cache.mkdir(parents=True, exist_ok=True)
         env["SCANFORMS_OCR_CACHE"] = str(cache)
     cmd = [str(Path(sys.executable).parent / "scanforms"), "run", str(src), "--out", str(out), "-j", str(jobs)]
-    if os.geteuid() == 0:
+    prefix = unprivileged_prefix()
+    if prefix is None:
+        raise SystemExit("running as root, and nobody cannot run scanforms here: no way to make a file unreadable")
+    if prefix:
         # root reads anything: run as nobody, so the mode-000 file is unreadable as for any service user
-        for p in [work, src, *src.iterdir()]:
+        for p in [work, src, *src.iterdir()]:  # (work's parents must be open to others too)
             if not p.is_symlink() and p.name != "locked.pdf":
                 os.chmod(p, 0o755 if p.is_dir() else 0o644)
         for p in [out] + ([cache] if cache else []):
             for q in [p, *p.rglob("*")]:
                 os.chown(q, *NOBODY)
-        cmd = ["setpriv", f"--reuid={NOBODY[0]}", f"--regid={NOBODY[1]}", "--clear-groups", *cmd]
+        cmd = prefix + cmd
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=1800)
+    if not (out / "run_report.json").exists():
+        raise SystemExit(f"no run_report.json (exit status {proc.returncode}):\n{proc.stderr[-3000:]}")
     report = json.loads((out / "run_report.json").read_text(encoding="utf-8"))
     good_out = {
         f.name: len(json.loads(f.read_text(encoding="utf-8")))

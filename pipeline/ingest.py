@@ -150,7 +150,7 @@ def _pdf_open_error(path: Path, err: Exception) -> InputFileError:
     if "password" in msg.lower() and b"/Encrypt" in data:
         return EncryptedPdfError(path, "encrypted PDF (needs a password; an empty one did not open it)")
     if b"%%EOF" not in data[-2048:]:
-        return InputFileError(path, f"truncated PDF (no end-of-file marker: an incomplete download?) ({msg})")
+        return InputFileError(path, f"truncated PDF: no end-of-file marker, an incomplete download? ({msg})")
     if _pages_by_parser(path) == 0:
         return InputFileError(path, "PDF has no pages")
     return InputFileError(path, f"corrupt or unreadable PDF ({msg})")
@@ -291,8 +291,14 @@ def _image_pages(path: Path, dpi: int) -> Iterator[PageImage]:
         warnings.simplefilter("ignore")
         try:
             im = Image.open(path)
-        except Image.DecompressionBombError as e:
-            raise InputFileError(path, f"image too large, refused as a possible decompression bomb ({e})") from e
+        except Image.DecompressionBombError as e:  # Pillow's own guard, on the header's claimed size
+            import re
+
+            m = re.search(r"\((\d+) pixels\)", str(e))
+            claimed = f"{int(m.group(1)) / 1e6:,.0f} MP claimed, " if m else ""
+            raise InputFileError(
+                path, f"image too large: {claimed}over the limit (decompression-bomb guard); refused"
+            ) from e
         except UnidentifiedImageError as e:
             raise InputFileError(path, "not a readable image (damaged header)") from e
         except OSError as e:

@@ -27,7 +27,7 @@ EXPECTED = {  # file -> (page, words its reason must contain)
     "encrypted.pdf": (None, "encrypted PDF"),
     "truncated.png": (1, "cannot decode PNG"),
     "bad_crc.png": (1, "cannot decode PNG"),
-    "bomb.png": (None, "decompression bomb"),
+    "bomb.png": (None, "decompression-bomb guard"),
     "huge_page.pdf": (1, "page too large"),
     "tiny_page.pdf": (1, "page has no area"),
     "cover_letter.png": (None, "no form found (no ruled table"),

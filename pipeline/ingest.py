@@ -8,6 +8,7 @@ to trust it without opening the file again.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,18 +29,25 @@ MIN_DPI = 50  # a page so large that the pixel cap leaves less than this is refu
 
 
 def find_inputs(paths: list[Path]) -> list[Path]:
-    """Input files under the given files/folders (recursive), sorted, supported suffixes only."""
+    """Input files under the given files/folders (recursive), sorted, supported suffixes only.
+
+    A folder that cannot be listed and a dangling link are returned too, so that they are
+    reported as unreadable rather than silently missed.
+    """
     out: list[Path] = []
+    unlisted: list[Path] = []
     for p in paths:
-        if p.is_dir():
-            # a dangling link is listed too: reported as unreadable rather than silently missed
-            out += sorted(
-                f
-                for f in p.rglob("*")
-                if (f.is_file() or (f.is_symlink() and not f.exists())) and f.suffix.lower() in SUPPORTED_SUFFIXES
-            )
-        else:
+        if not os.path.isdir(p):  # (False, not an error, where p cannot even be looked at)
             out.append(p)
+            continue
+        found: list[Path] = []
+        unlisted.clear()
+        for root, _dirs, files in os.walk(p, onerror=lambda e: unlisted.append(Path(e.filename))):
+            for name in files:
+                f = Path(root) / name
+                if f.suffix.lower() in SUPPORTED_SUFFIXES and (f.is_file() or (f.is_symlink() and not f.exists())):
+                    found.append(f)
+        out += sorted(found) + sorted(unlisted)
     return out
 
 
@@ -54,6 +62,12 @@ _NOT_INPUT = [
 
 def _sniff(path: Path) -> str:
     """'pdf' or 'image' by content (not by name: archives hold misnamed files)."""
+    if os.path.isdir(path):
+        try:
+            next(path.iterdir(), None)
+        except OSError as e:
+            raise InputFileError(path, f"cannot list folder: {(e.strerror or str(e)).lower()}") from e
+        raise InputFileError(path, "is a folder, not a file")
     try:
         with path.open("rb") as fh:
             head = fh.read(1024)
@@ -72,7 +86,7 @@ def _sniff(path: Path) -> str:
         return "pdf"
     if head.startswith((b"\x89PNG", b"\xff\xd8", b"II*\x00", b"MM\x00*", b"BM")):
         return "image"
-    if head[:8] == b"RIFF" and head[8:12] == b"WEBP" or head[4:12] in (b"ftypavif", b"ftypheic"):
+    if (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[4:12] in (b"ftypavif", b"ftypheic"):
         raise InputFileError(path, "a WebP/AVIF/HEIC image: format not supported (convert to PNG or TIFF)")
     for magic, reason in _NOT_INPUT:
         if head.startswith(magic):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,7 @@ def test_exif_rotation_applied(tmp_path: Path) -> None:
         (b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>", "HTML/XML page"),
         (b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 40, "ZIP archive"),
         (b"GIF89a\x01\x00\x01\x00" + b"\x00" * 20, "GIF image: format not supported"),
+        (b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 20, "WebP/AVIF/HEIC image: format not supported"),
         ("会议纪要\n请见附件。\n".encode() * 10, "a text file"),
         (bytes(range(256)), "unrecognized content"),
     ],
@@ -298,8 +300,20 @@ def _unprivileged() -> object:
     return ctx()
 
 
-def test_unreadable_file(tmp_path: Path) -> None:
-    tmp_path.chmod(0o755)
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    """A temp folder others may enter (pytest's tmp_path sits in a folder private to its user)."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="scanforms-test-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_unreadable_file(public_dir: Path) -> None:
+    tmp_path = public_dir
     f = tmp_path / "locked.pdf"
     f.write_bytes((RAW / "d030.pdf").read_bytes())
     f.chmod(0)
@@ -316,3 +330,34 @@ def test_dangling_link_and_folder_are_listed_and_reported(tmp_path: Path) -> Non
     assert [p.name for p in found] == ["gone.pdf"]  # the link is not silently skipped
     assert _error(tmp_path / "gone.pdf").reason == "cannot read: broken symbolic link"
     assert _error(tmp_path / "folder.pdf").reason == "is a folder, not a file"
+
+
+def test_large_rotated_jpeg_decoded_small_and_upright(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest, "MAX_PIXELS", 50_000)
+    f = tmp_path / "photo.jpg"
+    im = Image.fromarray(_page(560, 400)).convert("RGB")  # landscape as stored
+    exif = im.getexif()
+    exif[0x0112] = 6  # shown turned 90° clockwise: portrait
+    im.save(f, exif=exif, dpi=(300, 300))
+    (page,) = list(ingest.iter_pages(f))
+    h, w = page.image.shape[:2]
+    assert h > w and w * h <= 50_000
+    assert abs(page.dpi - 300 * w / 400) <= 2  # the DPI follows the scaling (draft, then resize)
+    assert "560 x 400" in page.warnings[0]
+
+
+def test_unlistable_folder_is_reported(public_dir: Path) -> None:
+    tmp_path = public_dir
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4")
+    shut = tmp_path / "private"
+    shut.mkdir()
+    (shut / "b.pdf").write_bytes(b"%PDF-1.4")
+    shut.chmod(0)
+    try:
+        with _unprivileged():  # type: ignore[attr-defined]
+            found = ingest.find_inputs([tmp_path])
+            assert found == [tmp_path / "a.pdf", shut]  # the folder stands in for what it hides
+            e = _error(shut)
+    finally:
+        shut.chmod(0o755)
+    assert e.reason == "cannot list folder: permission denied"

@@ -88,6 +88,7 @@ def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
     max_examples=40,
     deadline=None,
     derandomize=True,  # the same examples on every run: CI is reproducible
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(case=mutated())

@@ -31,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return ExitCode.bad_args
     out: Path = args.out
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        export.ensure_writable_dir(out)
     except OSError as e:
         _progress(f"scanforms: output folder {out} is not writable ({e.strerror or e})")
         return ExitCode.output_file
@@ -42,6 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     total_pages = sum(ingest.count_pages(p) for p in inputs)
     failures: list[ScanformsError] = []
     all_records: list[dict] = []
+    warnings: list[dict] = []
     t_start = time.perf_counter()
     state = {"pages": 0}
 
@@ -54,6 +55,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def done(k: int, path: Path, outcome: process.FileOutcome) -> bool:
         """Report one file; False when the batch should stop."""
+        warnings.extend(outcome.warnings)
+        for w in outcome.warnings:
+            _progress(f"  WARNING {Path(w['file']).name}: {w['reason']}")
         if outcome.error is None:
             all_records.extend(outcome.records)
             if not args.quiet:
@@ -95,6 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "records": len(all_records),
         "failures": [{"file": str(f.path), "page": f.page, "reason": f.reason} for f in failures],
         "cells_to_review": n_review,
+        "warnings": warnings,
         "seconds": round(time.perf_counter() - t_start, 2),
     }
     export.atomic_write_text(out / "run_report.json", json.dumps(report, ensure_ascii=False, indent=1))
@@ -243,6 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _progress("scanforms: interrupted")
         return 130
+    except ScanformsError as e:  # e.g. the output folder became unwritable mid-run
+        _progress(f"scanforms: {e}")
+        return int(e.exit_code)
+    except Exception as e:  # no traceback for the user; SCANFORMS_DEBUG=1 shows it
+        if os.environ.get("SCANFORMS_DEBUG"):
+            raise
+        _progress(f"scanforms: internal error: {type(e).__name__}: {e} (SCANFORMS_DEBUG=1 for a traceback)")
+        return ExitCode.other_error
 
 
 if __name__ == "__main__":

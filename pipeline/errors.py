@@ -26,6 +26,10 @@ class ScanformsError(Exception):
         self.page = page
         super().__init__(str(self))
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # -j N sends errors back from worker processes: rebuild from our fields, not from args
+        return (type(self), (self.path, self.reason, self.page))
+
     def __str__(self) -> str:
         where = self.path.name if self.path else "<input>"
         if self.page is not None:

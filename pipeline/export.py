@@ -28,12 +28,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):  # disk full, target is a folder, ...: the old file is untouched
+            raise OutputError(path, f"cannot write ({e.strerror or e})") from e
         raise
+
+
+def ensure_writable_dir(path: Path) -> None:
+    """Create the output folder and prove a file can be written there (raises OSError), before any work.
+
+    Checked by writing, not by permission bits: those say nothing for root or on read-only mounts.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".scanforms-probe.", suffix=".tmp", dir=path)
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

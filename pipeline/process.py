@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import assemble, confidence, export, grid, ingest, normalize, ocr, preprocess, textlayer, validate
-from .errors import NoFormFound, ScanformsError
+from .errors import InputFileError, NoFormFound, ScanformsError
 from .types import FormRecord, PageImage, PageResult, PreparedPage
 
 
@@ -33,6 +33,7 @@ class FileResult:
     pages: list[PageResult]
     timings: dict[str, float] = field(default_factory=dict)
     features: list[dict] = field(default_factory=list)  # the confidence model's inputs, when asked for
+    warnings: list[dict] = field(default_factory=list)  # {"file", "page", "reason"}: read, but not as-is
 
 
 def _timed(timings: dict[str, float], stage: str, t0: float) -> float:
@@ -116,7 +117,13 @@ def process_file(
         rec.extra_source["page_kind_reasons"] = {str(n): by_page[n].kind_reason for n in rec.pages}
         rec.extra_source["rotation"] = {str(n): by_page[n].prepared.rotation for n in rec.pages}
         rec.extra_source["skew_deg"] = {str(n): round(by_page[n].prepared.skew_deg, 2) for n in rec.pages}
-    return FileResult(path=path, records=records, pages=pages, timings=timings, features=features)
+        notes = [w for n in rec.pages for w in by_page[n].prepared.page.warnings]
+        if notes:  # e.g. a page scaled down to the pixel cap: its bboxes are at a lower DPI
+            rec.extra_source["warnings"] = notes
+    warnings = [
+        {"file": str(path), "page": p.page_no, "reason": w} for p in pages for w in p.prepared.page.warnings
+    ]
+    return FileResult(path=path, records=records, pages=pages, timings=timings, warnings=warnings, features=features)
 
 
 def _looks_like_form(rec: FormRecord) -> bool:
@@ -157,6 +164,7 @@ class FileOutcome:
     n_pages: int
     seconds: float
     error: ScanformsError | None = None
+    warnings: list[dict] = field(default_factory=list)  # {"file", "page", "reason"} for the run report
 
 
 def init_worker(threads: int) -> None:
@@ -175,12 +183,22 @@ def run_one(
 ) -> FileOutcome:
     """Process and export one file; errors come back as data so the batch goes on."""
     t0 = time.perf_counter()
+    result: FileResult | None = None
     try:
         result = process_file(path, opts, engine, on_page=on_page)
         export_file(result, out_dir, opts)
-        return FileOutcome([r.to_json() for r in result.records], len(result.pages), time.perf_counter() - t0)
+        return FileOutcome(
+            [r.to_json() for r in result.records],
+            len(result.pages),
+            time.perf_counter() - t0,
+            warnings=result.warnings,
+        )
     except ScanformsError as e:
-        return FileOutcome([], 0, time.perf_counter() - t0, e)
+        err = e
+    except MemoryError:
+        err = InputFileError(path, "out of memory processing this file")
     except Exception as e:  # a bug on one file must not stop a night's batch
         err = ScanformsError(path, f"internal error: {type(e).__name__}: {e}")
-        return FileOutcome([], 0, time.perf_counter() - t0, err)
+    warnings = result.warnings if result else []
+    return FileOutcome([], len(result.pages) if result else 0, time.perf_counter() - t0, err, warnings)
+

@@ -42,6 +42,8 @@ class PageImage:
     text_layer: list[TextLine] | None = None
     # An image covers most of the page (a scan), as opposed to a born-digital page.
     has_page_image: bool = True
+    # What ingest had to change to read the page (e.g. scaled down to the pixel cap), for the run report.
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -4,9 +4,9 @@
     scanforms calibrate --truth ../shared/corpus/dev/truth --pred /tmp/cal
 
 Each scored cell (see `evaluate`) is joined to the features the run wrote for
-it; a logistic model is fitted on all of them, and the isotonic map on top of
+it; boosted shallow trees are fitted on all of them, and the isotonic map on top of
 it is fitted on out-of-fold scores (folds by file), so that the map corrects
-the logistic model's optimism rather than memorising it. The default review
+the trees' optimism rather than memorising it. The default review
 threshold is the lowest that keeps the out-of-fold accepted-error rate under
 the target. Everything goes to `models/calibration.json`.
 """
@@ -78,16 +78,17 @@ def _at_threshold(p: np.ndarray, y: np.ndarray, thr: float, n_extra: int) -> dic
 
 
 def choose_threshold(p: np.ndarray, y: np.ndarray, target_error: float) -> float:
-    """The lowest threshold whose accepted cells are wrong at most `target_error` of the time."""
-    for thr in np.round(np.arange(0.30, 0.995, 0.01), 2):
+    """The lowest threshold whose accepted cells (p ≥ it) are wrong at most `target_error` of the time."""
+    values = np.unique(np.round(p, 4))[::-1]  # candidate thresholds, high to low
+    best = 1.0
+    for thr in values:
         acc = p >= thr
-        if acc.any() and (1 - y[acc]).mean() <= target_error:
-            return float(thr)
-    return 0.99
+        if (1 - y[acc]).mean() <= target_error:
+            best = float(thr)
+    return best
 
 
-def fit(X: np.ndarray, y: np.ndarray, files: list[str], target_error: float = 0.004,
-        l2: float = 1.0) -> tuple[confidence.Calibration, np.ndarray]:
+def fit(X: np.ndarray, y: np.ndarray, files: list[str], target_error: float = 0.004) -> tuple[confidence.Calibration, np.ndarray]:
     """The model, and the out-of-fold calibrated scores it was judged by."""
     uniq = sorted(set(files))
     fold_of = {f: i % FOLDS for i, f in enumerate(uniq)}
@@ -97,17 +98,13 @@ def fit(X: np.ndarray, y: np.ndarray, files: list[str], target_error: float = 0.
         tr, te = folds != k, folds == k
         if not te.any() or len(set(y[tr])) < 2:
             continue
-        w = confidence.fit_logistic(X[tr], y[tr], l2)
-        raw_oof[te] = 1 / (1 + np.exp(-np.clip(X[te] @ w, -30, 30)))
+        base, trees = confidence.fit_trees(X[tr], y[tr])
+        raw_oof[te] = confidence.Calibration(base, trees).raw(X[te].tolist())
     iso_x, iso_y = confidence.fit_isotonic(raw_oof, y)
-    w = confidence.fit_logistic(X, y, l2)
+    base, trees = confidence.fit_trees(X, y)
     oof = np.interp(raw_oof, iso_x, iso_y)
-    model = confidence.Calibration(
-        weights={k: round(float(v), 6) for k, v in zip(confidence.FEATURES, w, strict=True)},
-        iso_x=iso_x,
-        iso_y=iso_y,
-        threshold=choose_threshold(oof, y, target_error),
-    )
+    model = confidence.Calibration(base, trees, list(confidence.FEATURES), iso_x, iso_y,
+                                   choose_threshold(oof, y, target_error))
     return model, oof
 
 

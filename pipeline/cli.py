@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "calibrate",
         help="fit the confidence model (models/calibration.json) on records written with --features",
-        description="Fit logistic + isotonic confidence calibration from `scanforms run --features` output and truth.",
+        description="Fit the confidence model (boosted trees + isotonic map) from `scanforms run --features` output and truth.",
     )
     c.add_argument("--truth", type=Path, required=True, help="folder of truth <stem>.json files")
     c.add_argument("--pred", type=Path, required=True, help="output folder of `scanforms run --features`")

@@ -3,8 +3,8 @@
 The evidence each stage leaves on a value (`Value.evidence`: OCR character
 scores, label-match score, type parse, the forms' arithmetic holding or
 failing, a repaired reading) plus what is known of its page (page kind, how
-well the whole page read, DPI, skew) and its row goes through a logistic model,
-then an isotonic map, both fitted on the dev corpus by `scanforms calibrate`
+well the whole page read, scan resolution, skew, sharpness) and its row goes
+through boosted shallow trees, then an isotonic map, both fitted on the dev corpus by `scanforms calibrate`
 and saved as data in `models/calibration.json`. A cell whose calibrated
 confidence is under the threshold gets `needs_review: true`.
 """
@@ -51,6 +51,8 @@ FEATURES = [
     "page_q",
     "page_low",
     "low_dpi",
+    "skew",
+    "sharpness",
     "row_min",
     "row_failed",
     "funding",
@@ -76,15 +78,25 @@ class PageContext:
     dpi: int = 200
     quality: float = 1.0  # median OCR score of the page's non-empty cells
     low_frac: float = 0.0  # share of those cells under 0.9
+    scan_dpi: float = 0.0  # resolution of the scanned image (0: born-digital or unknown)
+    skew: float = 0.0  # |skew| removed, degrees: a page fed in askew was seldom scanned with care
+    sharpness: float = 0.0  # log variance of the Laplacian of the page OCR read: blur lowers it
 
     @classmethod
     def of(cls, page: PageResult) -> PageContext:
+        import cv2
+
         confs = [c.confidence for g in page.grids for c in g.cells if c.text]
+        img = page.prepared.image
+        small = img[::2, ::2]  # a quarter of the pixels is plenty for a page-wide statistic
         return cls(
             kind=page.kind,
             dpi=page.prepared.page.dpi,
             quality=float(np.median(confs)) if confs else 1.0,
             low_frac=float(np.mean([c < 0.9 for c in confs])) if confs else 0.0,
+            scan_dpi=float(page.prepared.page.scan_dpi or 0.0),
+            skew=round(abs(float(page.prepared.skew_deg)), 3),
+            sharpness=round(float(np.log1p(cv2.Laplacian(small, cv2.CV_32F).var())), 4),
         )
 
 
@@ -150,7 +162,9 @@ def features(
         "multi_line": 1.0 if ev.get("n_lines", 1.0) > 1 else 0.0,
         "page_q": _logit(page.quality),
         "page_low": page.low_frac,
-        "low_dpi": max(0.0, (200 - page.dpi) / 100),
+        "low_dpi": max(0.0, (250 - page.scan_dpi) / 100) if page.scan_dpi else 0.0,
+        "skew": min(page.skew, 10.0),
+        "sharpness": page.sharpness if page.kind != "vector" else 0.0,
         "row_min": 0.0,
         "row_failed": 0.0,
         "funding": 1.0 if section == "funding" else 0.0,
@@ -183,29 +197,51 @@ def features(
     return x
 
 
+Tree = list[dict[str, Any]]  # nodes: {"v": leaf value} or {"f": feature, "t": threshold, "l": k, "r": k, "v": ...}
+
+
+def _tree_value(tree: Tree, x: list[float]) -> float:
+    k = 0
+    while "f" in tree[k]:
+        node = tree[k]
+        k = node["l"] if x[node["f"]] < node["t"] else node["r"]
+    return float(tree[k]["v"])
+
+
 @dataclass
 class Calibration:
-    """Logistic weights over FEATURES, then an isotonic map of the logistic output."""
+    """Boosted shallow trees over FEATURES (log-odds), then an isotonic map of their probability.
 
-    weights: dict[str, float] = field(default_factory=dict)
+    Trees rather than one linear score because the same OCR score means different things on a
+    clean scan and on a blurred, specked one: the model has to condition on the page.
+    """
+
+    base: float = 0.0
+    trees: list[Tree] = field(default_factory=list)
+    features: list[str] = field(default_factory=lambda: list(FEATURES))
     iso_x: list[float] = field(default_factory=list)
     iso_y: list[float] = field(default_factory=list)
     threshold: float = DEFAULT_THRESHOLD
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def raw(self, rows: list[list[float]]) -> np.ndarray:
+        """Uncalibrated probabilities for feature rows in `self.features` order."""
+        z = np.array([self.base + sum(_tree_value(t, r) for t in self.trees) for r in rows])
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
     def predict(self, x: dict[str, float]) -> float:
-        if not self.weights:
+        if not self.trees:
             return float("nan")
-        z = sum(self.weights.get(k, 0.0) * x.get(k, 0.0) for k in FEATURES)
-        p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+        p = float(self.raw([[x.get(k, 0.0) for k in self.features]])[0])
         if self.iso_x:
             p = float(np.interp(p, self.iso_x, self.iso_y))
         return p
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "features": FEATURES,
-            "weights": self.weights,
+            "features": self.features,
+            "base": self.base,
+            "trees": self.trees,
             "isotonic": {"x": self.iso_x, "y": self.iso_y},
             "threshold": self.threshold,
             "meta": self.meta,
@@ -217,8 +253,8 @@ class Calibration:
             return cls()
         d = json.loads(path.read_text(encoding="utf-8"))
         iso = d.get("isotonic") or {}
-        return cls(d.get("weights", {}), iso.get("x", []), iso.get("y", []), d.get("threshold", DEFAULT_THRESHOLD),
-                   d.get("meta", {}))
+        return cls(float(d.get("base", 0.0)), d.get("trees", []), d.get("features", list(FEATURES)),
+                   iso.get("x", []), iso.get("y", []), d.get("threshold", DEFAULT_THRESHOLD), d.get("meta", {}))
 
 
 _MODEL: Calibration | None = None
@@ -324,25 +360,69 @@ def record_features(rec: FormRecord, pages: dict[int, PageContext]) -> list[dict
 # --- fitting ---------------------------------------------------------------------------------
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50) -> np.ndarray:
-    """L2-regularised logistic regression by Newton's method (the bias is not penalised)."""
-    n, d = X.shape
-    w = np.zeros(d)
-    reg = np.full(d, l2)
-    reg[0] = 0.0
-    for _ in range(iters):
-        z = np.clip(X @ w, -30, 30)
-        p = 1 / (1 + np.exp(-z))
-        g = X.T @ (p - y) + reg * w
-        h = (X * (p * (1 - p))[:, None]).T @ X + np.diag(reg + 1e-6)
-        step = np.linalg.solve(h, g)
-        w -= step
-        if np.max(np.abs(step)) < 1e-6:
-            break
-    return w
+def _grow_tree(
+    X: np.ndarray, binned: np.ndarray, edges: list[np.ndarray], g: np.ndarray, h: np.ndarray,
+    lr: float, lam: float, depth: int, min_hess: float,
+) -> Tree:
+    """One Newton-step tree on gradients g and hessians h: the split of best gain at each node."""
+    nodes: Tree = []
+
+    def build(idx: np.ndarray, level: int) -> int:
+        G, H = float(g[idx].sum()), float(h[idx].sum())
+        k = len(nodes)
+        nodes.append({"v": round(lr * G / (H + lam), 6)})
+        if level == depth or len(idx) < 20:
+            return k
+        best_gain, best_j, best_b = 0.0, -1, -1
+        for j, e in enumerate(edges):
+            nb = len(e) + 1
+            if nb < 2:
+                continue
+            gl = np.cumsum(np.bincount(binned[idx, j], g[idx], nb))[:-1]
+            hl = np.cumsum(np.bincount(binned[idx, j], h[idx], nb))[:-1]
+            ok = (hl >= min_hess) & (H - hl >= min_hess)
+            if not ok.any():
+                continue
+            gain = np.where(ok, gl**2 / (hl + lam) + (G - gl) ** 2 / (H - hl + lam) - G * G / (H + lam), -1.0)
+            b = int(np.argmax(gain))
+            if gain[b] > best_gain:
+                best_gain, best_j, best_b = float(gain[b]), j, b
+        if best_j < 0:
+            return k
+        thr = float(edges[best_j][best_b])
+        go_left = X[idx, best_j] < thr
+        if go_left.all() or not go_left.any():
+            return k
+        nodes[k].update({"f": best_j, "t": round(thr, 6)})
+        nodes[k]["l"] = build(idx[go_left], level + 1)
+        nodes[k]["r"] = build(idx[~go_left], level + 1)
+        return k
+
+    build(np.arange(len(X)), 0)
+    return nodes
 
 
-def fit_isotonic(p: np.ndarray, y: np.ndarray, n_knots: int = 40) -> tuple[list[float], list[float]]:
+def fit_trees(
+    X: np.ndarray, y: np.ndarray, rounds: int = 100, lr: float = 0.1, depth: int = 2, lam: float = 1.0,
+    min_hess: float = 3.0, n_bins: int = 32,
+) -> tuple[float, list[Tree]]:
+    """Gradient-boosted trees for log loss (Newton steps), split points from per-feature quantiles."""
+    d = X.shape[1]
+    edges = [np.unique(np.quantile(X[:, j], np.linspace(0, 1, n_bins + 1)[1:-1])) for j in range(d)]
+    binned = np.stack([np.searchsorted(e, X[:, j], side="right") for j, e in enumerate(edges)], 1)
+    mean = float(np.clip(y.mean(), 1e-4, 1 - 1e-4))
+    base = float(np.log(mean / (1 - mean)))
+    F = np.full(len(X), base)
+    trees: list[Tree] = []
+    for _ in range(rounds):
+        p = 1 / (1 + np.exp(-F))
+        tree = _grow_tree(X, binned, edges, y - p, p * (1 - p) + 1e-9, lr, lam, depth, min_hess)
+        trees.append(tree)
+        F += np.array([_tree_value(tree, list(r)) for r in X])
+    return base, trees
+
+
+def fit_isotonic(p: np.ndarray, y: np.ndarray, n_knots: int = 200) -> tuple[list[float], list[float]]:
     """Pool-adjacent-violators on (score, outcome), reduced to a few knots for np.interp."""
     order = np.argsort(p)
     ps, ys = p[order], y[order].astype(float)

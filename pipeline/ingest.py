@@ -237,7 +237,7 @@ def _pdf_pages(path: Path, dpi: int) -> Iterator[PageImage]:
                     img = img[:, :, :3]
                 img = np.ascontiguousarray(img[:, :, ::-1]) if img.ndim == 3 else img  # RGB -> BGR
                 layer = _text_layer(page, scale, h_pt)
-                scanned = _has_page_image(page, w_pt, h_pt)
+                scan_dpi = _page_image_dpi(page, w_pt, h_pt)
             except InputFileError:
                 raise
             except MemoryError as e:
@@ -250,7 +250,8 @@ def _pdf_pages(path: Path, dpi: int) -> Iterator[PageImage]:
                 image=img,
                 dpi=round(scale * 72),
                 text_layer=layer,
-                has_page_image=scanned,
+                has_page_image=scan_dpi is not None,
+                scan_dpi=scan_dpi,
                 warnings=[warning] if warning else [],
             )
     finally:
@@ -282,8 +283,8 @@ def _text_layer(page: object, scale: float, h_pt: float) -> list[TextLine] | Non
         textpage.close()
 
 
-def _has_page_image(page: object, w_pt: float, h_pt: float) -> bool:
-    """True when an image object covers most of the page (a scanned page)."""
+def _page_image_dpi(page: object, w_pt: float, h_pt: float) -> float | None:
+    """The resolution of an image covering most of the page (a scanned page), or None (born-digital)."""
     import pypdfium2.raw as pdfium_c
 
     for obj in page.get_objects(max_depth=2):  # type: ignore[attr-defined]
@@ -291,8 +292,13 @@ def _has_page_image(page: object, w_pt: float, h_pt: float) -> bool:
             continue
         left, bottom, right, top = obj.get_bounds()
         if (right - left) * (top - bottom) >= 0.5 * w_pt * h_pt:
-            return True
-    return False
+            try:
+                px_w, px_h = obj.get_px_size()
+                side = max(right - left, top - bottom) / 72.0
+                return round(max(px_w, px_h) / side, 1) if side > 0 else 0.0
+            except Exception:  # a damaged image object: a scan all the same, resolution unknown
+                return 0.0
+    return None
 
 
 def _image_pages(path: Path, dpi: int) -> Iterator[PageImage]:
@@ -336,7 +342,8 @@ def _image_pages(path: Path, dpi: int) -> Iterator[PageImage]:
                         path, f"cannot decode {fmt} ({type(e).__name__}: {e})", page=i + 1
                     ) from e
                 yield PageImage(
-                    source=path, page_no=i + 1, image=page, dpi=src_dpi, warnings=[warning] if warning else []
+                    source=path, page_no=i + 1, image=page, dpi=src_dpi, warnings=[warning] if warning else [],
+                    scan_dpi=float(src_dpi),
                 )
 
 

@@ -44,6 +44,8 @@ class PageImage:
     has_page_image: bool = True
     # What ingest had to change to read the page (e.g. scaled down to the pixel cap), for the run report.
     warnings: list[str] = field(default_factory=list)
+    # Resolution of the scanned image itself (None: born-digital, 0: unknown); a quality signal.
+    scan_dpi: float | None = None
 
 
 @dataclass

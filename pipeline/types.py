@@ -129,6 +129,7 @@ class Value:
     bbox: BBox | None = None
     reasons: list[str] = field(default_factory=list)
     needs_review: bool | None = None
+    reviewed: bool = False  # a person decided this value (pipeline.review)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -142,6 +143,8 @@ class Value:
             out["needs_review"] = self.needs_review
         if self.reasons:
             out["reasons"] = list(self.reasons)
+        if self.reviewed:
+            out["reviewed"] = True
         return out
 
 

@@ -118,7 +118,8 @@ def jsonl_cell(out: Path, entry: dict[str, Any]) -> dict[str, Any]:
 
 # a proposal for one cell, so the fixture queue exercises picking (the queue writer
 # proposes readings that make the form's arithmetic hold)
-PROPOSALS = {("indicators", 9, "level1_points"): [{"value": 30, "why": "Σ weights of its indicators is 30"}]}
+PROPOSALS = {("indicators", 9, "level1_points"): [{"value": 16, "why": "second reading of the digits"},
+                                                   {"value": None, "why": "cell left blank"}]}
 
 _BASE: dict[str, Path] = {}
 

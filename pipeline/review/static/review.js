@@ -1,5 +1,6 @@
 // Keyboard-first review: the value field has focus with its text selected, so typing
-// replaces it; Enter saves (or accepts, when unchanged); Alt+digit picks a proposal;
+// replaces it; Enter saves (or accepts, when unchanged); Alt+digit picks a proposal
+// (Tab cycles them through the field, where Alt+digit belongs to the browser);
 // Up/Down move through the queue; Ctrl+Z takes back the last decision.
 (function () {
   "use strict";
@@ -8,6 +9,8 @@
   const field = document.getElementById("value");
   const message = document.getElementById("message");
   const initial = main.dataset.initial;
+  const proposals = Array.from(document.querySelectorAll("button.pick")).map(function (b) { return b.dataset.text; });
+  let picked = -1;  // proposal shown in the field by Tab
   let busy = false;
 
   field.focus();
@@ -71,7 +74,17 @@
     const edited = field.value !== initial;
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
-      decide(edited ? {action: "set", text: field.value} : {action: "accept"});
+      if (picked >= 0 && field.value === proposals[picked]) decide({action: "pick", index: picked});
+      else decide(edited ? {action: "set", text: field.value} : {action: "accept"});
+    } else if (e.key === "Tab" && proposals.length) {
+      // Tab / Shift+Tab put the proposals into the field in turn; Enter saves the one shown
+      e.preventDefault();
+      const n = proposals.length + 1;  // the proposals, then the value as it was
+      const at = picked < 0 ? proposals.length : picked;
+      const to = (at + (e.shiftKey ? n - 1 : 1)) % n;
+      picked = to < proposals.length ? to : -1;
+      field.value = picked >= 0 ? proposals[picked] : initial;
+      field.select();
     } else if (e.altKey && /^Digit[1-9]$/.test(e.code)) {
       const n = parseInt(e.code.slice(5), 10);
       if (n <= parseInt(main.dataset.proposals, 10)) {
@@ -89,6 +102,7 @@
       e.preventDefault();
       undo();
     } else if (e.key === "Escape") {
+      picked = -1;
       field.value = initial;
       field.select();
       say("");

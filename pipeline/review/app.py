@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
-from .session import Item, ReviewError, ReviewSession, display
+from .session import Item, Outcome, ReviewError, ReviewSession, display
 from .store import REVIEW_DIR
 
 HERE = Path(__file__).parent
@@ -182,13 +182,16 @@ def create_app(
                         "reviewer": d.reviewer if d else None})
         return {"items": out, "left": sum(not o["decided"] for o in out), "total": len(out)}
 
-    def outcome_json(o: Any) -> dict[str, Any]:
+    def outcome_json(o: Outcome) -> dict[str, Any]:
         items = session.items()
         decisions = session.decisions()
         decided = {it.id for it in items if it.cell in decisions}
+        left = len(items) - len(decided)
+        if o.item is None:  # not in the queue any more: the page goes back to the start
+            return {"id": None, "value": o.value, "cell": o.cell, "left": left, "prev": None, "next": None,
+                    "next_open": None}
         i = next(k for k, it in enumerate(items) if it.id == o.item.id)
-        return {"id": o.item.id, "value": o.value, "cell": o.cell, "left": len(items) - len(decided),
-                **_nav(items, i, decided)}
+        return {"id": o.item.id, "value": o.value, "cell": o.cell, "left": left, **_nav(items, i, decided)}
 
     @app.post("/api/decisions")
     def decide(body: DecisionIn) -> Response:

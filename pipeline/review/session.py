@@ -118,7 +118,7 @@ def display(value: Any) -> str:
 
 @dataclass
 class Outcome:
-    item: Item
+    item: Item | None  # None: an undone cell that a newer queue no longer lists
     value: Any
     cell: dict[str, Any] | None  # the output cell now
 
@@ -204,8 +204,6 @@ class ReviewSession:
             if cell is not None:
                 self._write_cell_at(u.cell, u.file, cell)
         item = next((it for it in self.items() if it.cell == u.cell), None)
-        if item is None:
-            raise ReviewError("the undone cell is no longer in the queue")
         return Outcome(item, cell.get("value") if cell else None, cell)
 
     # -- outputs -----------------------------------------------------------------------

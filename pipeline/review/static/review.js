@@ -61,7 +61,8 @@
 
   async function undo() {
     const data = await post("/api/undo");
-    if (data) go(data.id);
+    if (data && data.id) go(data.id);
+    else if (data) window.location.href = "/";
   }
 
   document.querySelectorAll("button.pick").forEach(function (b) {

@@ -128,8 +128,8 @@ class Value:
     page: int | None = None
     bbox: BBox | None = None
     reasons: list[str] = field(default_factory=list)
-    needs_review: bool | None = None
     reviewed: bool = False  # a person decided this value (pipeline.review)
+    needs_review: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -22,7 +22,8 @@ SHA = "ab" * 32
 def _record(sha: str = SHA, form_index: int = 0) -> FormRecord:
     return FormRecord(
         file="x.pdf", form_index=form_index, pages=[1],
-        fields={"budget_executed": Value(2523747.0, "2,523,747.00", 0.41, 1, (1, 2, 3, 4), ["sum off"], True)},
+        fields={"budget_executed": Value(2523747.0, "2,523,747.00", 0.41, 1, (1, 2, 3, 4), ["sum off"],
+                                         needs_review=True)},
         indicators=[{"weight": Value(8, "8", 0.5, 1, (5, 6, 7, 8))}, {"weight": Value(6, "6", 0.99, 1, None)}],
         extra_source={"sha256": sha},
     )

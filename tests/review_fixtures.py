@@ -129,8 +129,17 @@ def base_output(tmp_root: Path) -> Path:
     if "out" not in _BASE:
         out = tmp_root / "review-base"
         run_pipeline(SAMPLE, out)
-        if not (out / "review" / "queue.jsonl").exists():
+        queue_path = out / "review" / "queue.jsonl"
+        if not queue_path.exists():
             build_queue(out, SAMPLE, alternatives=PROPOSALS)
+        entries = read_queue(out)
+        if not any(e["alternatives"] for e in entries):
+            # the sample is read cleanly enough that no cell gets one: add ours, so the
+            # tests exercise picking a proposal
+            for e in entries:
+                e["alternatives"] = PROPOSALS.get((e["section"], e["row"], e["key"]), [])
+            queue_path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries),
+                                  encoding="utf-8")
         _BASE["out"] = out
     return _BASE["out"]
 

@@ -234,3 +234,15 @@ def test_decision_survives_rerun(out: Path) -> None:
     assert os.stat(out / f"{SAMPLE.stem}.json").st_mtime_ns != mtime  # really rewritten
     for cell in (output_cell(out, e), jsonl_cell(out, e)):
         assert cell["value"] == "人工校对" and cell["reviewed"] is True and cell["confidence"] == 1.0
+
+
+def test_no_output_no_decision(client: TestClient, out: Path) -> None:
+    """A decision is stored only when there is an output to carry it (no half-made decisions)."""
+    e = _entry(out)
+    (out / f"{SAMPLE.stem}.json").unlink()
+    r = _post(client, "/api/decisions", {"id": e["id"], "action": "accept"})
+    assert r.status_code == 422 and "run the pipeline" in r.json()["error"]
+    con = sqlite3.connect(out / "review" / "decisions.sqlite")
+    assert con.execute("SELECT count(*) FROM decisions").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM audit").fetchone()[0] == 0
+    assert _post(client, "/api/decisions", {"id": "nope", "action": "accept"}).status_code == 422

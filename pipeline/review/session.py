@@ -183,6 +183,7 @@ class ReviewSession:
         else:
             raise ReviewError(f"unknown action {action!r}")
         with self._lock:
+            self._load_record(item.cell, item.file)  # no output to correct: refuse before storing
             current = self._output_cell(item)
             d = self.store.decide(item.cell, value, reviewer or self.reviewer, file=item.file, current=current,
                                   action=action)
@@ -231,19 +232,23 @@ class ReviewSession:
     def _write_cell(self, item: Item, cell_json: dict[str, Any]) -> None:
         self._write_cell_at(item.cell, item.file, cell_json)
 
-    def _write_cell_at(self, cell: CellKey, file: str, cell_json: dict[str, Any]) -> None:
-        """Put the cell into `<stem>.json` and `records.jsonl` (each rewritten by rename)."""
+    def _load_record(self, cell: CellKey, file: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The file's records and the one holding `cell` (ReviewError if there is none)."""
         path = self._record_path(file)
         if not path.exists():
             raise ReviewError(f"no output {path.name} for {file}: run the pipeline first")
         records = json.loads(path.read_text(encoding="utf-8"))
-        hit = None
         for rec in records:
-            if self._matches(rec, cell) and set_cell(rec, cell.section, cell.row, cell.key, cell_json):
-                hit = rec
-        if hit is None:
-            raise ReviewError(f"{path.name} has no form {cell.form_index} cell {cell.section}/{cell.key}")
-        export.atomic_write_text(path, json.dumps(records, ensure_ascii=False, indent=1))
+            if self._matches(rec, cell) and (cell.section == "fields" or (
+                    cell.row is not None and 0 <= cell.row < len(rec.get(cell.section) or []))):
+                return records, rec
+        raise ReviewError(f"{path.name} has no form {cell.form_index} cell {cell.section}/{cell.row}/{cell.key}")
+
+    def _write_cell_at(self, cell: CellKey, file: str, cell_json: dict[str, Any]) -> None:
+        """Put the cell into `<stem>.json` and `records.jsonl` (each rewritten by rename)."""
+        records, hit = self._load_record(cell, file)
+        set_cell(hit, cell.section, cell.row, cell.key, cell_json)
+        export.atomic_write_text(self._record_path(file), json.dumps(records, ensure_ascii=False, indent=1))
         combined = self.out_dir / "records.jsonl"
         if combined.exists():
             lines = []

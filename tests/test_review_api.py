@@ -246,3 +246,17 @@ def test_no_output_no_decision(client: TestClient, out: Path) -> None:
     assert con.execute("SELECT count(*) FROM decisions").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM audit").fetchone()[0] == 0
     assert _post(client, "/api/decisions", {"id": "nope", "action": "accept"}).status_code == 422
+
+
+def test_concurrent_decisions_lose_nothing(client: TestClient, out: Path) -> None:
+    """Requests run in a thread pool: every decision reaches SQLite and the rewritten outputs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    queue = read_queue(out)
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda e: _post(client, "/api/decisions", {"id": e["id"], "action": "accept"}).status_code,
+                              queue))
+    assert codes == [200] * len(queue)
+    assert client.get("/api/queue").json()["left"] == 0
+    for e in queue:
+        assert output_cell(out, e)["reviewed"] is True and jsonl_cell(out, e)["reviewed"] is True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -133,6 +134,7 @@ class DecisionStore:
         # check_same_thread off: the web app serves from a thread pool; writes are serialized
         # by SQLite's own lock and by `transaction` below.
         self.conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()  # one connection, many threads: one statement or transaction at a time
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
@@ -149,38 +151,43 @@ class DecisionStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.conn.execute(sql, tuple(args)).fetchall()
 
     def journal_mode(self) -> str:
-        return str(self.conn.execute("PRAGMA journal_mode").fetchone()[0])
+        return str(self._query("PRAGMA journal_mode")[0][0])
 
     # -- reading ---------------------------------------------------------------------
 
     def get(self, cell: CellKey) -> Decision | None:
-        r = self.conn.execute(f"SELECT * FROM decisions WHERE {_WHERE}", cell.params()).fetchone()
-        return _decision(r) if r else None
+        rows = self._query(f"SELECT * FROM decisions WHERE {_WHERE}", cell.params())
+        return _decision(rows[0]) if rows else None
 
     def all(self, sha256s: Iterable[str] | None = None) -> dict[CellKey, Decision]:
         if sha256s is None:
-            rows = self.conn.execute("SELECT * FROM decisions").fetchall()
+            rows = self._query("SELECT * FROM decisions")
         else:
             shas = sorted(set(sha256s))
             marks = ",".join("?" * len(shas))
-            rows = self.conn.execute(f"SELECT * FROM decisions WHERE sha256 IN ({marks})", shas).fetchall()
+            rows = self._query(f"SELECT * FROM decisions WHERE sha256 IN ({marks})", shas)
         return {d.cell: d for d in map(_decision, rows)}
 
     def audit(self, cell: CellKey | None = None) -> list[dict[str, Any]]:
         """The trail, oldest first: action, old and new value, reviewer, time."""
         if cell is None:
-            rows = self.conn.execute("SELECT * FROM audit ORDER BY id").fetchall()
+            rows = self._query("SELECT * FROM audit ORDER BY id")
         else:
-            rows = self.conn.execute(f"SELECT * FROM audit WHERE {_WHERE} ORDER BY id", cell.params()).fetchall()
+            rows = self._query(f"SELECT * FROM audit WHERE {_WHERE} ORDER BY id", cell.params())
         out = []
         for r in rows:
             d = dict(r)

@@ -238,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dpi", type=int, default=200, help="render DPI for PDF pages (default: 200)")
     t.add_argument("--overlays", action="store_true", help="also write overlay PNGs")
     t.set_defaults(func=cmd_tables)
+    from .review.command import add_parser as add_review_parser
+
+    add_review_parser(sub, DEFAULT_OUT)
     return p
 
 

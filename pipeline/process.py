@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import assemble, confidence, export, grid, ingest, normalize, ocr, preprocess, textlayer, validate
 from .errors import InputFileError, NoFormFound, ScanformsError
+from .review.store import apply_decisions
 from .types import FormRecord, PageImage, PageResult, PreparedPage
 
 
@@ -186,6 +187,7 @@ def run_one(
     result: FileResult | None = None
     try:
         result = process_file(path, opts, engine, on_page=on_page)
+        apply_decisions(result.records, out_dir)  # a reviewer's corrections outlive re-runs
         export_file(result, out_dir, opts)
         return FileOutcome(
             [r.to_json() for r in result.records],

@@ -132,6 +132,7 @@ class Value:
     page: int | None = None
     bbox: BBox | None = None
     reasons: list[str] = field(default_factory=list)
+    reviewed: bool = False  # a person decided this value (pipeline.review)
     needs_review: bool | None = None
     # The form's own label for this value, where one was read (header fields).
     label: str | None = None
@@ -152,6 +153,8 @@ class Value:
             out["needs_review"] = self.needs_review
         if self.reasons:
             out["reasons"] = list(self.reasons)
+        if self.reviewed:
+            out["reviewed"] = True
         return out
 
 

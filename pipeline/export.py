@@ -15,6 +15,15 @@ from .errors import OutputError
 from .types import FormRecord, Grid, PageResult, Value
 
 
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, then rename: a crash leaves old or new, never half."""
     try:
@@ -27,6 +36,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600 files: outputs are for the whole team to read
         os.replace(tmp, path)
     except BaseException as e:
         try:

@@ -83,7 +83,7 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, target_error: float) -> float
     best = 1.0
     for thr in values:
         acc = p >= thr
-        if (1 - y[acc]).mean() <= target_error:
+        if acc.any() and (1 - y[acc]).mean() <= target_error:
             best = float(thr)
     return best
 

@@ -6,7 +6,8 @@ failing, a repaired reading) plus what is known of its page (page kind, how
 well the whole page read, scan resolution, skew, sharpness) and its row goes
 through boosted shallow trees, then an isotonic map, both fitted on the dev corpus by `scanforms calibrate`
 and saved as data in `models/calibration.json`. A cell whose calibrated
-confidence is under the threshold gets `needs_review: true`.
+confidence is under the threshold, or that takes part in a rule of the form's
+arithmetic that fails, gets `needs_review: true`.
 """
 
 from __future__ import annotations
@@ -303,7 +304,8 @@ def score_record(
         if math.isnan(p):
             p = v.confidence  # no fitted model: the stages' own product of scores
         v.confidence = p
-        v.needs_review = bool(p < thr)
+        # the form's own arithmetic failing is for a person to see, even when the reading is sure
+        v.needs_review = bool(p < thr or v.evidence.get("rules_failed"))
 
 
 def record_evidence(rec: FormRecord, pages: dict[int, PageContext]) -> list[dict[str, Any]]:

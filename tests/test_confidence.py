@@ -70,7 +70,7 @@ def _value(ocr_min: float, **ev: float) -> Value:
 
 def test_shipped_model_exists_and_orders_evidence() -> None:
     model = confidence.Calibration.load()
-    assert model.weights, "models/calibration.json is missing: run `scanforms calibrate`"
+    assert model.trees, "models/calibration.json is missing: run `scanforms calibrate`"
     assert 0.3 <= model.threshold <= 0.99
     page = confidence.PageContext(kind="image", dpi=200, quality=0.98, low_frac=0.05)
 
@@ -91,7 +91,7 @@ def test_score_record_flags_below_threshold() -> None:
     model = confidence.Calibration.load()
     confidence.score_record(rec, {1: confidence.PageContext()}, model, threshold=0.5)
     for v in rec.fields.values():
-        assert v.needs_review == (v.confidence < 0.5)
+        assert v.needs_review == (v.confidence < 0.5 or bool(v.evidence.get("rules_failed")))
     assert rec.fields["total_weight"].confidence < rec.fields["total_score"].confidence
 
 
@@ -141,7 +141,8 @@ def test_review_queue_has_crops_sorted_by_confidence(tmp_path: Path, engine: ocr
     # every cell not in the queue is one the model accepts
     for r in result.records:
         for *_, v, _k, _r in confidence.iter_cells(r):
-            assert v.needs_review is (v.confidence < confidence.get_model().threshold)
+            assert v.needs_review is (v.confidence < confidence.get_model().threshold
+                                      or bool(v.evidence.get("rules_failed")))
 
 
 @pytest.mark.skipif(not DEV.exists(), reason="shared dev corpus not present")

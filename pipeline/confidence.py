@@ -288,8 +288,14 @@ def score_record(
     pages: dict[int, PageContext],
     model: Calibration | None = None,
     threshold: float | None = None,
+    failed_rules: list[list[Value]] | None = None,
 ) -> None:
-    """Set every cell's calibrated confidence and needs_review (in place)."""
+    """Set every cell's calibrated confidence and needs_review (in place).
+
+    `failed_rules` are the cells of each rule of the form's arithmetic that fails. Where one of
+    them is doubtful, that misread explains the failure and goes to review on its own; where all
+    read surely, the form itself is inconsistent, and every cell of the rule goes to a person.
+    """
     model = model or get_model()
     thr = model.threshold if threshold is None else threshold
     done: set[int] = set()
@@ -304,8 +310,12 @@ def score_record(
         if math.isnan(p):
             p = v.confidence  # no fitted model: the stages' own product of scores
         v.confidence = p
-        # the form's own arithmetic failing is for a person to see, even when the reading is sure
-        v.needs_review = bool(p < thr or v.evidence.get("rules_failed"))
+        v.needs_review = bool(p < thr)
+    for cells in failed_rules or []:
+        sure = [c for c in cells if c is not None]
+        if all(not c.needs_review for c in sure):
+            for c in sure:
+                c.needs_review = True
 
 
 def record_evidence(rec: FormRecord, pages: dict[int, PageContext]) -> list[dict[str, Any]]:

@@ -102,13 +102,12 @@ def process_file(
     for i, r in enumerate(records):
         r.form_index = i
     t = _timed(timings, "normalize", t)
-    for r in records:
-        validate.validate(r)
+    failed = [[r.cells for r in validate.validate(rec) if not r.ok] for rec in records]
     t = _timed(timings, "validate", t)
     contexts = {p.page_no: confidence.PageContext.of(p) for p in pages}
     features = [row for r in records for row in confidence.record_evidence(r, contexts)] if opts.features else []
-    for r in records:
-        confidence.score_record(r, contexts, threshold=opts.review_threshold)
+    for r, rules in zip(records, failed, strict=True):
+        confidence.score_record(r, contexts, threshold=opts.review_threshold, failed_rules=rules)
     _timed(timings, "confidence", t)
     by_page = {p.page_no: p for p in pages}
     sha = ingest.file_sha256(path)

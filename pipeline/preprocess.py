@@ -383,6 +383,68 @@ def _orientation(grey: np.ndarray, binary: np.ndarray, coarse: float, engine: Oc
     return first if up >= down else first + 180
 
 
+# --- specks ----------------------------------------------------------------------------------
+
+SPECK_DARK = 100  # grey level under which a pixel is solid ink (blurred print stays above it)
+SPECK_SHARP = 0.4  # share of a blob's pixels that are that dark: a sharp dot, not blurred print
+SPECK_DENSITY = 8.0  # sharp isolated dots per megapixel from which a page counts as specked
+TEXT_SHARP_MAX = 0.35  # ... and only while its print is blurred (median glyph sharpness below this)
+
+
+def find_specks(grey: np.ndarray) -> np.ndarray | None:
+    """Mask of the speckle dots of a page, or None when the page is not measured to be specked.
+
+    Dust and grain dots on heavy scans are small, solid and sharp-edged, while
+    the print under them is blurred; each dot read inside a text line becomes
+    a stray ·。、: in the OCR text. A page counts as specked when it has many
+    sharp dots with paper all round (not punctuation beside a character) and
+    its print is blurred (on a crisp or bilevel page a sharp dot may be a real
+    full stop or decimal point, so nothing is taken there).
+    """
+    loose = (grey < 200).astype(np.uint8)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(loose, connectivity=8)
+    if n <= 1:
+        return None
+    h, w = st[1:, 3], st[1:, 2]
+    ok = (h >= 4) & (w >= 2) & (h < min(grey.shape) / 15.0) & (w < min(grey.shape) / 15.0)
+    if ok.sum() < 20:
+        return None
+    g = float(np.percentile(h[ok], 75))  # glyph height: kernels below scale with the print
+    dark = np.bincount(lab[grey < SPECK_DARK], minlength=n).astype(np.float64)
+    sharp = dark / np.maximum(1, st[:, 4])
+    size = np.maximum(st[:, 2], st[:, 3])
+    small = (size <= 0.4 * g) & (st[:, 4] >= 4)
+    small[0] = False
+    glyphs = (st[:, 3] >= 0.5 * g) & (st[:, 3] <= 1.5 * g)
+    glyphs[0] = False
+    if glyphs.sum() < 20 or float(np.median(sharp[glyphs])) >= TEXT_SHARP_MAX:
+        return None  # crisp print: sharp small marks may be punctuation
+    dots = small & (sharp >= SPECK_SHARP)
+    if not dots.any():
+        return None
+    # isolated: no other ink within half a glyph
+    r = max(2, int(0.5 * g))
+    others = (lab > 0) & ~dots[lab]
+    near = cv2.dilate(others.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1)))
+    touched = np.bincount(lab[near > 0], minlength=n) > 0
+    iso = dots & ~touched
+    if iso.sum() / (grey.size / 1e6) < SPECK_DENSITY:
+        return None
+    return dots[lab]
+
+
+def despeckle(grey: np.ndarray) -> tuple[np.ndarray, int]:
+    """The page with its speckle dots painted over with paper (see `find_specks`), and how many."""
+    mask = find_specks(grey)
+    if mask is None:
+        return grey, 0
+    n = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the blurred rim too
+    out = grey.copy()
+    out[grown] = 255
+    return out, n
+
+
 # --- the stage --------------------------------------------------------------------------------
 
 
@@ -397,8 +459,10 @@ def prepare(page: PageImage, engine: OcrEngine | None = None) -> PreparedPage:
     skew = _fine_skew(binary, coarse)
     if abs(skew) >= MIN_SKEW:
         grey = deskew(grey, skew, fill=255)
-        binary = binarize(grey)  # thresholding the rotated grey beats interpolating a binary
     else:
         skew = 0.0
+    grey, specks = despeckle(grey)
+    if specks or abs(skew) >= MIN_SKEW:
+        binary = binarize(grey)  # thresholding the rotated grey beats interpolating a binary
     return PreparedPage(page=page, image=grey, binary=binary, rotation=rotation, skew_deg=float(skew))
 

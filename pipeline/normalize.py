@@ -280,12 +280,10 @@ class RecordBuilder:
         cols = self._header_cols(row, "indicators", 3)
         if not cols:
             return []
+        cols = self._loose_header(row, cols)
         keys = {c.key for c in cols}
         if not ({"weight", "score"} & keys) or not ({"name", "level1"} & keys):
-            cols = self._loose_header(row, cols)
-            keys = {c.key for c in cols}
-            if not ({"weight", "score"} & keys) or not ({"name", "level1"} & keys):
-                return []
+            return []
         return cols
 
     def _loose_header(self, row: TableRow, cols: list[Column]) -> list[Column]:

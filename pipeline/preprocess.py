@@ -57,22 +57,27 @@ def _ink_scale(shape: tuple[int, ...]) -> float:
     return max(0.3, min(shape[:2]) / 1654.0)
 
 
-def normalize_background(grey: np.ndarray) -> np.ndarray:
+def normalize_background(grey: np.ndarray, keep_edges: bool = False) -> np.ndarray:
     """White paper, dark ink: divide by a smooth estimate of the paper brightness.
 
     The paper is estimated on a quarter-size copy: a max filter wider than any
-    stroke removes the ink, a min filter of the same size (a closing) puts
-    the edges of shadow bands and of grey paper back where they are; dividing
-    removes shadow bands, gradients and grey paper while faint ink keeps its
-    contrast to the paper. (A blur instead of the min filter leaves a dark
-    stripe along a sharp shadow edge, which line finding takes for a rule.)
+    stroke removes the ink, a blur smooths it; dividing removes shadow bands,
+    gradients and grey paper while faint ink keeps its contrast to the paper.
+
+    `keep_edges` (for the line-finding binary): a min filter of the same size
+    (a closing) instead of the blur puts the sharp edges of shadow bands and of
+    grey paper back where they are; the blur leaves a dark stripe along such an
+    edge, which line finding takes for a rule. OCR reads the blurred version:
+    the recognizer is tuned on it, and the blocky closing changes what it reads
+    (except on dusty, blurred heavy scans: see `prepare`).
     """
     h, w = grey.shape
     f = 4
     small = cv2.resize(grey, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
     k = max(5, int(round(9 * _ink_scale(grey.shape))) | 1)  # ≈ 36 px at 200 DPI: wider than strokes
     se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    bg = cv2.erode(cv2.dilate(small, se), se)
+    bg = cv2.dilate(small, se)
+    bg = cv2.erode(bg, se) if keep_edges else cv2.GaussianBlur(bg, (0, 0), k / 2)
     bg = cv2.resize(np.maximum(bg, 1), (w, h), interpolation=cv2.INTER_LINEAR)
     return cv2.divide(grey, bg, scale=255.0)  # saturates at 255
 
@@ -436,16 +441,20 @@ def find_specks(grey: np.ndarray) -> np.ndarray | None:
     return dots[lab]
 
 
+def _paint_specks(grey: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the blurred rim too
+    out = grey.copy()
+    out[grown] = 255
+    return out
+
+
 def despeckle(grey: np.ndarray) -> tuple[np.ndarray, int]:
     """The page with its speckle dots painted over with paper (see `find_specks`), and how many."""
     mask = find_specks(grey)
     if mask is None:
         return grey, 0
     n = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
-    grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the blurred rim too
-    out = grey.copy()
-    out[grown] = 255
-    return out, n
+    return _paint_specks(grey, mask), n
 
 
 # --- the stage --------------------------------------------------------------------------------
@@ -453,19 +462,26 @@ def despeckle(grey: np.ndarray) -> tuple[np.ndarray, int]:
 
 def prepare(page: PageImage, engine: OcrEngine | None = None) -> PreparedPage:
     """Upright, deskewed, background-normalised grey page and its ink = 255 binary."""
-    grey = normalize_background(to_grey(page.image))
-    binary = binarize(grey)
+    raw = to_grey(page.image)
+    grey = normalize_background(raw)  # what OCR reads
+    flat = normalize_background(raw, keep_edges=True)  # what lines are found on
+    binary = binarize(flat)
     coarse = _coarse_skew(binary)  # a 90° turn keeps the skew angle, so measure it once
     rotation = _orientation(grey, binary, coarse, engine)
-    grey = turn(grey, rotation)
+    grey, flat = turn(grey, rotation), turn(flat, rotation)
     binary = turn(binary, rotation)
     skew = _fine_skew(binary, coarse)
     if abs(skew) >= MIN_SKEW:
-        grey = deskew(grey, skew, fill=255)
+        grey, flat = deskew(grey, skew, fill=255), deskew(flat, skew, fill=255)
     else:
         skew = 0.0
-    grey, specks = despeckle(grey)
-    if specks or abs(skew) >= MIN_SKEW:
-        binary = binarize(grey)  # thresholding the rotated grey beats interpolating a binary
+    specks = find_specks(grey)
+    if specks is not None:
+        # a dusty, blurred scan (heavy): its shadow bands have sharp edges too, and OCR
+        # reads the page better without the stripes the blurred paper estimate leaves there
+        flat = _paint_specks(flat, specks)
+        grey = flat
+    if specks is not None or abs(skew) >= MIN_SKEW:
+        binary = binarize(flat)  # thresholding the rotated grey beats interpolating a binary
     return PreparedPage(page=page, image=grey, binary=binary, rotation=rotation, skew_deg=float(skew))
 

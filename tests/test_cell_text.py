@@ -40,3 +40,21 @@ def test_erased_rule_recovered_from_text_layout() -> None:
     assert split_by_text(g) == 1
     texts = sorted((c.col, c.col_span, c.text) for c in g.cells if c.row == 1)
     assert texts == [(1, 1, "11"), (2, 1, "10")]
+
+
+def test_erased_rule_between_label_and_value_recovered() -> None:
+    # 项目名称 | value: the value starts right after the lost rule; the padded line boxes
+    # nearly touch, but the glyphs themselves are over a glyph height apart
+    h = 36
+    merged = Cell(0, 0, 1, 2, (350, 430, 1260, 470))
+    merged.lines = [TextLine("项目名称", (384, 431, 501, 431 + h), 0.9),
+                    TextLine("审核监督服务信息系统", (525, 431, 830, 431 + h), 0.9)]
+    g = Grid(row_lines=[428, 472], col_lines=[348, 534, 1262], cells=[merged])
+    assert split_by_text(g) == 1
+    assert sorted((c.col, c.text) for c in g.cells) == [(0, "项目名称"), (1, "审核监督服务信息系统")]
+    # words of one sentence a space apart stay one cell
+    merged2 = Cell(0, 0, 1, 2, (350, 430, 1260, 470))
+    merged2.lines = [TextLine("项目名称", (384, 431, 520, 431 + h), 0.9),
+                     TextLine("审核监督服务信息系统", (525, 431, 830, 431 + h), 0.9)]
+    g2 = Grid(row_lines=[428, 472], col_lines=[348, 534, 1262], cells=[merged2])
+    assert split_by_text(g2) == 0

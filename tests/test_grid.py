@@ -376,7 +376,7 @@ def test_find_grids_rule_erased_along_its_whole_length() -> None:
     img[112:168, 499:502] = 0  # the rule between col 1 and col 2 erased through row 1 ...
     img[136:144, 499:502] = 255  # ... but for a stub
     for r in range(3):  # a few 'characters' per cell, away from the rules
-        for c, (a, b) in enumerate(zip(xs, xs[1:], strict=False)):
+        for a, b in zip(xs, xs[1:], strict=False):
             for k in range(3):
                 gx = (a + b) // 2 - 30 + 22 * k
                 img[ys[r] + 20:ys[r] + 40, gx:gx + 16] = 255

@@ -434,8 +434,16 @@ def split_by_text(grid: Grid) -> int:
                 base = c.col if axis == 0 else c.row
                 lines_pos = g.col_lines if axis == 0 else g.row_lines
                 cuts = [lines_pos[base + k] for k in range(1, span)]
-                groups = _split_groups(c.lines, cuts, axis)
-                if -1 in groups or len(groups) < 2:
+                # lattice lines that a text line runs across are no lost rule here (a stray
+                # line from another row may fall inside a label); the others may be
+                kept = [k for k in range(1, span) if not any(-1 in _split_groups([ln], [cuts[k - 1]], axis)
+                                                               for ln in c.lines)]
+                if not kept:
+                    continue
+                by_kept = _split_groups(c.lines, [cuts[k - 1] for k in kept], axis)
+                # band j (j kept cuts to the left) starts at lattice offset 0 or kept[j - 1]
+                groups = {(0 if j == 0 else kept[j - 1]): lns for j, lns in by_kept.items()}
+                if len(groups) < 2:
                     continue
                 bands = sorted(groups)
                 ok = True

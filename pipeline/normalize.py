@@ -322,6 +322,13 @@ class RecordBuilder:
                 key = near.pop()
                 taken.add(key)
                 out.append(Column(key, float(c.bbox[0]), float(c.bbox[2])))
+        # by elimination: the one cell left unread is the one number column still missing
+        # (权重 / 分值 / 得分 are two-character labels: one misread character and no match)
+        left = [c for c in row.cells if clean_label(c.text)
+                and not any(col.x0 == c.bbox[0] and col.x1 == c.bbox[2] for col in out)]
+        missing = [k for k in ("weight", "score") if k not in taken]
+        if len(left) == 1 and len(missing) == 1 and len(clean_label(left[0].text)) <= 4:
+            out.append(Column(missing[0], float(left[0].bbox[0]), float(left[0].bbox[2])))
         return sorted(out, key=lambda col: col.x0)
 
     def _indicator_cells(self, row: TableRow, cols: list[Column]) -> dict[str, tuple[Cell, float]]:

@@ -695,10 +695,32 @@ def find_grids(binary: np.ndarray, grey: np.ndarray | None = None, min_cells: in
     return grids
 
 
-def _white_channel(ink: np.ndarray, axis: int, at: int, half: int) -> bool:
-    """No ink in a band `half` px either side of `at` across the region (axis 0: a column band)."""
+def _white_channel(ink: np.ndarray, axis: int, at: int, half: int, stub: int = 0) -> bool:
+    """No ink in a band `half` px either side of `at` across the region (axis 0: a column band).
+
+    Ink within `stub` px of `at` is allowed when it is a thin run along the lost
+    rule (its remains: a faded rule is often erased only in part), not a glyph:
+    the flanks beside it must be clean.
+    """
     band = ink[:, max(0, at - half) : at + half + 1] if axis == 0 else ink[max(0, at - half) : at + half + 1, :]
-    return band.size > 0 and int(band.sum()) == 0
+    if band.size == 0:
+        return False
+    if int(band.sum()) == 0:
+        return True
+    if stub <= 0:
+        return False
+    lo, hi = at - max(0, at - half) - stub, at - max(0, at - half) + stub + 1
+    flanks = np.concatenate([band[:, :max(0, lo)], band[:, hi:]], axis=1) if axis == 0 else \
+        np.concatenate([band[:max(0, lo), :], band[hi:, :]], axis=0)
+    return int(flanks.sum()) == 0
+
+
+def _has_glyph(ink: np.ndarray, glyph: float) -> bool:
+    """Some ink blob the size of a character part (specks of grain and dust are not)."""
+    if int(ink.sum()) < 20:
+        return False
+    _, _, st, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    return bool((np.maximum(st[1:, 2], st[1:, 3]) >= 0.4 * glyph).any())
 
 
 def split_by_whitespace(grid: Grid, binary: np.ndarray, glyph: float) -> int:
@@ -726,14 +748,20 @@ def split_by_whitespace(grid: Grid, binary: np.ndarray, glyph: float) -> int:
                 lines = grid.col_lines if axis == 0 else grid.row_lines
                 origin = x0 + m if axis == 0 else y0 + m
                 half = int(1.0 * glyph)  # a channel two glyphs wide: wider than any word spacing
+                stub = max(3, int(round(0.2 * glyph)))  # rule remains: its width plus skew drift
                 for k in range(1, span):
                     at = lines[base + k] - origin
                     size = roi.shape[1] if axis == 0 else roi.shape[0]
                     if not (half < at < size - half):
                         continue
-                    before = roi[:, :at] if axis == 0 else roi[:at, :]
-                    after = roi[:, at:] if axis == 0 else roi[at:, :]
-                    if before.sum() < 20 or after.sum() < 20 or not _white_channel(roi, axis, at, half):
+                    if not _white_channel(roi, axis, at, half, stub):
+                        continue
+                    # ink on both sides, not counting the rule's remains at the line
+                    if axis == 0:
+                        before, after = roi[:, : max(0, at - stub)], roi[:, at + stub + 1 :]
+                    else:
+                        before, after = roi[: max(0, at - stub), :], roi[at + stub + 1 :, :]
+                    if not (_has_glyph(before, glyph) and _has_glyph(after, glyph)):
                         continue
                     cut = lines[base + k]
                     if axis == 0:

@@ -285,10 +285,58 @@ class RecordBuilder:
     # --- indicator table ----------------------------------------------------------------------
     def _indicator_header(self, row: TableRow) -> list[Column]:
         cols = self._header_cols(row, "indicators", 3)
+        if not cols:
+            return []
+        cols = self._loose_header(row, cols)
         keys = {c.key for c in cols}
         if not ({"weight", "score"} & keys) or not ({"name", "level1"} & keys):
             return []
         return cols
+
+    def _loose_header(self, row: TableRow, cols: list[Column]) -> list[Column]:
+        """Header cells too damaged for a label match, read in the light of the row's sure ones.
+
+        Blurred heavy scans garble the small header print ('一组指春', '教重'). Once
+        three or more cells of the row are sure indicator labels the row is the
+        header, and each other cell takes the indicator label (of a key not yet
+        taken) it is nearest to, if at most half its characters differ, and uniquely so.
+        """
+        from rapidfuzz.distance import Levenshtein
+
+        from .lexicon import clean_label
+
+        if len({c.key for c in cols}) < 3:
+            return cols
+        taken = {c.key for c in cols}
+        out = list(cols)
+        for c in row.cells:
+            t = clean_label(c.text)
+            if not t or any(col.x0 == c.bbox[0] and col.x1 == c.bbox[2] for col in cols):
+                continue
+            best: list[tuple[int, str]] = []
+            for key in self.m.keys("indicators"):
+                if key in taken:
+                    continue
+                for label in self.m.labels("indicators", key):
+                    d = Levenshtein.distance(t, label)
+                    if 2 * d <= max(len(t), len(label)) and d < len(label):
+                        best.append((d, key))
+            if not best:
+                continue
+            dmin = min(d for d, _ in best)
+            near = {k for d, k in best if d == dmin}
+            if len(near) == 1:
+                key = near.pop()
+                taken.add(key)
+                out.append(Column(key, float(c.bbox[0]), float(c.bbox[2])))
+        # by elimination: the one cell left unread is the one number column still missing
+        # (权重 / 分值 / 得分 are two-character labels: one misread character and no match)
+        left = [c for c in row.cells if clean_label(c.text)
+                and not any(col.x0 == c.bbox[0] and col.x1 == c.bbox[2] for col in out)]
+        missing = [k for k in ("weight", "score") if k not in taken]
+        if len(left) == 1 and len(missing) == 1 and len(clean_label(left[0].text)) <= 4:
+            out.append(Column(missing[0], float(left[0].bbox[0]), float(left[0].bbox[2])))
+        return sorted(out, key=lambda col: col.x0)
 
     def _indicator_cells(self, row: TableRow, cols: list[Column]) -> dict[str, tuple[Cell, float]]:
         picked: dict[str, tuple[Cell, float]] = {}

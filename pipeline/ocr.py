@@ -186,6 +186,8 @@ class CachedEngine:
 
 DET_LONG_SIDE = 1280  # detection on a downscaled page finds the same lines at a fraction of the cost
 CELL_INSET = 1  # px kept off the ruling lines so rules are not read as 1 / | / 一
+PAD_BEFORE = 0.175  # line boxes are widened by these fractions of their height (left / right)
+PAD_AFTER = 0.35
 
 
 def _quad_bbox(q: Quad) -> tuple[int, int, int, int]:
@@ -204,8 +206,7 @@ def detect_lines(image: np.ndarray, engine: OcrEngine) -> list[tuple[int, int, i
     for q in engine.detect(small):
         x0, y0, x1, y1 = _quad_bbox(q / s)
         # detection boxes hug the glyphs and drop small trailing marks (，。、): pad sideways
-        pad = 0.35 * (y1 - y0)
-        x0, x1 = int(x0 - 0.5 * pad), int(x1 + pad)
+        x0, x1 = int(x0 - PAD_BEFORE * (y1 - y0)), int(x1 + PAD_AFTER * (y1 - y0))
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
         if x1 - x0 >= 4 and y1 - y0 >= 4:
             boxes.append((x0, y0, x1, y1))
@@ -433,14 +434,25 @@ def split_by_text(grid: Grid) -> int:
                 base = c.col if axis == 0 else c.row
                 lines_pos = g.col_lines if axis == 0 else g.row_lines
                 cuts = [lines_pos[base + k] for k in range(1, span)]
-                groups = _split_groups(c.lines, cuts, axis)
-                if -1 in groups or len(groups) < 2:
+                # lattice lines that a text line runs across are no lost rule here (a stray
+                # line from another row may fall inside a label); the others may be
+                kept = [k for k in range(1, span) if not any(-1 in _split_groups([ln], [cuts[k - 1]], axis)
+                                                               for ln in c.lines)]
+                if not kept:
+                    continue
+                by_kept = _split_groups(c.lines, [cuts[k - 1] for k in kept], axis)
+                # band j (j kept cuts to the left) starts at lattice offset 0 or kept[j - 1]
+                groups = {(0 if j == 0 else kept[j - 1]): lns for j, lns in by_kept.items()}
+                if len(groups) < 2:
                     continue
                 bands = sorted(groups)
                 ok = True
                 for b0, b1 in zip(bands, bands[1:], strict=False):
                     end = max(ln.bbox[2 + axis] for ln in groups[b0])
                     start = min(ln.bbox[axis] for ln in groups[b1])
+                    if axis == 0:  # the gap between the glyphs: without the boxes' side padding
+                        end -= PAD_AFTER * h
+                        start += PAD_BEFORE * h
                     if start - end < (0.9 if axis == 0 else 0.5) * h:
                         ok = False
                 if ok:

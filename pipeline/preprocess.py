@@ -57,19 +57,27 @@ def _ink_scale(shape: tuple[int, ...]) -> float:
     return max(0.3, min(shape[:2]) / 1654.0)
 
 
-def normalize_background(grey: np.ndarray) -> np.ndarray:
+def normalize_background(grey: np.ndarray, keep_edges: bool = False) -> np.ndarray:
     """White paper, dark ink: divide by a smooth estimate of the paper brightness.
 
     The paper is estimated on a quarter-size copy: a max filter wider than any
     stroke removes the ink, a blur smooths it; dividing removes shadow bands,
     gradients and grey paper while faint ink keeps its contrast to the paper.
+
+    `keep_edges` (for the line-finding binary): a min filter of the same size
+    (a closing) instead of the blur puts the sharp edges of shadow bands and of
+    grey paper back where they are; the blur leaves a dark stripe along such an
+    edge, which line finding takes for a rule. OCR reads the blurred version:
+    the recognizer is tuned on it, and the blocky closing changes what it reads
+    (except on dusty, blurred heavy scans: see `prepare`).
     """
     h, w = grey.shape
     f = 4
     small = cv2.resize(grey, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
     k = max(5, int(round(9 * _ink_scale(grey.shape))) | 1)  # ≈ 36 px at 200 DPI: wider than strokes
-    bg = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    bg = cv2.GaussianBlur(bg, (0, 0), k / 2)
+    se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    bg = cv2.dilate(small, se)
+    bg = cv2.erode(bg, se) if keep_edges else cv2.GaussianBlur(bg, (0, 0), k / 2)
     bg = cv2.resize(np.maximum(bg, 1), (w, h), interpolation=cv2.INTER_LINEAR)
     return cv2.divide(grey, bg, scale=255.0)  # saturates at 255
 
@@ -383,22 +391,97 @@ def _orientation(grey: np.ndarray, binary: np.ndarray, coarse: float, engine: Oc
     return first if up >= down else first + 180
 
 
+# --- specks ----------------------------------------------------------------------------------
+
+SPECK_DARK = 100  # grey level under which a pixel is solid ink (blurred print stays above it)
+SPECK_SHARP = 0.4  # share of a blob's pixels that are that dark: a sharp dot, not blurred print
+SPECK_DENSITY = 8.0  # sharp isolated dots per megapixel from which a page counts as specked
+TEXT_SHARP_MAX = 0.35  # ... and only while its print is blurred (median glyph sharpness below this)
+
+
+def find_specks(grey: np.ndarray) -> np.ndarray | None:
+    """Mask of the speckle dots of a page, or None when the page is not measured to be specked.
+
+    Dust and grain dots on heavy scans are small, solid and sharp-edged, while
+    the print under them is blurred; each dot read inside a text line becomes
+    a stray ·。、: in the OCR text. A page counts as specked when it has many
+    sharp dots with paper all round (not punctuation beside a character) and
+    its print is blurred (on a crisp or bilevel page a sharp dot may be a real
+    full stop or decimal point, so nothing is taken there).
+    """
+    loose = (grey < 200).astype(np.uint8)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(loose, connectivity=8)
+    if n <= 1:
+        return None
+    h, w = st[1:, 3], st[1:, 2]
+    ok = (h >= 4) & (w >= 2) & (h < min(grey.shape) / 15.0) & (w < min(grey.shape) / 15.0)
+    if ok.sum() < 20:
+        return None
+    g = float(np.percentile(h[ok], 75))  # glyph height: kernels below scale with the print
+    dark = np.bincount(lab[grey < SPECK_DARK], minlength=n).astype(np.float64)
+    sharp = dark / np.maximum(1, st[:, 4])
+    size = np.maximum(st[:, 2], st[:, 3])
+    small = (size <= 0.4 * g) & (st[:, 4] >= 4)
+    small[0] = False
+    glyphs = (st[:, 3] >= 0.5 * g) & (st[:, 3] <= 1.5 * g)
+    glyphs[0] = False
+    if glyphs.sum() < 20 or float(np.median(sharp[glyphs])) >= TEXT_SHARP_MAX:
+        return None  # crisp print: sharp small marks may be punctuation
+    dots = small & (sharp >= SPECK_SHARP)
+    if not dots.any():
+        return None
+    # isolated: no other ink within half a glyph
+    r = max(2, int(0.5 * g))
+    others = (lab > 0) & ~dots[lab]
+    near = cv2.dilate(others.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1)))
+    touched = np.bincount(lab[near > 0], minlength=n) > 0
+    iso = dots & ~touched
+    if iso.sum() / (grey.size / 1e6) < SPECK_DENSITY:
+        return None
+    return dots[lab]
+
+
+def _paint_specks(grey: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the blurred rim too
+    out = grey.copy()
+    out[grown] = 255
+    return out
+
+
+def despeckle(grey: np.ndarray) -> tuple[np.ndarray, int]:
+    """The page with its speckle dots painted over with paper (see `find_specks`), and how many."""
+    mask = find_specks(grey)
+    if mask is None:
+        return grey, 0
+    n = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
+    return _paint_specks(grey, mask), n
+
+
 # --- the stage --------------------------------------------------------------------------------
 
 
 def prepare(page: PageImage, engine: OcrEngine | None = None) -> PreparedPage:
     """Upright, deskewed, background-normalised grey page and its ink = 255 binary."""
-    grey = normalize_background(to_grey(page.image))
-    binary = binarize(grey)
+    raw = to_grey(page.image)
+    grey = normalize_background(raw)  # what OCR reads
+    flat = normalize_background(raw, keep_edges=True)  # what lines are found on
+    binary = binarize(flat)
     coarse = _coarse_skew(binary)  # a 90° turn keeps the skew angle, so measure it once
     rotation = _orientation(grey, binary, coarse, engine)
-    grey = turn(grey, rotation)
+    grey, flat = turn(grey, rotation), turn(flat, rotation)
     binary = turn(binary, rotation)
     skew = _fine_skew(binary, coarse)
     if abs(skew) >= MIN_SKEW:
-        grey = deskew(grey, skew, fill=255)
-        binary = binarize(grey)  # thresholding the rotated grey beats interpolating a binary
+        grey, flat = deskew(grey, skew, fill=255), deskew(flat, skew, fill=255)
     else:
         skew = 0.0
+    specks = find_specks(grey)
+    if specks is not None:
+        # a dusty, blurred scan (heavy): its shadow bands have sharp edges too, and OCR
+        # reads the page better without the stripes the blurred paper estimate leaves there
+        flat = _paint_specks(flat, specks)
+        grey = flat
+    if specks is not None or abs(skew) >= MIN_SKEW:
+        binary = binarize(flat)  # thresholding the rotated grey beats interpolating a binary
     return PreparedPage(page=page, image=grey, binary=binary, rotation=rotation, skew_deg=float(skew))
 

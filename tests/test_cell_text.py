@@ -40,3 +40,33 @@ def test_erased_rule_recovered_from_text_layout() -> None:
     assert split_by_text(g) == 1
     texts = sorted((c.col, c.col_span, c.text) for c in g.cells if c.row == 1)
     assert texts == [(1, 1, "11"), (2, 1, "10")]
+
+
+def test_erased_rule_between_label_and_value_recovered() -> None:
+    # 项目名称 | value: the value starts right after the lost rule; the padded line boxes
+    # nearly touch, but the glyphs themselves are over a glyph height apart
+    h = 36
+    merged = Cell(0, 0, 1, 2, (350, 430, 1260, 470))
+    merged.lines = [TextLine("项目名称", (384, 431, 501, 431 + h), 0.9),
+                    TextLine("审核监督服务信息系统", (525, 431, 830, 431 + h), 0.9)]
+    g = Grid(row_lines=[428, 472], col_lines=[348, 534, 1262], cells=[merged])
+    assert split_by_text(g) == 1
+    assert sorted((c.col, c.text) for c in g.cells) == [(0, "项目名称"), (1, "审核监督服务信息系统")]
+    # words of one sentence a space apart stay one cell
+    merged2 = Cell(0, 0, 1, 2, (350, 430, 1260, 470))
+    merged2.lines = [TextLine("项目名称", (384, 431, 520, 431 + h), 0.9),
+                     TextLine("审核监督服务信息系统", (525, 431, 830, 431 + h), 0.9)]
+    g2 = Grid(row_lines=[428, 472], col_lines=[348, 534, 1262], cells=[merged2])
+    assert split_by_text(g2) == 0
+
+
+def test_text_split_ignores_lattice_lines_the_text_runs_across() -> None:
+    # a stray lattice line (from a rule of another row) runs through the label itself:
+    # the split still happens at the lost rule between label and value
+    h = 36
+    merged = Cell(0, 0, 1, 3, (350, 430, 1260, 470))
+    merged.lines = [TextLine("项目名称", (384, 431, 501, 431 + h), 0.9),
+                    TextLine("审核监督服务信息系统", (525, 431, 830, 431 + h), 0.9)]
+    g = Grid(row_lines=[428, 472], col_lines=[348, 429, 534, 1262], cells=[merged])
+    assert split_by_text(g) == 1
+    assert sorted((c.col, c.col_span, c.text) for c in g.cells) == [(0, 2, "项目名称"), (2, 1, "审核监督服务信息系统")]

@@ -332,6 +332,52 @@ def test_split_by_whitespace_restores_erased_rule() -> None:
     assert split_by_whitespace(g2, binary, glyph=20.0) == 0
 
 
+def test_split_by_whitespace_past_remains_of_the_rule() -> None:
+    """A rule erased but for a short stub at the line still splits; a speck is no text."""
+    from pipeline.grid import split_by_whitespace
+    from pipeline.types import Cell, Grid
+
+    binary = np.zeros((100, 400), np.uint8)
+    binary[40:60, 120:180] = 255  # 分值 close to the lost rule
+    binary[40:60, 240:300] = 255  # 得分 on the other side
+    binary[45:55, 199:202] = 255  # what is left of the rule
+    g = Grid(row_lines=[0, 100], col_lines=[0, 200, 400], cells=[Cell(0, 0, 1, 2, (0, 0, 400, 100))])
+    assert split_by_whitespace(g, binary, glyph=20.0) == 1
+    assert [(c.col, c.col_span) for c in g.cells] == [(0, 1), (1, 1)]
+    # a glyph on the line (ink beside the stub band) keeps the cell whole
+    binary[40:60, 190:196] = 255
+    g2 = Grid(row_lines=[0, 100], col_lines=[0, 200, 400], cells=[Cell(0, 0, 1, 2, (0, 0, 400, 100))])
+    assert split_by_whitespace(g2, binary, glyph=20.0) == 0
+    # text on one side and only a speck of dust on the other: one merged cell
+    binary[:] = 0
+    binary[40:60, 60:180] = 255
+    binary[50:55, 300:305] = 255
+    g3 = Grid(row_lines=[0, 100], col_lines=[0, 200, 400], cells=[Cell(0, 0, 1, 2, (0, 0, 400, 100))])
+    assert split_by_whitespace(g3, binary, glyph=20.0) == 0
+
+
+def test_find_grids_rule_erased_along_its_whole_length() -> None:
+    """A column rule missing through one whole row (only a stub left) still gives two cells there."""
+    img = np.zeros((400, 800), np.uint8)
+    ys, xs = [50, 110, 170, 230], [50, 300, 500, 750]
+    for y in ys:
+        img[y - 1:y + 2, xs[0]:xs[-1] + 1] = 255
+    for x in xs:
+        img[ys[0]:ys[-1] + 1, x - 1:x + 2] = 255
+    img[112:168, 499:502] = 0  # the rule between col 1 and col 2 erased through row 1 ...
+    img[136:144, 499:502] = 255  # ... but for a stub
+    for r in range(3):  # a few 'characters' per cell, away from the rules
+        for a, b in zip(xs, xs[1:], strict=False):
+            for k in range(3):
+                gx = (a + b) // 2 - 30 + 22 * k
+                img[ys[r] + 20:ys[r] + 40, gx:gx + 16] = 255
+                img[ys[r] + 28:ys[r] + 31, gx - 3:gx + 19] = 0
+    (g,) = G.find_grids(img)
+    assert (g.n_rows, g.n_cols) == (3, 3)
+    assert sorted((c.row, c.col, c.row_span, c.col_span) for c in g.cells) == [
+        (r, c, 1, 1) for r in range(3) for c in range(3)]
+
+
 SHARED_DEV_PDF = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "dev" / "d001.pdf"
 
 

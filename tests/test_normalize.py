@@ -128,3 +128,46 @@ def test_cell_across_two_named_columns_split_by_its_lines() -> None:
     (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
     ind = rec.indicators[0]
     assert ind["name"].value == "项目设立的规范性" and ind["explanation"].value == "项目的申请是否合规"
+
+
+def test_damaged_indicator_header_read_from_its_sure_cells() -> None:
+    # blurred small print: 一级指标 / 权重 / 评分规则 misread beyond a label match,
+    # but 指标名称, 指标解释 and 备注 make the row the header
+    g = _grid([
+        [("项目名称", 0, 2, 1), ("某项目", 2, 8, 1)],
+        [("一组指春", 0, 2, 1), ("稳标名称", 2, 2, 1), ("模标解释", 4, 2, 1), ("评分说到", 6, 1, 1),
+         ("教重", 7, 1, 1), ("成0分", 8, 1, 1), ("备注", 9, 1, 1)],
+        [("投入与管理 (10分)", 0, 2, 1), ("资金使用的合规性", 2, 2, 1), ("项目资金使用是否合规", 4, 2, 1),
+         ("合规得分", 6, 1, 1), ("10", 7, 1, 1), ("9", 8, 1, 1), ("", 9, 1, 1)],
+    ])
+    (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+    assert len(rec.indicators) == 1
+    ind = rec.indicators[0]
+    assert ind["level1"].value == "投入与管理" and ind["name"].value == "资金使用的合规性"
+    assert ind["weight"].value == 10 and ind["scoring_rule"].value == "合规得分"
+    assert ind["score"].value == 9  # 成0分 is near no label: the last number column left
+
+
+def test_last_number_column_of_a_damaged_header_by_elimination() -> None:
+    # 权重 read 教童 (two edits of two characters): every other cell is known, so it is the weight
+    g = _grid([
+        [("项目名称", 0, 2, 1), ("某项目", 2, 8, 1)],
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 2, 1), ("指标解释", 4, 2, 1), ("评分规则", 6, 1, 1),
+         ("教童", 7, 1, 1), ("自评分", 8, 1, 1), ("备注", 9, 1, 1)],
+        [("投入与管理 (10分)", 0, 2, 1), ("资金使用的合规性", 2, 2, 1), ("项目资金使用是否合规", 4, 2, 1),
+         ("合规得分", 6, 1, 1), ("10", 7, 1, 1), ("9", 8, 1, 1), ("", 9, 1, 1)],
+    ])
+    (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+    ind = rec.indicators[0]
+    assert ind["weight"].value == 10 and ind["score"].value == 9
+
+
+def test_two_sure_header_cells_are_not_enough() -> None:
+    # a row with only two label-like cells is no indicator header, however near the others are
+    g = _grid([
+        [("项目名称", 0, 2, 1), ("某项目", 2, 8, 1)],
+        [("一组指春", 0, 2, 1), ("稳标名称", 2, 2, 1), ("模标解释", 4, 3, 1), ("教重", 7, 1, 1), ("成0分", 8, 2, 1)],
+        [("投入与管理 (10分)", 0, 2, 1), ("资金使用的合规性", 2, 2, 1), ("合规", 4, 3, 1), ("10", 7, 1, 1), ("9", 8, 2, 1)],
+    ])
+    (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+    assert rec.indicators == []

@@ -124,6 +124,55 @@ def test_normalize_background_removes_shadow_band(form: np.ndarray) -> None:
     assert np.median(out[form == 0]) < 80  # ink stays dark
 
 
+def test_normalize_background_sharp_shadow_edge_is_no_rule(form: np.ndarray) -> None:
+    """A shadow with a sharp edge (a darker paper rectangle) leaves no line for grid to find."""
+    dim = form.copy()
+    dim[200:, 150:] = (dim[200:, 150:].astype(np.float32) * 0.84).astype(np.uint8)
+    b = pp.binarize(pp.normalize_background(dim, keep_edges=True))
+    # beside the table (x 30..80 lies left of it) the edge at x=150 is outside: look at the
+    # stretch of the edge that runs through blank paper above and below the table
+    below = b[int(0.78 * form.shape[0]):, 140:160]
+    assert below.mean() < 0.02 * 255
+    left_edge = b[1100:1300, 140:160]
+    assert left_edge.mean() < 0.02 * 255
+
+
+def _blurred_page_with_dots(seed: int = 3, blur: float = 1.6) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Blurred grey print (like a 150-DPI heavy scan) with sharp black dust dots on paper and text."""
+    rng = np.random.default_rng(seed)
+    page = cv2.GaussianBlur(_form(seed=seed), (0, 0), blur)
+    page = np.clip(page.astype(np.int16) + 90, 0, 255).astype(np.uint8)  # print fades to grey
+    page = np.where(page < 250, page, 255).astype(np.uint8)
+    dots = [(int(rng.integers(20, page.shape[1] - 20)), int(rng.integers(20, page.shape[0] - 20)))
+            for _ in range(60)]
+    for x, y in dots:
+        cv2.circle(page, (x, y), 2, 0, -1)
+    return page, dots
+
+
+def test_despeckle_removes_sharp_dots_on_blurred_page() -> None:
+    page, dots = _blurred_page_with_dots()
+    out, n = pp.despeckle(page)
+    assert n >= 40  # dots that fell on print are part of a glyph blob, not specks
+    isolated = [(x, y) for x, y in dots if page[y - 8:y + 9, x - 8:x + 9].min() == 0
+                and (page[y - 8:y + 9, x - 8:x + 9] < 200).sum() <= 25]
+    assert isolated and all(out[y, x] > 200 for x, y in isolated)
+    print_mask = cv2.GaussianBlur(_form(seed=3), (0, 0), 1.6) < 128
+    assert (out[print_mask] == page[print_mask]).mean() > 0.99  # the print itself is untouched
+
+
+def test_despeckle_leaves_crisp_pages_alone(form: np.ndarray) -> None:
+    """On a crisp page a sharp small mark may be a full stop or a decimal point: keep all."""
+    page = form.copy()
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        cv2.circle(page, (int(rng.integers(20, 980)), int(rng.integers(20, 1390))), 2, 0, -1)
+    out, n = pp.despeckle(page)
+    assert n == 0 and np.array_equal(out, page)
+    clean = cv2.GaussianBlur(_form(seed=3), (0, 0), 1.6)
+    assert pp.despeckle(clean)[1] == 0  # blurred but without dust: nothing to take
+
+
 def test_binarize_ink_is_255(form: np.ndarray) -> None:
     b = pp.binarize(pp.normalize_background(form))
     assert set(np.unique(b)) <= {0, 255}

@@ -168,4 +168,5 @@ def run_one(
         return FileOutcome([], 0, time.perf_counter() - t0, e)
     except Exception as e:  # a bug on one file must not stop a night's batch
         err = ScanformsError(path, f"internal error: {type(e).__name__}: {e}")
+        err.__cause__ = e  # the flow retries I/O and memory errors (batch.is_transient)
         return FileOutcome([], 0, time.perf_counter() - t0, err)

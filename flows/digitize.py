@@ -17,6 +17,7 @@ import argparse
 import logging
 import os
 import queue
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,20 @@ def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(exc, TransientDocumentError)
 
 
+def _listener() -> batch.RunListener | None:
+    """The flow and the task reach the listener only through this function. Dask pickles the
+    task's and the flow's functions by value (the module's names hold Prefect objects, not the
+    functions), with every global they name; a live progress bar does not pickle, while a
+    module-level function is pickled by reference."""
+    return _LISTENER
+
+
+def _page_hook(path: Path) -> Callable[[int], None] | None:
+    """The listener's per-page callback, in the flow's process only (None in Dask workers)."""
+    listener = _listener()
+    return (lambda n: listener.page_done(path, n)) if listener is not None else None
+
+
 @task(
     name="digitize-document",
     task_run_name="{path.name}",
@@ -74,9 +89,7 @@ def digitize_document(
     """One document: process + export (pipeline.process.run_one); returns its manifest entry."""
     if ocr_threads and "SCANFORMS_OCR_THREADS" not in os.environ:
         process.init_worker(ocr_threads)  # Dask worker: its share of the machine's cores
-    listener = _LISTENER
-    on_page = (lambda n: listener.page_done(path, n)) if listener is not None else None
-    outcome = process.run_one(path, out_dir, opts, on_page=on_page)
+    outcome = process.run_one(path, out_dir, opts, on_page=_page_hook(path))
     if outcome.error is not None and batch.is_transient(outcome.error):
         raise TransientDocumentError(str(outcome.error))
     return batch.entry_for(path, sha256, version, outcome, out_dir)
@@ -106,8 +119,9 @@ def digitize(
         "%d input(s): %d to process, %d unchanged (skipped), %d removed since the last run",
         len(files), len(plan.todo), len(plan.skipped), len(plan.removed),
     )
-    if _LISTENER is not None:
-        _LISTENER.started(len(files), len(plan.skipped), sum(ingest.count_pages(p) for p, _ in plan.todo))
+    listener = _listener()
+    if listener is not None:
+        listener.started(len(files), len(plan.skipped), sum(ingest.count_pages(p) for p, _ in plan.todo))
     manifest = batch.Manifest(out_dir)
     doc_task = digitize_document.with_options(timeout_seconds=timeout_s)
     # A bounded window of submitted documents: memory stays flat on a 10,000-file archive,
@@ -140,8 +154,8 @@ def digitize(
         if entry["status"] != "ok":
             log.warning("%s failed: %s", path.name, (entry["error"] or {}).get("reason"))
             stop = stop or not keep_going
-        if _LISTENER is not None:
-            _LISTENER.doc_done(path, entry)
+        if listener is not None:
+            listener.doc_done(path, entry)
         if todo and not stop:
             submit_next()
     if stop and todo:
@@ -221,7 +235,7 @@ def run_digitize(
             ocr_threads = max(1, (os.cpu_count() or 1) // n)
             window = 2 * n  # one running and one queued per worker keeps them all busy
             runner = DaskTaskRunner(
-                cluster_kwargs={"n_workers": n, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+                cluster_kwargs={"n_workers": n, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}
             )
     else:
         # threads share one OCR engine (its calls are serialised, each using every core), so

@@ -35,6 +35,10 @@ class _ProgressBar:
             TimeElapsedColumn(),
             TextColumn("{task.fields[note]}"),
             console=Console(stderr=True),
+            # no redirection: Dask pickles the task context, and a redirected sys.stderr (a proxy
+            # holding the console and its lock) does not pickle
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self.docs = self.progress.add_task("documents", total=None, note="")
         self.pages = self.progress.add_task("pages", total=None, note="")
@@ -71,6 +75,8 @@ def _prefect_defaults() -> None:
     instead of Prefect's per-task log lines (a user's explicit settings win)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Dask's scheduler/nanny INFO lines (startup, shutdown) would bury the progress bar
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     # the temporary server's first start on a fresh PREFECT_HOME migrates its database: on a busy
     # 2-core machine that outlasts Prefect's 20 s default
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

@@ -133,7 +133,8 @@ def digitize(
 
     def submit_next() -> None:
         path, sha = todo.pop(0)
-        fut = doc_task.submit(path, sha, out_dir, opts, plan.version, ocr_threads)
+        # absolute paths: a Dask worker's working directory is not ours
+        fut = doc_task.submit(path.resolve(), sha, out_dir.resolve(), opts, plan.version, ocr_threads)
         in_flight[fut] = (path, sha)
         fut.add_done_callback(done.put)
 

@@ -17,6 +17,7 @@ import argparse
 import logging
 import os
 import queue
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -127,12 +128,12 @@ def digitize(
     # A bounded window of submitted documents: memory stays flat on a 10,000-file archive,
     # and --no-keep-going can stop submitting after the first failure.
     done: queue.Queue[Any] = queue.Queue()
-    todo = list(plan.todo)
+    todo = deque(plan.todo)
     in_flight: dict[Any, tuple[Path, str]] = {}
     stop = False
 
     def submit_next() -> None:
-        path, sha = todo.pop(0)
+        path, sha = todo.popleft()
         # absolute paths: a Dask worker's working directory is not ours
         fut = doc_task.submit(path.resolve(), sha, out_dir.resolve(), opts, plan.version, ocr_threads)
         in_flight[fut] = (path, sha)

@@ -22,8 +22,69 @@ def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class _ProgressBar:
+    """rich progress bars of documents and pages, fed by the flow's listener hooks."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description:<9}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=Console(stderr=True),
+            # no redirection: Dask pickles the task context, and a redirected sys.stderr (a proxy
+            # holding the console and its lock) does not pickle
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self.docs = self.progress.add_task("documents", total=None, note="")
+        self.pages = self.progress.add_task("pages", total=None, note="")
+        self.seen: dict[Path, int] = {}  # pages reported per document (a retry re-reports them)
+
+    def __enter__(self) -> _ProgressBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def started(self, total_docs: int, skipped: int, pages_to_do: int) -> None:
+        note = f"{skipped} unchanged, skipped" if skipped else ""
+        self.progress.update(self.docs, total=total_docs, completed=skipped, note=note)
+        self.progress.update(self.pages, total=pages_to_do)
+
+    def page_done(self, path: Path, page_no: int) -> None:
+        if page_no > self.seen.get(path, 0):
+            self.progress.advance(self.pages, page_no - self.seen.get(path, 0))
+            self.seen[path] = page_no
+            self.progress.update(self.pages, note=f"{path.name} p{page_no}")
+
+    def doc_done(self, path: Path, entry: dict) -> None:
+        # pages of documents run elsewhere (Dask workers) are counted here, when they end
+        self.page_done(path, int(entry.get("pages") or 0))
+        self.progress.advance(self.docs)
+        if entry["status"] != "ok":
+            self.progress.console.print(f"ERROR {path.name}: {(entry.get('error') or {}).get('reason')}")
+
+
+def _prefect_defaults() -> None:
+    """Before Prefect is imported: no telemetry from offline machines, and our own progress bar
+    instead of Prefect's per-task log lines (a user's explicit settings win)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Dask's scheduler/nanny INFO lines (startup, shutdown) would bury the progress bar
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    # the temporary server's first start on a fresh PREFECT_HOME migrates its database: on a busy
+    # 2-core machine that outlasts Prefect's 20 s default
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import export, ingest, ocr, process
+    from . import batch, export, ingest
 
     inputs = ingest.find_inputs(args.inputs or [DEFAULT_INPUT])
     if not inputs:
@@ -35,81 +96,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as e:
         _progress(f"scanforms: output folder {out} is not writable ({e.strerror or e})")
         return ExitCode.output_file
-    opts = process.Options(
-        dpi=args.dpi, overlays=args.overlays, review_threshold=args.review_threshold, features=args.features
+    if args.workers is not None and args.workers < 1:
+        _progress("scanforms: --workers must be at least 1")
+        return ExitCode.bad_args
+    _prefect_defaults()
+    from flows.digitize import run_digitize
+
+    kwargs = dict(
+        dpi=args.dpi,
+        overlays=args.overlays,
+        jobs=args.jobs,
+        timeout_s=args.timeout,
+        force=args.force,
+        dask_address=args.dask_address,
+        workers=args.workers,
+        keep_going=args.keep_going,
+        review_threshold=args.review_threshold,
+        features=args.features,
     )
-    jobs = max(1, min(args.jobs, len(inputs)))
-    total_pages = sum(ingest.count_pages(p) for p in inputs)
-    failures: list[ScanformsError] = []
-    all_records: list[dict] = []
-    warnings: list[dict] = []
-    t_start = time.perf_counter()
-    state = {"pages": 0}
-
-    def on_page(path: Path, page_no: int) -> None:
-        state["pages"] += 1
-        if not args.quiet:
-            el = time.perf_counter() - t_start
-            eta = el / state["pages"] * max(0, total_pages - state["pages"])
-            _progress(f"  [{state['pages']}/{total_pages} pages, {el:.0f}s, eta {eta:.0f}s] {path.name} p{page_no}")
-
-    def done(k: int, path: Path, outcome: process.FileOutcome) -> bool:
-        """Report one file; False when the batch should stop."""
-        warnings.extend(outcome.warnings)
-        for w in outcome.warnings:
-            _progress(f"  WARNING {Path(w['file']).name}: {w['reason']}")
-        if outcome.error is None:
-            all_records.extend(outcome.records)
-            if not args.quiet:
-                _progress(
-                    f"[{k}/{len(inputs)}] {path.name}: {len(outcome.records)} form(s), "
-                    f"{outcome.n_pages} page(s), {outcome.seconds:.1f}s"
-                )
-            return True
-        failures.append(outcome.error)
-        _progress(f"[{k}/{len(inputs)}] ERROR {outcome.error}")
-        return bool(args.keep_going)
-
-    if jobs == 1:
-        engine = ocr.get_engine(opts.engine)
-        for k, path in enumerate(inputs, 1):
-            outcome = process.run_one(path, out, opts, engine, on_page=lambda n, p=path: on_page(p, n))
-            if not done(k, path, outcome):
-                break
-    else:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        threads = max(1, (os.cpu_count() or 1) // jobs)  # don't oversubscribe cores
-        with ProcessPoolExecutor(jobs, initializer=process.init_worker, initargs=(threads,)) as pool:
-            futs = {pool.submit(process.run_one, p, out, opts): p for p in inputs}
-            for k, fut in enumerate(as_completed(futs), 1):
-                path = futs[fut]
-                outcome = fut.result()
-                state["pages"] += outcome.n_pages
-                if not done(k, path, outcome):
-                    for f in futs:
-                        f.cancel()
-                    break
-    all_records.sort(key=lambda r: (r["source"]["file"], r["source"]["form_index"]))
-    export.write_jsonl(out / "records.jsonl", all_records)
-    queue = export.combine_review_queue(out, [p.stem for p in inputs])
-    n_review = sum(1 for _ in queue.open(encoding="utf-8"))
-    report = {
-        "inputs": len(inputs),
-        "records": len(all_records),
-        "failures": [{"file": str(f.path), "page": f.page, "reason": f.reason} for f in failures],
-        "cells_to_review": n_review,
-        "warnings": warnings,
-        "seconds": round(time.perf_counter() - t_start, 2),
-    }
-    export.atomic_write_text(out / "run_report.json", json.dumps(report, ensure_ascii=False, indent=1))
+    t0 = time.perf_counter()
+    try:
+        if args.quiet:
+            report = run_digitize(inputs, out, **kwargs)
+        else:
+            with _ProgressBar() as bar:
+                report = run_digitize(inputs, out, listener=bar, **kwargs)
+    except ScanformsError as e:  # e.g. the output folder filled up while combining
+        _progress(f"scanforms: {e}")
+        return int(e.exit_code)
+    failures = report["failures"]
+    for f in failures if args.quiet else []:
+        _progress(f"ERROR {Path(f['file']).name}: {f['reason']}")
+    for w in report.get("warnings", []):
+        _progress(f"  WARNING {Path(w['file']).name}: {w['reason']}")
     _progress(
-        f"done: {len(inputs) - len(failures)}/{len(inputs)} files, {len(all_records)} forms, "
-        f"{len(failures)} failed, {n_review} cells to review, {report['seconds']}s -> {out}"
+        f"done: {report['inputs'] - len(failures)}/{report['inputs']} files "
+        f"({report['processed']} processed, {report['skipped']} unchanged), {report['forms']} forms, "
+        f"{len(failures)} failed, {report['review_cells']} cells to review, {time.perf_counter() - t0:.1f}s -> {out}"
     )
-    if failures:
-        return max(int(f.exit_code) for f in failures)
-    return ExitCode.ok
+    if report["removed"]:
+        _progress(f"  {len(report['removed'])} file(s) gone since the last run: see {out / 'run_report.md'}")
+    return batch.exit_code(report)
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
@@ -195,7 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="go on after a file fails (default: on); exit status is non-zero if any failed",
     )
-    r.add_argument("-j", "--jobs", type=int, default=1, help="files processed in parallel processes (default: 1)")
+    r.add_argument("-j", "--jobs", type=int, default=1, help="documents processed at once, in threads (default: 1)")
+    r.add_argument("--timeout", type=float, default=900.0, help="seconds one document may take (default: 900)")
+    r.add_argument("--force", action="store_true", help="reprocess every file, changed or not")
+    r.add_argument(
+        "--dask-address", metavar="tcp://HOST:PORT", help="run the documents on this Dask scheduler's workers"
+    )
+    r.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     r.add_argument(
         "--review-threshold",

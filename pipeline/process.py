@@ -196,10 +196,12 @@ def run_one(
         )
     except ScanformsError as e:
         err = e
-    except MemoryError:
+    except MemoryError as e:
         err = InputFileError(path, "out of memory processing this file")
+        err.__cause__ = e
     except Exception as e:  # a bug on one file must not stop a night's batch
         err = ScanformsError(path, f"internal error: {type(e).__name__}: {e}")
+        err.__cause__ = e  # the flow retries I/O and memory errors (batch.is_transient)
     warnings = result.warnings if result else []
     return FileOutcome([], len(result.pages) if result else 0, time.perf_counter() - t0, err, warnings)
 

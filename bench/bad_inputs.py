@@ -241,7 +241,10 @@ def run(work: Path, cache: Path | None = None, jobs: int = 1) -> Outcome:
         for p in [work, src, *src.iterdir()]:  # (work's parents must be open to others too)
             if not p.is_symlink() and p.name != "locked.pdf":
                 os.chmod(p, 0o755 if p.is_dir() else 0o644)
-        for p in [out] + ([cache] if cache else []):
+        prefect_home = work / "prefect"  # Prefect's database and profile, writable by nobody
+        prefect_home.mkdir(exist_ok=True)
+        env["PREFECT_HOME"] = str(prefect_home)
+        for p in [out, prefect_home] + ([cache] if cache else []):
             for q in [p, *p.rglob("*")]:
                 os.chown(q, *NOBODY)
         cmd = prefix + cmd

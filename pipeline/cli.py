@@ -181,9 +181,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"accuracy {s['accuracy']:.4f}  ECE {s['ece']:.4f}  review_rate {s['review_rate']:.4f}  "
           f"accepted_error_rate {s['accepted_error_rate'] or 0:.4f}  (needs_review, else confidence ≥ {args.threshold})")
     print("threshold  review_rate  accepted_error_rate")
-    curve = evaluate.review_curve(cells, steps=20)
+    curve = evaluate.review_curve(cells)
     for pt in curve:
-        print(f"{pt['threshold']:9.2f}  {pt['review_rate']:11.4f}  {pt['accepted_error_rate']:19.4f}")
+        print(f"{pt['threshold']:9.3f}  {pt['review_rate']:11.4f}  {pt['accepted_error_rate']:19.4f}")
     png = args.plot or args.pred / "reliability.png"
     evaluate.reliability_png(cells, png)
     print(f"reliability diagram -> {png}")

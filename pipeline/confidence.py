@@ -3,7 +3,7 @@
 The evidence each stage leaves on a value (`Value.evidence`: OCR character
 scores, label-match score, type parse, the forms' arithmetic holding or
 failing, a repaired reading) plus what is known of its page (page kind, how
-well the whole page read, scan resolution, skew, sharpness) and its row goes
+well the whole page read, skew) and its row goes
 through boosted shallow trees, then an isotonic map, both fitted on the dev corpus by `scanforms calibrate`
 and saved as data in `models/calibration.json`. A cell whose calibrated
 confidence is under the threshold, or that takes part in a rule of the form's
@@ -17,7 +17,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +51,7 @@ FEATURES = [
     "multi_line",
     "page_q",
     "page_low",
-    "low_dpi",
     "skew",
-    "sharpness",
     "row_min",
     "row_failed",
     "funding",
@@ -79,25 +77,17 @@ class PageContext:
     dpi: int = 200
     quality: float = 1.0  # median OCR score of the page's non-empty cells
     low_frac: float = 0.0  # share of those cells under 0.9
-    scan_dpi: float = 0.0  # resolution of the scanned image (0: born-digital or unknown)
     skew: float = 0.0  # |skew| removed, degrees: a page fed in askew was seldom scanned with care
-    sharpness: float = 0.0  # log variance of the Laplacian of the page OCR read: blur lowers it
 
     @classmethod
     def of(cls, page: PageResult) -> PageContext:
-        import cv2
-
         confs = [c.confidence for g in page.grids for c in g.cells if c.text]
-        img = page.prepared.image
-        small = img[::2, ::2]  # a quarter of the pixels is plenty for a page-wide statistic
         return cls(
             kind=page.kind,
             dpi=page.prepared.page.dpi,
             quality=float(np.median(confs)) if confs else 1.0,
             low_frac=float(np.mean([c < 0.9 for c in confs])) if confs else 0.0,
-            scan_dpi=float(page.prepared.page.scan_dpi or 0.0),
             skew=round(abs(float(page.prepared.skew_deg)), 3),
-            sharpness=round(float(np.log1p(cv2.Laplacian(small, cv2.CV_32F).var())), 4),
         )
 
 
@@ -163,9 +153,7 @@ def features(
         "multi_line": 1.0 if ev.get("n_lines", 1.0) > 1 else 0.0,
         "page_q": _logit(page.quality),
         "page_low": page.low_frac,
-        "low_dpi": max(0.0, (250 - page.scan_dpi) / 100) if page.scan_dpi else 0.0,
         "skew": min(page.skew, 10.0),
-        "sharpness": page.sharpness if page.kind != "vector" else 0.0,
         "row_min": 0.0,
         "row_failed": 0.0,
         "funding": 1.0 if section == "funding" else 0.0,
@@ -347,7 +335,8 @@ def record_from_json(data: dict[str, Any], evidence: dict[tuple, dict[str, Any]]
                   tuple(bbox) if bbox else None, list(cell.get("reasons") or []),  # type: ignore[arg-type]
                   evidence=dict(saved.get("evidence") or {}))
         if saved.get("page") and v.page is not None:
-            pages[v.page] = PageContext(**saved["page"])
+            known = {f.name for f in fields(PageContext)}  # evidence saved by another version may hold more
+            pages[v.page] = PageContext(**{k: x for k, x in saved["page"].items() if k in known})
         return v
 
     rec = FormRecord(file=str(src.get("file", "")), form_index=fi, pages=list(src.get("pages") or []))

@@ -228,12 +228,16 @@ def summarize(cells: list[ScoredCell], threshold: float = 0.9) -> dict[str, Any]
     }
 
 
-def review_curve(cells: list[ScoredCell], steps: int = 40) -> list[dict[str, float]]:
-    """Review rate against accepted error as the threshold moves (cells without confidence reviewed)."""
+CURVE_THRESHOLDS = [k / 10 for k in range(9)] + [0.9 + k / 100 for k in range(10)] + [0.995, 0.999]
+
+
+def review_curve(cells: list[ScoredCell], thresholds: list[float] = CURVE_THRESHOLDS) -> list[dict[str, float]]:
+    """Review rate against accepted error as the threshold moves (cells without confidence reviewed).
+
+    Finer steps above 0.9, where a calibrated model's thresholds live."""
     n = len(cells)
     out = []
-    for k in range(steps + 1):
-        thr = k / steps
+    for thr in thresholds:
         acc = [c for c in cells if c.confidence is not None and c.confidence >= thr]
         out.append({
             "threshold": thr,

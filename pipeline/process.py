@@ -117,6 +117,7 @@ def process_file(
         rec.extra_source["page_kind_reasons"] = {str(n): by_page[n].kind_reason for n in rec.pages}
         rec.extra_source["rotation"] = {str(n): by_page[n].prepared.rotation for n in rec.pages}
         rec.extra_source["skew_deg"] = {str(n): round(by_page[n].prepared.skew_deg, 2) for n in rec.pages}
+        rec.extra_source["scan_dpi"] = {str(n): by_page[n].prepared.page.scan_dpi for n in rec.pages}
         notes = [w for n in rec.pages for w in by_page[n].prepared.page.warnings]
         if notes:  # e.g. a page scaled down to the pixel cap: its bboxes are at a lower DPI
             rec.extra_source["warnings"] = notes

@@ -67,6 +67,10 @@ def _scanforms(*args: str, as_nobody: bool = False, home: Path | None = None) ->
         cmd = NOBODY + cmd
     env = dict(os.environ, HOME=str(home or "/tmp"))
     env.pop("SCANFORMS_OCR_CACHE", None)
+    if as_nobody:  # the test session's Prefect home is root's: nobody gets a home of its own
+        prefect_home = Path(tempfile.mkdtemp(prefix="scanforms-nobody-prefect-"))
+        prefect_home.chmod(0o777)
+        env["PREFECT_HOME"] = str(prefect_home)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
 
 

@@ -194,7 +194,16 @@ def unprivileged_prefix() -> list[str] | None:
         cwd="/",
         env=dict(os.environ, HOME="/"),
     )
-    return prefix if probe.returncode == 0 else None
+    # Prefect starts its temporary server as a child of sys.executable: a venv whose interpreter
+    # links into root's home (pyenv under /root) runs for nobody only through a fallback Python,
+    # and that child then fails. Nobody must be able to start the venv's interpreter itself.
+    child = subprocess.run(
+        [*prefix, sys.executable, "-c", "import subprocess, sys; subprocess.run([sys.executable, '-c', ''], check=True)"],
+        capture_output=True,
+        cwd="/",
+        env=dict(os.environ, HOME="/"),
+    )
+    return prefix if probe.returncode == 0 and child.returncode == 0 else None
 
 
 @dataclass

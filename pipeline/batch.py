@@ -60,6 +60,8 @@ def pipeline_version(opts: Options) -> str:
 
 def is_transient(error: ScanformsError) -> bool:
     """True if the error's cause chain holds an I/O or memory error that may pass on a retry."""
+    if int(error.exit_code) in DETERMINISTIC_EXIT_CODES and not isinstance(error.__cause__, MemoryError):
+        return False  # a damaged or unreadable file reads the same way on a retry
     exc: BaseException | None = error
     seen = 0
     while exc is not None and seen < 10:

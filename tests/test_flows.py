@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from pipeline import batch, frames, ingest, process
-from pipeline.errors import ScanformsError
+from pipeline.errors import InputFileError, ScanformsError
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = REPO / "data" / "raw"
@@ -309,6 +309,9 @@ def test_transient_errors_are_told_apart() -> None:
     assert not batch.is_transient(err)
     err.__cause__ = ValueError("a bug")
     assert not batch.is_transient(err)
+    damaged = InputFileError("b.png", "not a readable image (damaged header)")
+    damaged.__cause__ = OSError("cannot identify image file")  # Pillow's decoder error: the bytes are bad
+    assert not batch.is_transient(damaged)
 
 
 def test_manifest_survives_a_torn_line(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 SCHEMA_PATH = MODELS_DIR / "schema.yaml"
 SPACY_DIR = MODELS_DIR / "spacy_labels"
+TERMS_PATH = MODELS_DIR / "indicator_terms.yaml"
 
 # Search order when no section is given: a label printed in several sections
 # (分值 / 得分) resolves to the first of these.
@@ -496,3 +497,28 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ---------------------------------------------------------------------------------------
+# the category columns' closed vocabulary
+# ---------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def indicator_terms() -> dict[str, frozenset[str]]:
+    """{'level1': {...}, 'level2': {...}}: the terms of models/indicator_terms.yaml."""
+    data = yaml.safe_load(TERMS_PATH.read_text(encoding="utf-8")) or {}
+    return {k: frozenset(nfkc(t) for t in v or ()) for k, v in data.items()}
+
+
+def snap_term(text: str, key: str) -> tuple[str, float]:
+    """(term, vocab) for a level1/level2 reading: vocab 1.0 if the text is a term, 0.5 if it
+    was one substituted character from exactly one term (returned instead), 0.0 otherwise."""
+    terms = indicator_terms().get(key, frozenset())
+    if text in terms:
+        return text, 1.0
+    if len(text) >= 4:
+        near = [t for t in terms if len(t) == len(text) and sum(a != b for a, b in zip(t, text, strict=True)) == 1]
+        if len(near) == 1:
+            return near[0], 0.5
+    return text, 0.0

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from .assemble import FormPages, TableRow, is_title_text
-from .lexicon import LabelMatcher, get_matcher, to_simplified
+from .lexicon import LabelMatcher, get_matcher, snap_term, to_simplified
 from .ocr import finish_cell
 from .types import BBox, Cell, FormRecord, Value
 from .values import fiscal_year_from_title, join_lines, parse_value, split_level1, strip_specks
@@ -85,6 +85,23 @@ def _column_of(cell: Cell, row: TableRow, cols: list[Column], frame: ColumnFrame
     if best is None or best.overlap(a, b) <= 0.3 * min(b - a, best.x1 - best.x0):
         return None
     return best
+
+
+# The indicator table's leading columns come in this order on every layout; the
+# others (explanation, rule, values, weight, score, remark) vary, but all sit after them.
+_LEAD_ORDER = {"level1": 0, "level2": 1, "name": 2}
+
+
+def _in_order(key: str, cell: Cell, cols: list[Column]) -> bool:
+    """Whether a header cell at this x could carry `key`, given the columns already named."""
+    rank = _LEAD_ORDER.get(key, 3)
+    for col in cols:
+        other = _LEAD_ORDER.get(col.key, 3)
+        if other == rank:
+            continue
+        if (rank < other) != (cell.bbox[0] < col.x0):
+            return False
+    return True
 
 
 class RecordBuilder:
@@ -321,6 +338,7 @@ class RecordBuilder:
                     d = Levenshtein.distance(t, label)
                     if 2 * d <= max(len(t), len(label)) and d < len(label):
                         best.append((d, key))
+            best = [(d, k) for d, k in best if _in_order(k, c, out)]
             if not best:
                 continue
             dmin = min(d for d, _ in best)
@@ -458,7 +476,8 @@ class RecordBuilder:
                 else:
                     groups.append([i])
                 last_cell = cell
-            texts = [_clean(ind_rows[g[0]][1][key][0].text) if key in ind_rows[g[0]][1] else "" for g in groups]
+            texts = [_clean(strip_specks(ind_rows[g[0]][1][key][0].text)) if key in ind_rows[g[0]][1] else ""
+                     for g in groups]
             for gi, g in enumerate(groups):
                 if texts[gi]:
                     continue
@@ -471,6 +490,8 @@ class RecordBuilder:
                 src_cell = ind_rows[src[0]][1][key][0]
                 for i in g:
                     ind_rows[i][1][key] = (src_cell, 1.0)
+        if "level1" in keys:
+            _fill_blank_level1(ind_rows)
         self._split_down(ind_rows, keys)
         out: list[dict[str, Value]] = []
         for row, picked in ind_rows:
@@ -481,10 +502,19 @@ class RecordBuilder:
                 cell = picked[key][0]
                 if key == "level1":
                     name, points = split_level1(cell.text)
-                    rec["level1"] = Value(name or None, cell.text, cell.confidence, row.page, cell.bbox)
-                    rec["level1_points"] = Value(points, cell.text, cell.confidence, row.page, cell.bbox)
+                    ev = cell_evidence([cell])
+                    vocab = 0.0
+                    if name:
+                        name, vocab = snap_term(name, "level1")
+                    rec["level1"] = Value(name or None, cell.text, cell.confidence, row.page, cell.bbox,
+                                          evidence=ev | {"vocab": vocab})
+                    rec["level1_points"] = Value(points, cell.text, cell.confidence, row.page, cell.bbox,
+                                                 evidence=dict(ev))
                 else:
                     rec[key] = self.value(self.m.kind("indicators", key), [cell], row.page)
+                    if key == "level2" and isinstance(rec[key].value, str):
+                        rec[key].value, vocab = snap_term(rec[key].value, "level2")
+                        rec[key].evidence["vocab"] = vocab
             name = rec.get("name")
             if (name is None or name.value in (None, "")) and all(
                 rec.get(k) is None or rec[k].value is None for k in ("weight", "score")
@@ -492,6 +522,83 @@ class RecordBuilder:
                 continue
             out.append(rec)
         return out
+
+
+def _groups(ind_rows: list[tuple[TableRow, dict[str, tuple[Cell, float]]]], key: str) -> list[list[int]]:
+    """Runs of consecutive indicator rows that share one (merged) cell in column `key`."""
+    groups: list[list[int]] = []
+    last = None
+    for i, (_row, picked) in enumerate(ind_rows):
+        cell = picked.get(key, (None, 0))[0]
+        if groups and cell is not None and cell is last:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+        last = cell
+    return groups
+
+
+def _fill_blank_level1(ind_rows: list[tuple[TableRow, dict[str, tuple[Cell, float]]]]) -> None:
+    """A blank 一级指标 piece on a page: the merged cell was cut by a rule that isn't there.
+
+    Every indicator belongs to a 一级指标, so a blank piece (a scratch or dust taken
+    for a rule, or the rule between level1 and the label's own piece erased) takes the
+    label of a neighbouring group. Which one is decided by the form's own arithmetic:
+    a level1's points are the sum of its rows' weights, so the blank rows go where
+    they make the sum come true (or at least leave room in it); failing that, to the
+    neighbour sharing a 二级指标 cell with them; failing that, to the one neighbour they
+    don't overflow; failing that, none.
+    """
+    groups = _groups(ind_rows, "level1")
+
+    def text(g: list[int]) -> str:
+        cell = ind_rows[g[0]][1].get("level1", (None, 0))[0]
+        return _clean(split_level1(cell.text)[0]) if cell is not None else ""  # specks are blank
+
+    def weights(g: list[int]) -> float | None:
+        total = 0.0
+        for i in g:
+            cell = ind_rows[i][1].get("weight", (None, 0))[0]
+            val, ok = parse_value("number", cell.text) if cell is not None and cell.text else (None, False)
+            if not ok or val is None:
+                return None
+            total += float(val)
+        return total
+
+    def shares_level2(a: list[int], b: list[int]) -> bool:
+        cells_a = {id(ind_rows[i][1]["level2"][0]) for i in a if "level2" in ind_rows[i][1]}
+        return any(id(ind_rows[i][1]["level2"][0]) in cells_a for i in b if "level2" in ind_rows[i][1])
+
+    texts = [text(g) for g in groups]
+    for gi, g in enumerate(groups):
+        if texts[gi]:
+            continue
+        page = ind_rows[g[0]][0].page
+        cands = [j for j in (gi - 1, gi + 1)
+                 if 0 <= j < len(groups) and texts[j] and any(ind_rows[i][0].page == page for i in groups[j])]
+        if not cands:
+            continue
+        w_blank = weights(g)
+        exact, room, over = [], [], []
+        for j in cands:
+            points = split_level1(ind_rows[groups[j][0]][1]["level1"][0].text)[1]
+            w_nb = weights(groups[j])
+            if points is None or w_blank is None or w_nb is None:
+                continue
+            if abs(w_nb + w_blank - float(points)) < 0.01:
+                exact.append(j)
+            elif w_nb + w_blank < float(points):
+                room.append(j)
+            else:
+                over.append(j)
+        shared = [j for j in cands if shares_level2(g, groups[j])]
+        possible = [j for j in cands if j not in over]
+        pick = next((c for c in (exact, room, shared, possible) if len(c) == 1), None)
+        if pick is None:
+            continue
+        src = ind_rows[groups[pick[0]][0]][1]["level1"][0]
+        for i in g:
+            ind_rows[i][1]["level1"] = (src, 1.0)
 
 
 def cell_evidence(cells: list[Cell], label_score: float = 1.0) -> dict[str, float]:

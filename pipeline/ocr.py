@@ -279,6 +279,13 @@ def _ink_box(binary: np.ndarray, bbox: tuple[int, int, int, int]) -> tuple[int, 
     )
 
 
+def _lone_number(text: str, score: float, box: tuple[int, int, int, int], glyph: float) -> bool:
+    """A blurred lone digit scores low (a faded '5' at 0.54) but so do dust specks read as
+    '+', '$' or '.': the digit is told apart by its size, as tall as the page's print."""
+    ink_h = (box[3] - box[1]) - 8  # _ink_box pads 4 px each side
+    return score >= 0.45 and text.strip().isdigit() and ink_h >= 0.6 * glyph
+
+
 def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine) -> int:
     """Cells with ink but no detected line (a lone digit, faint text): recognize the ink box.
 
@@ -298,8 +305,11 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
     if not todo:
         return 0
     results = engine.recognize([image[b[1] : b[3], b[0] : b[2]] for _, b in todo])
+    from .grid import glyph_size
+
+    glyph = glyph_size(binary)
     for (c, b), (text, score, cs) in zip(todo, results, strict=True):
-        if text.strip() and score >= 0.6:
+        if text.strip() and (score >= 0.6 or _lone_number(text, score, b, glyph)):
             c.lines.append(TextLine(text=text.strip(), bbox=b, score=score, char_scores=cs))
             finish_cell(c)
     return len(todo)

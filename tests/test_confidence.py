@@ -210,3 +210,23 @@ def test_a_failed_rule_goes_to_review_whole_only_when_no_misread_explains_it() -
     a, b = _value(0.2, rules_failed=1.0, ocr_mean=0.2), _value(0.99, rules_failed=1.0)
     scored(a, b, thr=thr)  # the doubtful one explains the failure: only it goes to review
     assert a.needs_review and not b.needs_review
+
+
+def test_misread_characters_stand_alone_in_the_dictionary() -> None:
+    from pipeline.confidence import lone_chars
+
+    right = lone_chars("财务（资产）管理制度健全性和执行的有效性")
+    wrong = lone_chars("财务（资产）管理制度健金性啊执行的有做性")
+    assert right[0] == 0 and wrong[0] >= 3
+    assert lone_chars("政策知晚率")[1] > lone_chars("政策知晓率")[1]
+    assert lone_chars("5") == (0.0, 0.0)
+
+
+def test_a_lone_blurred_digit_is_kept_but_dust_is_not() -> None:
+    from pipeline.ocr import _lone_number
+
+    glyph = 19.0
+    assert _lone_number("5", 0.54, (0, 0, 20, 25), glyph)  # 17 px of ink: a digit's height
+    assert not _lone_number("5", 0.54, (0, 0, 20, 16), glyph)  # 8 px: a speck read as a digit
+    assert not _lone_number("+", 0.58, (0, 0, 20, 25), glyph)  # not a number
+    assert not _lone_number("5", 0.30, (0, 0, 20, 25), glyph)  # too unsure

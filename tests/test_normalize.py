@@ -171,3 +171,53 @@ def test_two_sure_header_cells_are_not_enough() -> None:
     ])
     (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
     assert rec.indicators == []
+
+
+def test_header_cell_tie_broken_by_column_order() -> None:
+    # 一级指标 lost its first characters: '指标' is as near 一级指标 as 指标解释, but it sits
+    # left of 二级指标, where only level1 can be
+    g = _grid([
+        [("项目名称", 0, 2, 1), ("某项目", 2, 8, 1)],
+        [("指标", 0, 2, 1), ("二级指标", 2, 1, 1), ("三级指标", 3, 3, 1), ("分值", 6, 2, 1), ("得分", 8, 2, 1)],
+        [("产出指标", 0, 2, 1), ("数量指标", 2, 1, 1), ("完成课题数量", 3, 3, 1), ("5", 6, 2, 1), ("5", 8, 2, 1)],
+    ])
+    (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+    assert rec.indicators[0]["level1"].value == "产出指标"
+
+
+def _level1_table(level1: list[str], weights: list[str]) -> Grid:
+    """An indicator table whose level1 column has one piece per row (a merged cell cut up)."""
+    rows: list[list[tuple[str, int, int, int]]] = [
+        [("项目名称", 0, 2, 1), ("某项目", 2, 8, 1)],
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 4, 1), ("权重", 6, 2, 1), ("自评分", 8, 2, 1)],
+    ]
+    for i, (l1, w) in enumerate(zip(level1, weights, strict=True)):
+        rows.append([(l1, 0, 2, 1), (f"资金使用{i}", 2, 4, 1), (w, 6, 2, 1), (w, 8, 2, 1)])
+    return _grid(rows)
+
+
+def test_blank_level1_piece_goes_where_the_points_add_up() -> None:
+    # a scratch taken for a rule cut 投入与管理's merged cell: its upper piece reads blank (or a
+    # speck). 投入与管理 (20分) needs that piece's 10 points; 产出目标 (10分) is full already
+    g = _level1_table(["★", "投入与管理 (20分)", "产出目标 (10分)"], ["10", "10", "10"])
+    (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+    assert [r["level1"].value for r in rec.indicators] == ["投入与管理", "投入与管理", "产出目标"]
+    assert rec.indicators[0]["level1_points"].value == 20
+
+
+def test_blank_level1_piece_left_blank_when_both_neighbours_fit() -> None:
+    # either neighbour has room for the blank piece's 10 points: no guess
+    g = _level1_table(["投入与管理 (20分)", "", "产出目标 (20分)"], ["10", "10", "10"])
+    (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+    assert rec.indicators[1]["level1"].value is None
+
+
+def test_level_terms_snap_one_misread_character() -> None:
+    from pipeline.lexicon import snap_term
+
+    assert snap_term("户出目标", "level1") == ("产出目标", 0.5)
+    assert snap_term("产出目标", "level1") == ("产出目标", 1.0)
+    assert snap_term("项目完成率", "level1") == ("项目完成率", 0.0)  # no term near: kept as read
+    assert snap_term("社会效益指示", "level2") == ("社会效益指标", 0.5)
+    assert snap_term("效益", "level1") == ("效益", 1.0)
+    assert snap_term("效果", "level1") == ("效果", 0.0)  # too short to snap: one of two characters

@@ -58,9 +58,10 @@ class _ProgressBar:
         self.progress.update(self.pages, total=pages_to_do)
 
     def page_done(self, path: Path, page_no: int) -> None:
-        if page_no > self.seen.get(path, 0):
-            self.progress.advance(self.pages, page_no - self.seen.get(path, 0))
-            self.seen[path] = page_no
+        key = Path(path).resolve()  # the page hook and the end-of-document event may spell it apart
+        if page_no > self.seen.get(key, 0):
+            self.progress.advance(self.pages, page_no - self.seen.get(key, 0))
+            self.seen[key] = page_no
             self.progress.update(self.pages, note=f"{path.name} p{page_no}")
 
     def doc_done(self, path: Path, entry: dict) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -208,25 +209,46 @@ def lone_chars(text: str) -> tuple[float, float]:
     characters (的, 和, 是 …) stand alone in right text too and are not counted.
     jieba's dictionary ships inside its wheel: no download.
     """
-    global _tokenizer
     n_cjk = len(_CJK.findall(text))
     if n_cjk < 2:
         return 0.0, 0.0
-    if _tokenizer is None:
-        import logging
-
-        import jieba
-
-        jieba.setLogLevel(logging.WARNING)
-        _tokenizer = jieba.Tokenizer()
+    tokenizer = _word_tokenizer()
     lone = 0
-    for tok in _tokenizer.cut(text, HMM=False):
-        if len(tok) == 1 and _CJK.match(tok) and _tokenizer.FREQ.get(tok, 0) < _COMMON_FREQ:
+    for tok in tokenizer.cut(text, HMM=False):
+        if len(tok) == 1 and _CJK.match(tok) and tok not in _SUFFIXES and tokenizer.FREQ.get(tok, 0) < _COMMON_FREQ:
             lone += 1
     return float(min(lone, 5)), lone / n_cjk
 
 
 _COMMON_FREQ = 100_000  # jieba counts: 的 318825, 和 555815, 与 160984 stand alone in right text
+# suffixes and measure words that end the forms' indicator names (完成及时率, ≥8 批, 0次)
+_SUFFIXES = frozenset("率性度次项批天分个人元年月日号")
+_tok_lock = threading.Lock()
+
+
+def _word_tokenizer() -> Any:
+    """jieba's dictionary plus the forms' own words (labels, level terms, models/domain_words.txt)."""
+    global _tokenizer
+    with _tok_lock:  # documents run in threads: build it once
+        if _tokenizer is None:
+            import logging
+
+            import jieba
+
+            from .lexicon import MODELS_DIR, Schema, indicator_terms
+
+            jieba.setLogLevel(logging.WARNING)
+            tok = jieba.Tokenizer()
+            words = {t for terms in indicator_terms().values() for t in terms}
+            words |= {label for spec in Schema.load().specs() for label in spec.labels}
+            path = MODELS_DIR / "domain_words.txt"
+            words |= {w.strip() for w in path.read_text(encoding="utf-8").splitlines()
+                      if w.strip() and not w.startswith("#")}
+            for w in sorted(words):
+                if len(w) >= 2 and _CJK.search(w):
+                    tok.add_word(w, freq=1000)
+            _tokenizer = tok
+    return _tokenizer
 
 
 Tree = list[dict[str, Any]]  # nodes: {"v": leaf value} or {"f": feature, "t": threshold, "l": k, "r": k, "v": ...}

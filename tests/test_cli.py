@@ -167,3 +167,16 @@ def test_parallel_batch_reports_failures(tmp_path: Path) -> None:
         "b.png": "not a readable image (damaged header)",
         "c.pdf": "corrupt or unreadable PDF (PDFium: Data format error)",
     }
+
+
+def test_progress_counts_each_page_once_however_the_path_is_spelled(tmp_path: Path, monkeypatch) -> None:
+    # the flow reports pages under the resolved path and the document's end under the path given
+    from pipeline.cli import _ProgressBar
+
+    monkeypatch.chdir(tmp_path)
+    bar = _ProgressBar()
+    bar.started(total_docs=1, skipped=0, pages_to_do=3)
+    for n in (1, 2, 3):
+        bar.page_done(Path("a.pdf").resolve(), n)
+    bar.doc_done(Path("a.pdf"), {"status": "ok", "pages": 3})
+    assert bar.progress.tasks[bar.pages].completed == 3

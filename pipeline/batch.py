@@ -49,7 +49,7 @@ def pipeline_version(opts: Options) -> str:
         ver = "0+unknown"
     h = hashlib.sha256()
     models = Path(__file__).resolve().parent.parent / "models"
-    for name in ("schema.yaml", "indicator_terms.yaml", "calibration.json"):  # lexicon, terms, confidence model
+    for name in ("schema.yaml", "indicator_terms.yaml", "domain_words.txt", "calibration.json"):
         if (models / name).exists():
             h.update((models / name).read_bytes())
     return (

@@ -18,7 +18,14 @@ from .assemble import FormPages, TableRow, is_title_text
 from .lexicon import LabelMatcher, get_matcher, snap_term, to_simplified
 from .ocr import finish_cell
 from .types import BBox, Cell, FormRecord, Value
-from .values import fiscal_year_from_title, join_lines, parse_value, split_level1, strip_specks
+from .values import (
+    fiscal_year_from_title,
+    join_lines,
+    parse_value,
+    repair_enumeration,
+    split_level1,
+    strip_specks,
+)
 
 _SPECKS = ".,·:;'`_-，。、‘’\""
 _TOTAL_RE = re.compile(r"^(合\s*计|总\s*分|合计得分|总\s*计)$")
@@ -124,7 +131,7 @@ class RecordBuilder:
             raw_clean = strip_specks(raw)
             raw = raw_clean if raw_clean else raw
             if ocr_conf < 1.0:  # read by OCR (a text layer is taken as printed)
-                raw = to_simplified(raw)
+                raw = repair_enumeration(to_simplified(raw))
         val, ok = parse_value(kind, raw)
         conf = ocr_conf * label_score * (1.0 if ok else 0.3)
         reasons = [] if ok else [f"could not parse as {kind}"]

@@ -293,3 +293,34 @@ def parse_value(kind: str, raw: str | None) -> tuple[Parsed, bool]:
         return (None, False) if isinstance(b, str) else (b, True)
     v = _PARSERS[kind](raw)
     return v, v is not None
+
+
+_CIRCLED = "①②③④⑤⑥⑦⑧⑨"
+# a bare digit opening a clause and running into Chinese text: a list marker read without its circle
+_BARE_MARK_RE = re.compile(r"(?<![^；;:：。）)\s])([1-9])(?=\s?[\u4e00-\u9fff])")
+_CIRCLED_RE = re.compile(f"[{_CIRCLED}]")
+
+
+def repair_enumeration(text: str) -> str:
+    """'1是否…（1分）2绩效目标…（2分）③是…' -> '①是否…（1分）②绩效目标…（2分）③是…'.
+
+    Scoring rules enumerate their clauses with circled numbers; on a blurred or 1-bit scan
+    the recognizer reads ① as 1. A bare digit is taken for a marker only where it opens a
+    clause and runs straight into Chinese text, and only while the markers found, circled or
+    bare, count 1, 2, 3 … in order from the first: a figure ('得5分', '（1分）') never does both.
+    """
+    marks = [(m.start(), _CIRCLED.index(m.group()) + 1, True) for m in _CIRCLED_RE.finditer(text)]
+    marks += [(m.start(), int(m.group(1)), False) for m in _BARE_MARK_RE.finditer(text)]
+    if len(marks) < 2 or all(circled for *_, circled in marks):
+        return text
+    marks.sort()
+    k = 0  # the markers that count 1, 2, 3 … from the start (a misread later one ends the run)
+    while k < len(marks) and marks[k][1] == k + 1:
+        k += 1
+    if k < 2:
+        return text
+    chars = list(text)
+    for pos, n, circled in marks[:k]:
+        if not circled:
+            chars[pos] = _CIRCLED[n - 1]
+    return "".join(chars)

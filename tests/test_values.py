@@ -230,3 +230,15 @@ def test_unpaired_quotes_from_stains_dropped() -> None:
     assert drop_unpaired_quotes("服务对象满“意度指标") == "服务对象满意度指标"
     assert drop_unpaired_quotes("“三公”经费和“一网通办”") == "“三公”经费和“一网通办”"
     assert drop_unpaired_quotes("a”b") == "ab"
+
+
+def test_circled_list_markers_read_as_digits_are_restored() -> None:
+    from pipeline.values import repair_enumeration
+
+    assert repair_enumeration("1是否随同报送（1分）2绩效目标是否匹配；（2分）3是") == "①是否随同报送（1分）②绩效目标是否匹配；（2分）③是"
+    assert repair_enumeration("①是否已制定办法：(1分)2项目资金管理") == "①是否已制定办法：(1分)②项目资金管理"
+    # figures are no markers: inside a clause, or out of sequence
+    assert repair_enumeration("全部完成得5分,部分完成酌情扣分") == "全部完成得5分,部分完成酌情扣分"
+    assert repair_enumeration("2项目资金") == "2项目资金"
+    assert repair_enumeration("1项目；3项目") == "1项目；3项目"
+    assert repair_enumeration("1是否；2是否；3是否；1项目") == "①是否；②是否；③是否；1项目"

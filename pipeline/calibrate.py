@@ -22,6 +22,7 @@ import numpy as np
 
 from . import confidence, evaluate
 from .export import atomic_write_text
+from .types import FormRecord
 
 FOLDS = 5
 
@@ -34,13 +35,16 @@ def load_features(pred_dir: Path) -> dict[tuple, dict[str, float]]:
             if line.strip():
                 r = json.loads(line)
                 evidence.setdefault(r["file"], {})[(r["section"], r["form_index"], r["row"], r["key"])] = r
+    by_file: dict[str, list[tuple[FormRecord, dict[int, confidence.PageContext]]]] = {}
+    for (file, _fi), data in evaluate.load_records(pred_dir).items():
+        if file in evidence:
+            by_file.setdefault(file, []).append(confidence.record_from_json(data, evidence[file]))
     out = {}
-    for (file, fi), data in evaluate.load_records(pred_dir).items():
-        if file not in evidence:
-            continue
-        rec, pages = confidence.record_from_json(data, evidence[file])
-        for row in confidence.record_features(rec, pages):
-            out[(file, fi, row["section"], row["row"], row["key"])] = row["x"]
+    for file, recs in by_file.items():
+        forms = [rec for rec, _ in recs]  # a form's features read the document's other forms
+        for rec, pages in recs:
+            for row in confidence.record_features(rec, pages, forms):
+                out[(file, rec.form_index, row["section"], row["row"], row["key"])] = row["x"]
     return out
 
 

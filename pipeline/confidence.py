@@ -17,7 +17,7 @@ import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ FEATURES = [
     "lone_n",
     "vocab",
     "off_vocab",
+    "agree",
 ]
 
 
@@ -109,16 +110,33 @@ class RecordContext:
     # per indicator text column, the share of its cells ending in 。: a cell against its column's habit
     # lost (or gained) its last mark
     end_share: dict[str, float] = field(default_factory=dict)
+    # (key, text) -> how many other forms of the same document read that very text under that key:
+    # a file of one office's forms repeats its template's wording, and two independent readings
+    # of a blurred line rarely agree by chance
+    elsewhere: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @classmethod
-    def of(cls, rec: FormRecord) -> RecordContext:
+    def of(cls, rec: FormRecord, peers: Iterable[FormRecord] = ()) -> RecordContext:
         texts = Counter(_norm(str(v.value)) for v in rec.fields.values() if isinstance(v.value, str) and v.value)
         cols: dict[str, list[bool]] = {}
         for row in rec.indicators:
             for key, v in row.items():
                 if isinstance(v.value, str) and len(v.value) > 6:
                     cols.setdefault(key, []).append(v.value.rstrip().endswith("。"))
-        return cls(texts, {k: sum(e) / len(e) for k, e in cols.items() if len(e) >= 3})
+        elsewhere: Counter[tuple[str, str]] = Counter()
+        for other in peers:
+            if other is not rec:
+                elsewhere.update(_texts_by_key(other))
+        return cls(texts, {k: sum(e) / len(e) for k, e in cols.items() if len(e) >= 3}, elsewhere)
+
+
+def _texts_by_key(rec: FormRecord) -> set[tuple[str, str]]:
+    """The (key, text) pairs a form reads, texts of four characters or more (short ones repeat anyway)."""
+    out = set()
+    for _section, _i, key, v, _kind, _row in iter_cells(rec):
+        if isinstance(v.value, str) and len(_norm(v.value)) >= 4:
+            out.add((key, _norm(v.value)))
+    return out
 
 
 def features(
@@ -168,6 +186,7 @@ def features(
         "dup_field": 0.0,
         "end_odd": 0.0,
         "numeric_text": 0.0,
+        "agree": 0.0,
     }
     text = v.value if kind == "text" and isinstance(v.value, str) else ""
     if text and len(text) <= 12 and section != "funding":
@@ -186,6 +205,8 @@ def features(
     x["numeric_text"] = 1.0 if text and re.fullmatch(r"[\d.%]+", text) else 0.0
     if text:
         x["lone_n"], x["lone_frac"] = lone_chars(text)
+    if text and rctx is not None and len(_norm(text)) >= 4:
+        x["agree"] = float(min(rctx.elsewhere[(key, _norm(text))], 3))
     # level1/level2 come from a closed vocabulary: a term read is strong evidence, a snapped
     # one weaker, a reading that is none of them (a merged name, a lost rule) suspect
     x["vocab"] = ev.get("vocab", 0.0)
@@ -342,17 +363,19 @@ def score_record(
     model: Calibration | None = None,
     threshold: float | None = None,
     failed_rules: list[list[Value]] | None = None,
+    peers: Iterable[FormRecord] = (),
 ) -> None:
     """Set every cell's calibrated confidence and needs_review (in place).
 
     `failed_rules` are the cells of each rule of the form's arithmetic that fails. Where one of
     them is doubtful, that misread explains the failure and goes to review on its own; where all
     read surely, the form itself is inconsistent, and every cell of the rule goes to a person.
+    `peers` are the other forms of the same document (see RecordContext.elsewhere).
     """
     model = model or get_model()
     thr = model.threshold if threshold is None else threshold
     done: set[int] = set()
-    rctx = RecordContext.of(rec)
+    rctx = RecordContext.of(rec, peers)
     for section, _i, key, v, kind, row in iter_cells(rec):
         if id(v) in done:  # a value shared by two keys (funding total row → fields)
             continue
@@ -412,10 +435,12 @@ def record_from_json(data: dict[str, Any], evidence: dict[tuple, dict[str, Any]]
     return rec, pages
 
 
-def record_features(rec: FormRecord, pages: dict[int, PageContext]) -> list[dict[str, Any]]:
+def record_features(
+    rec: FormRecord, pages: dict[int, PageContext], peers: Iterable[FormRecord] = ()
+) -> list[dict[str, Any]]:
     """Feature rows for the calibration set, addressed as the scorer addresses cells."""
     out = []
-    rctx = RecordContext.of(rec)
+    rctx = RecordContext.of(rec, peers)
     for section, i, key, v, kind, row in iter_cells(rec):
         ctx = pages.get(v.page or 0) or PageContext()
         out.append({"form_index": rec.form_index, "section": section, "row": i, "key": key,

@@ -107,7 +107,7 @@ def process_file(
     contexts = {p.page_no: confidence.PageContext.of(p) for p in pages}
     features = [row for r in records for row in confidence.record_evidence(r, contexts)] if opts.features else []
     for r, rules in zip(records, failed, strict=True):
-        confidence.score_record(r, contexts, threshold=opts.review_threshold, failed_rules=rules)
+        confidence.score_record(r, contexts, threshold=opts.review_threshold, failed_rules=rules, peers=records)
     _timed(timings, "confidence", t)
     by_page = {p.page_no: p for p in pages}
     sha = ingest.file_sha256(path)

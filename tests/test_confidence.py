@@ -184,7 +184,7 @@ def test_features_rebuilt_from_written_records_match_the_run(tmp_path: Path, eng
     process.export_file(result, tmp_path, opts)
     contexts = {p.page_no: confidence.PageContext.of(p) for p in result.pages}
     live = {(r["section"], r["row"], r["key"]): r["x"] for rec in result.records
-            for r in confidence.record_features(rec, contexts)}
+            for r in confidence.record_features(rec, contexts, result.records)}
     rebuilt = {(s, row, k): x for (_f, _i, s, row, k), x in calibrate.load_features(tmp_path).items()}
     assert live.keys() == rebuilt.keys() and len(live) > 50
     for key, x in live.items():
@@ -230,3 +230,20 @@ def test_a_lone_blurred_digit_is_kept_but_dust_is_not() -> None:
     assert not _lone_number("5", 0.54, (0, 0, 20, 16), glyph)  # 8 px: a speck read as a digit
     assert not _lone_number("+", 0.58, (0, 0, 20, 25), glyph)  # not a number
     assert not _lone_number("5", 0.30, (0, 0, 20, 25), glyph)  # too unsure
+
+
+def test_a_text_read_alike_in_another_form_of_the_document_counts_as_agreement() -> None:
+    from pipeline.types import FormRecord, Value
+
+    def form(i: int, explanation: str) -> FormRecord:
+        rec = FormRecord(file="x.pdf", form_index=i, pages=[1])
+        rec.indicators = [{"explanation": Value(explanation, explanation, 0.9, 1, (0, 0, 10, 10))}]
+        return rec
+
+    a, b, c = form(0, "项目资金使用是否规范"), form(1, "项目资金使用是否规范"), form(2, "项目资金使用是否现范")
+    ctx = confidence.PageContext()
+    for rec, agree in ((a, 1.0), (c, 0.0)):
+        v = rec.indicators[0]["explanation"]
+        x = confidence.features(v, "text", "indicators", ctx, rec.indicators[0],
+                                confidence.RecordContext.of(rec, [a, b, c]), "explanation")
+        assert x["agree"] == agree

@@ -279,6 +279,17 @@ class Calibration:
             z = np.array([self.base + sum(vals) for vals in leaves.tolist()])
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
+    def predict_many(self, xs: list[dict[str, float]]) -> list[float]:
+        """`predict` for many feature dicts at once (one walk of the trees for all of them)."""
+        if not self.trees:
+            return [float("nan")] * len(xs)
+        if not xs:
+            return []
+        p = self.raw([[x.get(k, 0.0) for k in self.features] for x in xs])
+        if self.iso_x:
+            p = np.interp(p, self.iso_x, self.iso_y)
+        return [float(v) for v in p]
+
     def predict(self, x: dict[str, float]) -> float:
         if not self.trees:
             return float("nan")
@@ -349,13 +360,19 @@ def score_record(
     thr = model.threshold if threshold is None else threshold
     done: set[int] = set()
     rctx = RecordContext.of(rec)
+    todo: list[Value] = []
+    xs: list[dict[str, float]] = []
     for section, _i, key, v, kind, row in iter_cells(rec):
         if id(v) in done:  # a value shared by two keys (funding total row → fields)
             continue
         done.add(id(v))
         ctx = pages.get(v.page or 0) or PageContext()
         v.evidence.setdefault("conf0", v.confidence)
-        p = model.predict(features(v, kind, section, ctx, row, rctx, key))
+        todo.append(v)
+        xs.append(features(v, kind, section, ctx, row, rctx, key))
+    # one model call for the whole form: features read the stages' scores (conf0), never a
+    # calibrated one, so predicting after collecting them all gives the same values
+    for v, p in zip(todo, model.predict_many(xs), strict=True):
         if math.isnan(p):
             p = v.confidence  # no fitted model: the stages' own product of scores
         v.confidence = p

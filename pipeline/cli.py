@@ -147,7 +147,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
     from . import export, ingest, ocr, process
 
     inputs = ingest.find_inputs(args.inputs)
-    engine = ocr.get_engine()
+    engine = ocr.LazyEngine()
     failures = 0
     for path in inputs:
         t0 = _t.perf_counter()

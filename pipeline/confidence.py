@@ -283,6 +283,61 @@ def _tree_value(tree: Tree, x: list[float]) -> float:
     return float(tree[k]["v"])
 
 
+class _FlatTrees:
+    """A list of trees as flat node arrays, for walking every tree for many rows at once."""
+
+    def __init__(self, trees: list[Tree]) -> None:
+        feat, thr, left, right, val, roots = [], [], [], [], [], []
+        for tree in trees:
+            off = len(feat)
+            roots.append(off)
+            for node in tree:
+                leaf = "f" not in node
+                feat.append(0 if leaf else int(node["f"]))
+                thr.append(0.0 if leaf else float(node["t"]))
+                # a leaf points at itself: extra steps leave it where it is
+                left.append(len(feat) - 1 if leaf else off + int(node["l"]))
+                right.append(len(feat) - 1 if leaf else off + int(node["r"]))
+                val.append(float(node.get("v", 0.0)))
+        self.feat = np.array(feat, dtype=np.int64)
+        self.thr = np.array(thr, dtype=np.float64)
+        self.left = np.array(left, dtype=np.int64)
+        self.right = np.array(right, dtype=np.int64)
+        self.val = np.array(val, dtype=np.float64)
+        self.roots = np.array(roots, dtype=np.int64)
+        self.depth = max((_depth(t) for t in trees), default=0)
+
+    def leaf_values(self, x: np.ndarray) -> np.ndarray:
+        """(rows, trees) leaf values for feature rows x (rows, features)."""
+        nodes = np.broadcast_to(self.roots, (x.shape[0], len(self.roots))).copy()
+        r = np.arange(x.shape[0])[:, None]
+        for _ in range(self.depth):
+            go_left = x[r, self.feat[nodes]] < self.thr[nodes]
+            nodes = np.where(go_left, self.left[nodes], self.right[nodes])
+        return self.val[nodes]
+
+
+def _depth(tree: Tree, k: int = 0) -> int:
+    node = tree[k]
+    if "f" not in node:
+        return 0
+    return 1 + max(_depth(tree, node["l"]), _depth(tree, node["r"]))
+
+
+_FLAT: dict[int, tuple[list[Tree], _FlatTrees]] = {}
+
+
+def _flat_trees(trees: list[Tree]) -> _FlatTrees:
+    """The flat form of a model's trees, made once per trees list (models are loaded once)."""
+    hit = _FLAT.get(id(trees))
+    if hit is None or hit[0] is not trees or len(hit[1].roots) != len(trees):
+        hit = (trees, _FlatTrees(trees))
+        if len(_FLAT) >= 8:  # calibration fits many models: keep the cache small
+            _FLAT.clear()
+        _FLAT[id(trees)] = hit
+    return hit[1]
+
+
 @dataclass
 class Calibration:
     """Boosted shallow trees over FEATURES (log-odds), then an isotonic map of their probability.
@@ -301,8 +356,25 @@ class Calibration:
 
     def raw(self, rows: list[list[float]]) -> np.ndarray:
         """Uncalibrated probabilities for feature rows in `self.features` order."""
-        z = np.array([self.base + sum(_tree_value(t, r) for t in self.trees) for r in rows])
+        if not rows or not self.trees:
+            z = np.array([self.base + sum(_tree_value(t, r) for t in self.trees) for r in rows])
+        else:
+            # all trees walked at once (a cell's ~100 trees one node at a time were a visible share
+            # of a born-digital page); leaf values summed in tree order, as the plain loop does
+            leaves = _flat_trees(self.trees).leaf_values(np.asarray(rows, dtype=np.float64))
+            z = np.array([self.base + sum(vals) for vals in leaves.tolist()])
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+    def predict_many(self, xs: list[dict[str, float]]) -> list[float]:
+        """`predict` for many feature dicts at once (one walk of the trees for all of them)."""
+        if not self.trees:
+            return [float("nan")] * len(xs)
+        if not xs:
+            return []
+        p = self.raw([[x.get(k, 0.0) for k in self.features] for x in xs])
+        if self.iso_x:
+            p = np.interp(p, self.iso_x, self.iso_y)
+        return [float(v) for v in p]
 
     def predict(self, x: dict[str, float]) -> float:
         if not self.trees:
@@ -376,13 +448,19 @@ def score_record(
     thr = model.threshold if threshold is None else threshold
     done: set[int] = set()
     rctx = RecordContext.of(rec, peers)
+    todo: list[Value] = []
+    xs: list[dict[str, float]] = []
     for section, _i, key, v, kind, row in iter_cells(rec):
         if id(v) in done:  # a value shared by two keys (funding total row → fields)
             continue
         done.add(id(v))
         ctx = pages.get(v.page or 0) or PageContext()
         v.evidence.setdefault("conf0", v.confidence)
-        p = model.predict(features(v, kind, section, ctx, row, rctx, key))
+        todo.append(v)
+        xs.append(features(v, kind, section, ctx, row, rctx, key))
+    # one model call for the whole form: features read the stages' scores (conf0), never a
+    # calibrated one, so predicting after collecting them all gives the same values
+    for v, p in zip(todo, model.predict_many(xs), strict=True):
         if math.isnan(p):
             p = v.confidence  # no fitted model: the stages' own product of scores
         v.confidence = p

@@ -347,8 +347,14 @@ def group_tables(hs: list[Rule], vs: list[Rule], shape: tuple[int, int]) -> list
         lab = int(labels[y, x])
         g = groups.setdefault(lab, ([], []))
         (g[0] if r.horizontal else g[1]).append(r)
+    del n
+    return _join_nested(list(groups.values()))
+
+
+def _join_nested(groups: list[tuple[list[Rule], list[Rule]]]) -> list[tuple[list[Rule], list[Rule]]]:
+    """Groups whose boxes overlap become one; groups without both directions go; top to bottom."""
     # rules cut off by erased stretches float inside the frame of their table: join them to it
-    items = [(g[0] + g[1], list(_span_box(g[0] + g[1]))) for g in groups.values()]
+    items = [(g[0] + g[1], list(_span_box(g[0] + g[1]))) for g in groups]
     merged = True
     while merged:
         merged = False
@@ -366,8 +372,41 @@ def group_tables(hs: list[Rule], vs: list[Rule], shape: tuple[int, int]) -> list
     out = [([r for r in rs if r.horizontal], [r for r in rs if not r.horizontal]) for rs, _ in items]
     out = [g for g in out if len(g[0]) >= 1 and len(g[1]) >= 1]
     out.sort(key=lambda g: min(r.pos for r in g[0]))
-    del n
     return out
+
+
+def group_rules(hs: list[Rule], vs: list[Rule], grow: int) -> list[tuple[list[Rule], list[Rule]]]:
+    """`group_tables` for exact rules: components of the graph of rule boxes (grown) that touch.
+
+    The same grouping as drawing the grown rules and labelling the mask
+    (8-connected: boxes one pixel apart touch), without the page-sized image.
+    """
+    rules = hs + vs
+    if not rules:
+        return []
+    box = np.array([(r.start, r.lo, r.end - 1, r.hi) if r.horizontal else (r.lo, r.start, r.hi, r.end - 1)
+                    for r in rules], dtype=np.int64)
+    box[:, :2] -= grow
+    box[:, 2:] += grow
+    x0, y0, x1, y1 = box[:, 0], box[:, 1], box[:, 2], box[:, 3]
+    touch = ((x0[:, None] <= x1[None, :] + 1) & (x0[None, :] <= x1[:, None] + 1)
+             & (y0[:, None] <= y1[None, :] + 1) & (y0[None, :] <= y1[:, None] + 1))
+    label = [-1] * len(rules)
+    groups: list[tuple[list[Rule], list[Rule]]] = []
+    for i in range(len(rules)):
+        if label[i] >= 0:
+            continue
+        label[i] = len(groups)
+        todo, members = [i], []
+        while todo:
+            j = todo.pop()
+            members.append(rules[j])
+            for k in np.flatnonzero(touch[j]):
+                if label[k] < 0:
+                    label[k] = label[i]
+                    todo.append(int(k))
+        groups.append(([r for r in members if r.horizontal], [r for r in members if not r.horizontal]))
+    return _join_nested(groups)
 
 
 def _span_box(rules: list[Rule]) -> tuple[int, int, int, int]:
@@ -523,6 +562,21 @@ def _edge_cover(filled: np.ndarray, a: int, b: int) -> float:
     return float(f.mean()) if f.size else 0.0
 
 
+def _edge_covers(filled: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`_edge_cover` for many edges of one profile at once (prefix sums: the same values, vectorised)."""
+    n = len(filled)
+    short = b - a < 3
+    mid = (a + b) // 2
+    a = np.where(short, np.maximum(0, mid - 1), a)
+    b = np.where(short, mid + 2, b)
+    # as Python slicing reads them (a negative end counts from the back)
+    a = np.where(a < 0, np.maximum(a + n, 0), np.minimum(a, n))
+    b = np.where(b < 0, np.maximum(b + n, 0), np.minimum(b, n))
+    cs = np.concatenate(([0], np.cumsum(filled, dtype=np.int64)))
+    size = b - a
+    return np.where(size > 0, (cs[b] - cs[a]) / np.maximum(size, 1), 0.0)
+
+
 def separators(lat: Lattice, hmask: np.ndarray, vmask: np.ndarray, unit: float) -> tuple[np.ndarray, np.ndarray]:
     """Inked fraction of every inner cell edge, damage holes bridged (see `_fill_damage`).
 
@@ -548,25 +602,24 @@ def separators(lat: Lattice, hmask: np.ndarray, vmask: np.ndarray, unit: float) 
     # often takes the junction itself (a hole there must not turn a real end into "damage")
     reach_h = band_h + int(max(lat.row_thick)) + _px(H_KERNEL, unit)
     reach_v = band_v + int(max(lat.col_thick)) + _px(H_KERNEL, unit)
+    # each edge's stretch along its rule, the crossing rules' widths and bands left out
+    col_a = np.array([cl[c] + int(lat.col_thick[c]) + band_v - cl[0] for c in range(C)], dtype=np.int64)
+    col_b = np.array([cl[c + 1] - int(lat.col_thick[c + 1]) - band_v - cl[0] for c in range(C)], dtype=np.int64)
+    row_a = np.array([rl[r] + int(lat.row_thick[r]) + band_h - rl[0] for r in range(R)], dtype=np.int64)
+    row_b = np.array([rl[r + 1] - int(lat.row_thick[r + 1]) - band_h - rl[0] for r in range(R)], dtype=np.int64)
     for r in range(1, R):
         raw = _profile(hmask, True, rl[r], cl[0], cl[-1], band_h)
         # only crossings where a vertical really meets this rule can end it (not every lattice x)
         real = [x for x in cl if vmask[max(0, rl[r] - reach_h):rl[r] + reach_h + 1,
                                        max(0, x - band_v):x + band_v + 1].any()]
         filled = _fill_damage(raw, cl[0], real or cl, jt_h, anchor)
-        for c in range(C):
-            a = cl[c] + int(lat.col_thick[c]) + band_v - cl[0]
-            b = cl[c + 1] - int(lat.col_thick[c + 1]) - band_v - cl[0]
-            below[r - 1, c] = _edge_cover(filled, a, b)
+        below[r - 1, :] = _edge_covers(filled, col_a, col_b)
     for c in range(1, C):
         raw = _profile(vmask, False, cl[c], rl[0], rl[-1], band_v)
         real = [y for y in rl if hmask[max(0, y - band_h):y + band_h + 1,
                                        max(0, cl[c] - reach_v):cl[c] + reach_v + 1].any()]
         filled = _fill_damage(raw, rl[0], real or rl, jt_v, anchor)
-        for r in range(R):
-            a = rl[r] + int(lat.row_thick[r]) + band_h - rl[0]
-            b = rl[r + 1] - int(lat.row_thick[r + 1]) - band_h - rl[0]
-            right[r, c - 1] = _edge_cover(filled, a, b)
+        right[:, c - 1] = _edge_covers(filled, row_a, row_b)
     return below, right
 
 
@@ -847,3 +900,71 @@ def _grid_from_camelot(table: object, scale: float, h_pt: float) -> Grid | None:
         out.append(Cell(r0, c0, r1 - r0, c1 - c0, bbox))
     out.sort(key=lambda c: (c.row, c.col))
     return Grid(row_lines=row_lines, col_lines=col_lines, cells=out)
+
+
+# --- born-digital pages: the PDF's own vector rules -------------------------------------------
+
+
+def _merge_collinear(lines: list[tuple[float, float, float, float]], tol: float) -> list[Rule]:
+    """(pos, start, end, thickness) pieces of one direction -> Rules, overlapping collinear ones joined.
+
+    Cell-by-cell rectangles draw every inner edge twice; pieces on one line
+    that touch (within `tol`) are one rule.
+    """
+    out: list[Rule] = []
+    group: list[tuple[float, float, float, float]] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        ps = sorted(g[0] for g in group)
+        pos = ps[len(ps) // 2]
+        runs: list[list[float]] = []
+        for _, a, b, t in sorted(group, key=lambda g: g[1]):
+            if runs and a <= runs[-1][1] + tol:
+                runs[-1][1] = max(runs[-1][1], b)
+                runs[-1][2] = max(runs[-1][2], t)
+            else:
+                runs.append([a, b, t])
+        for a, b, t in runs:
+            half = t / 2.0
+            out.append(Rule(horizontal=True, pos=pos, start=int(np.floor(a)), end=int(np.ceil(b)), thickness=t,
+                            lo=int(np.floor(pos - half + 0.5)), hi=int(np.floor(pos + half - 0.5))))
+
+    for ln in sorted(lines):
+        if group and ln[0] - group[-1][0] > tol:
+            flush()
+            group = []
+        group.append(ln)
+    flush()
+    return out
+
+
+def grids_from_lines(lines: list, shape: tuple[int, int], glyph: float | None = None,
+                     min_cells: int = 2) -> list[Grid]:
+    """Tables from a born-digital page's vector rules (`vector.VLine`s in render pixels), top to bottom.
+
+    The rules are exact, so there is nothing to find: they go straight to
+    `group_tables` / `grid_from_rules` (lattice, separators, merged cells).
+    `glyph` is the text height in px (the text layer's), for the minimum cell size.
+    """
+    shape = (int(shape[0]), int(shape[1]))
+    h, w = shape
+    tol = 1.0  # px: the same rule drawn twice lands within rounding of itself
+    hs = _merge_collinear([(ln.pos, max(0.0, ln.start), min(float(w), ln.end), ln.thickness)
+                           for ln in lines if ln.horizontal and 0 <= ln.pos < h], tol)
+    vs = [Rule(False, r.pos, r.start, r.end, r.thickness, r.lo, r.hi) for r in _merge_collinear(
+        [(ln.pos, max(0.0, ln.start), min(float(h), ln.end), ln.thickness)
+         for ln in lines if not ln.horizontal and 0 <= ln.pos < w], tol)]
+    g = 20.0 * page_unit(shape) if glyph is None else glyph
+    grids: list[Grid] = []
+    for ghs, gvs in group_rules(hs, vs, _px(CLUSTER_TOL, page_unit(shape), 3)):
+        grd = grid_from_rules(ghs, gvs, shape, g)
+        if grd is None or len(grd.cells) < min_cells:
+            continue
+        x0, y0, x1, y1 = grd.bbox
+        if y1 - y0 < 1.5 * g or x1 - x0 < 3 * g:
+            continue  # an underline or a box too small for a cell of text: not a table
+        grids.append(grd)
+    grids.sort(key=lambda grd: grd.row_lines[0])
+    return grids

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import vector
 from .errors import EncryptedPdfError, InputFileError
 from .types import PageImage, TextLine
 
@@ -233,11 +234,15 @@ def _pdf_pages(path: Path, dpi: int) -> Iterator[PageImage]:
                 scale, warning = _capped_scale(path, i + 1, w_pt, h_pt, dpi)
                 bitmap = page.render(scale=scale, grayscale=False)
                 img = bitmap.to_numpy()
+                # pdfium renders BGR(x) already: no channel flip (a strided copy of the whole page
+                # that cost more than the render itself)
                 if img.ndim == 3 and img.shape[2] == 4:
-                    img = img[:, :, :3]
-                img = np.ascontiguousarray(img[:, :, ::-1]) if img.ndim == 3 else img  # RGB -> BGR
-                layer = _text_layer(page, scale, h_pt)
+                    img = np.ascontiguousarray(img[:, :, :3])
+                to_px = vector.page_to_pixels(page, scale)
+                layer = _text_layer(page, to_px)
                 scan_dpi = _page_image_dpi(page, w_pt, h_pt)
+                # born-digital: the table's rules are read here, while the page is open (exact, ~ms)
+                lines = vector.page_lines(page, to_px) if scan_dpi is None else None
             except InputFileError:
                 raise
             except MemoryError as e:
@@ -253,13 +258,23 @@ def _pdf_pages(path: Path, dpi: int) -> Iterator[PageImage]:
                 has_page_image=scan_dpi is not None,
                 scan_dpi=scan_dpi,
                 warnings=[warning] if warning else [],
+                vector_lines=lines,
             )
     finally:
         doc.close()
 
 
-def _text_layer(page: object, scale: float, h_pt: float) -> list[TextLine] | None:
-    """The PDF layer as one TextLine per character (box at the render scale), or None."""
+def _text_layer(page: object, to_px: vector.Affine) -> list[TextLine] | None:
+    """The PDF layer as one TextLine per character (box in render pixels), or None.
+
+    pdfium's raw calls, not the wrapper's: two boxes for each of ~1000
+    characters a page made the wrapper's overhead a visible share of a vector page.
+    """
+    import ctypes
+
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
     textpage = page.get_textpage()  # type: ignore[attr-defined]
     try:
         n_chars = textpage.count_chars()
@@ -269,14 +284,25 @@ def _text_layer(page: object, scale: float, h_pt: float) -> list[TextLine] | Non
         text = textpage.get_text_range(0, n_chars)
         if len(text) != n_chars:  # pdfium may expand ligatures: fall back to per-char reads
             text = "".join(textpage.get_text_range(i, 1) for i in range(n_chars))
+        raw = textpage.raw
+        lft, rgt, bot, top = ctypes.c_double(), ctypes.c_double(), ctypes.c_double(), ctypes.c_double()
+        loose = pdfium_c.FS_RECTF()
+        plain = to_px[1] == 0.0 and to_px[2] == 0.0 and to_px[0] > 0 and to_px[3] < 0  # no rotation
         for i, ch in enumerate(text[:n_chars]):
             if ch in "\r\n" or not ch.strip():
                 continue
             # x from the glyph's ink (a full-width 。 sits left in its em box), y from the font
             # box (a “ or 。 stays on its line rather than floating up or down)
-            left, _, right, _ = textpage.get_charbox(i)
-            _, bottom, _, top = textpage.get_charbox(i, loose=True)
-            bbox = (int(left * scale), int((h_pt - top) * scale), int(np.ceil(right * scale)), int(np.ceil((h_pt - bottom) * scale)))
+            if not (pdfium_c.FPDFText_GetCharBox(raw, i, lft, rgt, bot, top)
+                    and pdfium_c.FPDFText_GetLooseCharBox(raw, i, loose)):
+                raise pdfium.PdfiumError("Failed to get charbox.")
+            if plain:
+                sx, sy, ex, ey = to_px[0], to_px[3], to_px[4], to_px[5]
+                bbox = (int(lft.value * sx + ex), int(loose.top * sy + ey),
+                        int(np.ceil(rgt.value * sx + ex)), int(np.ceil(loose.bottom * sy + ey)))
+            else:  # a /Rotate page: along the line from the ink box, across it from the font box
+                x0, y0, x1, y1 = vector.box_to_pixels(to_px, lft.value, loose.bottom, rgt.value, loose.top)
+                bbox = (int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1)))
             chars.append(TextLine(text=ch, bbox=bbox, score=1.0))
         return chars or None
     finally:
@@ -284,21 +310,48 @@ def _text_layer(page: object, scale: float, h_pt: float) -> list[TextLine] | Non
 
 
 def _page_image_dpi(page: object, w_pt: float, h_pt: float) -> float | None:
-    """The resolution of an image covering most of the page (a scanned page), or None (born-digital)."""
+    """The resolution of an image covering most of the page (a scanned page), or None (born-digital).
+
+    Raw pdfium calls over the page's objects (forms entered two levels deep), as
+    `page.get_objects(max_depth=2)` would walk them without wrapping each object.
+    """
     import pypdfium2.raw as pdfium_c
 
-    for obj in page.get_objects(max_depth=2):  # type: ignore[attr-defined]
-        if obj.type != pdfium_c.FPDF_PAGEOBJ_IMAGE:
-            continue
-        left, bottom, right, top = obj.get_bounds()
-        if (right - left) * (top - bottom) >= 0.5 * w_pt * h_pt:
-            try:
-                px_w, px_h = obj.get_px_size()
-                side = max(right - left, top - bottom) / 72.0
-                return round(max(px_w, px_h) / side, 1) if side > 0 else 0.0
-            except Exception:  # a damaged image object: a scan all the same, resolution unknown
-                return 0.0
-    return None
+    def walk(objs: list[object], depth: int) -> float | None:
+        for o in objs:
+            t = pdfium_c.FPDFPageObj_GetType(o)
+            if t == pdfium_c.FPDF_PAGEOBJ_IMAGE:
+                dpi = _image_dpi(o, w_pt, h_pt)
+                if dpi is not None:
+                    return dpi
+            elif t == pdfium_c.FPDF_PAGEOBJ_FORM and depth < 2:
+                inner = [pdfium_c.FPDFFormObj_GetObject(o, i) for i in range(pdfium_c.FPDFFormObj_CountObjects(o))]
+                dpi = walk(inner, depth + 1)
+                if dpi is not None:
+                    return dpi
+        return None
+
+    raw = page.raw  # type: ignore[attr-defined]
+    return walk([pdfium_c.FPDFPage_GetObject(raw, i) for i in range(pdfium_c.FPDFPage_CountObjects(raw))], 0)
+
+
+def _image_dpi(obj: object, w_pt: float, h_pt: float) -> float | None:
+    """The resolution of an image object if it covers at least half the page, else None."""
+    import ctypes
+
+    import pypdfium2.raw as pdfium_c
+
+    left, bottom, right, top = ctypes.c_float(), ctypes.c_float(), ctypes.c_float(), ctypes.c_float()
+    if not pdfium_c.FPDFPageObj_GetBounds(obj, left, bottom, right, top):
+        return None
+    w, h = right.value - left.value, top.value - bottom.value
+    if w * h < 0.5 * w_pt * h_pt:
+        return None
+    px_w, px_h = ctypes.c_uint(), ctypes.c_uint()
+    if not pdfium_c.FPDFImageObj_GetImagePixelSize(obj, px_w, px_h):
+        return 0.0  # a damaged image object: a scan all the same, resolution unknown
+    side = max(w, h) / 72.0
+    return round(max(px_w.value, px_h.value) / side, 1) if side > 0 else 0.0
 
 
 def _image_pages(path: Path, dpi: int) -> Iterator[PageImage]:

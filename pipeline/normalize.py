@@ -14,6 +14,8 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from .assemble import FormPages, TableRow, is_title_text
 from .lexicon import LabelMatcher, get_matcher, snap_term, to_simplified
 from .ocr import finish_cell
@@ -73,11 +75,15 @@ class ColumnFrame:
         if key not in self._shift:
             lines = [float(x) for x in grid.col_lines]  # type: ignore[attr-defined]
             tol = 10.0
-            best, best_score = 0.0, -1
-            for d in sorted({round(e - c) for e in self.edges for c in lines}, key=abs):
-                score = sum(any(abs(c + d - e) <= tol for e in self.edges) for c in lines)
-                if score > best_score:
-                    best, best_score = float(d), score
+            best = 0.0
+            cands = sorted({round(e - c) for e in self.edges for c in lines}, key=abs)
+            if cands and lines:
+                # every candidate shift scored at once (the same sums; the first best wins, as before)
+                d = np.array(cands, dtype=np.float64)[:, None, None]
+                c = np.array(lines)[None, :, None]
+                e = np.array(self.edges)[None, None, :]
+                scores = (np.abs(c + d - e) <= tol).any(axis=2).sum(axis=1)
+                best = float(cands[int(np.argmax(scores))])
             self._shift[key] = best
         return self._shift[key]
 

@@ -114,6 +114,30 @@ def get_engine(name: str = "rapidocr") -> OcrEngine:
     return _ENGINES[name]
 
 
+class LazyEngine:
+    """`get_engine(name)` made on first use, so that a file of born-digital pages (read from the
+    text layer) never pays for the ONNX sessions (≈ 1 s and a few hundred MB)."""
+
+    def __init__(self, name: str = "rapidocr") -> None:
+        if name != "rapidocr":
+            raise ValueError(f"unknown OCR engine {name!r}")
+        self._name = name
+
+    @property
+    def loaded(self) -> bool:
+        return self._name in _ENGINES
+
+    @property
+    def name(self) -> str:
+        return get_engine(self._name).name
+
+    def detect(self, image: np.ndarray) -> list[Quad]:
+        return get_engine(self._name).detect(image)
+
+    def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float, list[float] | None]]:
+        return get_engine(self._name).recognize(crops)
+
+
 class CachedEngine:
     """Wraps an engine with an on-disk cache keyed by image hash.
 

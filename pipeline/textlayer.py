@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
+
+import numpy as np
 
 from .types import BBox, Cell, Grid, TextLine
 
@@ -49,10 +52,12 @@ def _is_bad_char(ch: str) -> bool:
 
 
 def layer_stats(text: str) -> LayerStats:
-    chars = [c for c in text if not c.isspace()]
-    bad = sum(_is_bad_char(c) for c in chars)
+    # each distinct character judged once: a page repeats a few hundred characters ~1000 times
+    counts = Counter(text)
+    chars = sum(n for c, n in counts.items() if not c.isspace())
+    bad = sum(n for c, n in counts.items() if not c.isspace() and _is_bad_char(c))
     words = sum(w in text for w in _FORM_WORDS)
-    return LayerStats(chars=len(chars), bad=bad, form_words=words)
+    return LayerStats(chars=chars, bad=bad, form_words=words)
 
 
 def classify(text: str | None, has_page_image: bool) -> tuple[str, str]:
@@ -80,16 +85,15 @@ def layer_text(layer: list[TextLine] | None) -> str:
 def _line_groups(chars: list[TextLine]) -> list[list[TextLine]]:
     """Characters grouped into lines by vertical overlap, each sorted left to right."""
     lines: list[list[TextLine]] = []
+    y0 = y1 = 0  # vertical extent of the last line so far (kept, not recomputed per character)
     for ch in sorted(chars, key=lambda c: ((c.bbox[1] + c.bbox[3]) / 2, c.bbox[0])):
         cy = (ch.bbox[1] + ch.bbox[3]) / 2
-        if lines:
-            last = lines[-1]
-            y0 = min(c.bbox[1] for c in last)
-            y1 = max(c.bbox[3] for c in last)
-            if y0 - 1 <= cy <= y1 + 1:
-                last.append(ch)
-                continue
+        if lines and y0 - 1 <= cy <= y1 + 1:
+            lines[-1].append(ch)
+            y0, y1 = min(y0, ch.bbox[1]), max(y1, ch.bbox[3])
+            continue
         lines.append([ch])
+        y0, y1 = ch.bbox[1], ch.bbox[3]
     return [sorted(line, key=lambda c: c.bbox[0]) for line in lines]
 
 
@@ -120,20 +124,29 @@ def read_layer(grids: list[Grid], chars: list[TextLine]) -> tuple[list[Grid], li
     cells: list[Cell] = [c for g in grids for c in g.cells]
     per_cell: dict[int, list[TextLine]] = {}
     outside: list[TextLine] = []
-    for ch in chars:
-        if not ch.text.strip():
-            continue
+    chars = [ch for ch in chars if ch.text.strip()]
+    # the first cell holding each character's centre, for all characters at once (a page has
+    # ~1000 characters and ~100 cells: a Python loop over the pairs was the stage's cost)
+    first = np.full(len(chars), -1)
+    if chars and cells:
+        cb = np.array([c.bbox for c in cells], dtype=np.float64)
+        tb = np.array([ch.bbox for ch in chars], dtype=np.float64)
+        cxs = (tb[:, 0] + tb[:, 2]) / 2
+        cys = (tb[:, 1] + tb[:, 3]) / 2
+        inside = ((cb[None, :, 0] <= cxs[:, None]) & (cxs[:, None] <= cb[None, :, 2])
+                  & (cb[None, :, 1] <= cys[:, None]) & (cys[:, None] <= cb[None, :, 3]))
+        first = np.where(inside.any(axis=1), inside.argmax(axis=1), -1)
+    for k, ch in enumerate(chars):
         cx = (ch.bbox[0] + ch.bbox[2]) / 2
         cy = (ch.bbox[1] + ch.bbox[3]) / 2
-        for i, c in enumerate(cells):
-            x0, y0, x1, y1 = c.bbox
-            if x0 <= cx <= x1 and y0 <= cy <= y1:
-                if not ch.text.isalnum() and cx - x0 < 8:
-                    # a mark overflowing the cell on its left (。 after a full line) ends that cell's text
-                    left = [j for j, o in enumerate(cells) if abs(o.bbox[2] - x0) <= 10 and o.bbox[1] <= cy <= o.bbox[3]]
-                    i = left[0] if left else i
-                per_cell.setdefault(i, []).append(ch)
-                break
+        i = int(first[k])
+        if i >= 0:
+            x0 = cells[i].bbox[0]
+            if not ch.text.isalnum() and cx - x0 < 8:
+                # a mark overflowing the cell on its left (。 after a full line) ends that cell's text
+                left = [j for j, o in enumerate(cells) if abs(o.bbox[2] - x0) <= 10 and o.bbox[1] <= cy <= o.bbox[3]]
+                i = left[0] if left else i
+            per_cell.setdefault(i, []).append(ch)
         else:
             # a mark set tight against a rule (。 at a full line's end) may sit just past the cell
             near = [i for i, c in enumerate(cells)

@@ -46,6 +46,9 @@ class PageImage:
     warnings: list[str] = field(default_factory=list)
     # Resolution of the scanned image itself (None: born-digital, 0: unknown); a quality signal.
     scan_dpi: float | None = None
+    # A born-digital PDF page's ruling lines from its vector graphics (`vector.VLine`s in pixels of
+    # `image`); None where they were not read (images, scanned pages).
+    vector_lines: list[Any] | None = None
 
 
 @dataclass
@@ -54,7 +57,9 @@ class PreparedPage:
 
     page: PageImage
     image: np.ndarray  # upright, deskewed grey uint8: what OCR sees
-    binary: np.ndarray  # same size, ink = 255, background = 0
+    # same size, ink = 255, background = 0; None on a born-digital page whose grid came from the
+    # PDF's own rules (nothing there reads pixels)
+    binary: np.ndarray | None
     rotation: int  # clockwise degrees applied to turn the page upright: 0/90/180/270
     skew_deg: float  # skew angle that was removed (degrees, counter-clockwise positive)
 

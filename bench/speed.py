@@ -1,30 +1,50 @@
-"""Speed benchmark: seconds per page by route (vector / garbled / image) and by stage.
+"""Speed benchmark: seconds per page by route (vector / scan / garbled) and by stage, against the floor.
 
-    .venv/bin/python bench/speed.py [FOLDER ...] [--limit N] [--floor] [--json OUT]
+    .venv/bin/python bench/speed.py [FOLDER|FILE ...] [--limit N] [--ocr-mode cells|page]
+        [--no-floor] [--peers img2table-rapidocr,img2table-tesseract,paddleocr] [--json OUT] [--out DIR]
 
-Runs each page through the pipeline's page stages (render, preprocess, grid,
-OCR or text layer) with the real engine (no cache), then prints median and p90
-seconds per page per route, the per-stage breakdown, and the ratio of the
-vector route to the scan route. With --floor it also times bare RapidOCR
-(whole-page det + rec) on the same page images: the cost no OCR pipeline avoids.
-A script, not a test: timings depend on the machine.
+Runs whole files through the pipeline (`process.process_file` + `process.export_file`
+into a temporary folder) with the real engine (no OCR cache), so every stage is
+timed: render, preprocess, orientation/deskew, grid, text layer, OCR (layout,
+detection, recognition, assignment, second look), assemble, normalize, validate,
+confidence, export. Each page is attributed to its route (its page kind: vector,
+scan = image, garbled); a file's file-level stages are shared equally among its pages.
+
+The floor: bare `RapidOCR()` with its default settings, det + rec (no cls), called
+once on the very page image the pipeline OCRs, per page, in the same run: what no
+pipeline built on that OCR can beat by running it whole-page.
+
+With --peers, each non-vector page image the pipeline OCRs is saved as PNG and
+`bench.peers.measure_peers(pages, which, truth_dir)` times the peer tools on them.
+
+Prints median and p90 s/page per route and overall, pages/s, peak RSS, the stage
+table and the ratios (vector vs scan speed, ours / floor, ours / peer); --json
+writes all figures. A script, not a test: timings depend on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline import ingest, ocr, process  # noqa: E402
+from pipeline.errors import NoFormFound, ScanformsError  # noqa: E402
+
+ROUTES = {"vector": "vector", "image": "scan", "garbled": "garbled"}
+FILE_STAGES = ("assemble", "normalize", "validate", "confidence", "export")
+DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "dev"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -32,64 +52,218 @@ def pct(values: list[float], q: float) -> float:
     return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
 
 
+def summary(vals: list[float]) -> dict[str, float]:
+    if not vals:
+        return {"pages": 0}
+    return {
+        "pages": len(vals),
+        "s_per_page_median": round(statistics.median(vals), 4),
+        "s_per_page_p90": round(pct(vals, 0.9), 4),
+        "s_per_page_mean": round(statistics.fmean(vals), 4),
+    }
+
+
+def rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return round(resource.getrusage(who).ru_maxrss / 1024, 1)  # Linux: kB
+
+
+class Floor:
+    """Bare RapidOCR, default settings, det + rec without the direction classifier."""
+
+    def __init__(self) -> None:
+        from rapidocr import RapidOCR
+
+        self.engine = RapidOCR(params={"Global.log_level": "error"})
+
+    def __call__(self, image: Any) -> tuple[float, int]:
+        t = time.perf_counter()
+        out = self.engine(image, use_det=True, use_cls=False, use_rec=True)
+        n = len(out.txts or ()) if out is not None else 0
+        return time.perf_counter() - t, n
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("inputs", nargs="*", type=Path, default=[REPO.parent / "shared" / "corpus" / "dev"])
+    ap.add_argument("inputs", nargs="*", type=Path, default=[DEFAULT_CORPUS], help="files or folders (default: dev corpus)")
     ap.add_argument("--limit", type=int, default=0, help="at most N files (0: all)")
-    ap.add_argument("--floor", action="store_true", help="also time bare RapidOCR det+rec per scanned page")
+    ap.add_argument("--ocr-mode", choices=ocr.OCR_MODES, default=process.Options.ocr_mode)
+    ap.add_argument("--dpi", type=int, default=ingest.DEFAULT_DPI)
+    ap.add_argument("--no-floor", action="store_true", help="skip timing bare RapidOCR on each OCRed page")
+    ap.add_argument("--peers", default="", help="comma-separated peer tools to time on the same pages (bench/peers.py)")
+    ap.add_argument("--truth", type=Path, default=DEFAULT_CORPUS / "truth", help="truth folder handed to the peers")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--out", type=Path, help="keep the exported records here (for score.py); default: a temp dir")
     args = ap.parse_args(argv)
 
     files = ingest.find_inputs(args.inputs)
     if args.limit:
         files = files[: args.limit]
-    engine = ocr.RapidOcrEngine()
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    opts = process.Options(dpi=args.dpi, ocr_mode=args.ocr_mode, review_queue=True)
+    t_load = time.perf_counter()
+    engine = ocr.get_engine(opts.engine) if os.environ.get("SCANFORMS_OCR_CACHE") else ocr.RapidOcrEngine()
+    load_s = time.perf_counter() - t_load
+    floor = None if args.no_floor else Floor()
+    if os.environ.get("SCANFORMS_OCR_CACHE"):
+        print("note: SCANFORMS_OCR_CACHE is set: OCR timings are cache reads, not the engine", file=sys.stderr)
+
+    tmp = Path(tempfile.mkdtemp(prefix="scanforms-speed-"))
     per_route: dict[str, list[float]] = defaultdict(list)
-    stages: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    floor: list[float] = []
+    stage_sum: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    floor_route: dict[str, list[float]] = defaultdict(list)
+    ours_floored: dict[str, list[float]] = defaultdict(list)  # our s/page on the pages the floor ran on
+    peer_pages: list[dict[str, Any]] = []
+    errors: list[str] = []
     n_pages = 0
-    t_all = time.perf_counter()
+    busy = 0.0  # pipeline seconds only (not the floor's)
     for f in files:
-        t = time.perf_counter()
-        for page in ingest.iter_pages(f):
-            timings: dict[str, float] = {"render": time.perf_counter() - t}
-            t0 = time.perf_counter()
-            result = process.read_page(page, engine, timings)
-            total = timings["render"] + (time.perf_counter() - t0)
-            per_route[result.kind].append(total)
-            for k, v in timings.items():
-                stages[result.kind][k] += v
+        t0 = time.perf_counter()
+        try:
+            result = process.process_file(f, opts, engine)
+        except ScanformsError as e:
+            errors.append(f"{f.name}: {e}")
+            continue
+        t1 = time.perf_counter()
+        try:
+            process.export_file(result, args.out or tmp / "out", opts)
+        except NoFormFound:
+            pass
+        t_export = time.perf_counter() - t1
+        busy += time.perf_counter() - t0
+        file_stages = {k: result.timings.get(k, 0.0) for k in FILE_STAGES[:-1]}
+        file_stages["export"] = t_export
+        share = {k: v / max(1, len(result.pages)) for k, v in file_stages.items()}
+        for p in result.pages:
+            route = ROUTES.get(p.kind, p.kind)
+            st = dict(p.timings)
+            st.update(share)
+            total = sum(v for k, v in st.items() if not k.startswith("n_"))
+            per_route[route].append(total)
+            for k, v in st.items():
+                stage_sum[route][k] += v
             n_pages += 1
-            if args.floor and result.kind != "vector":
-                img = result.prepared.image
-                t1 = time.perf_counter()
-                quads = engine.detect(img)
-                engine.recognize([ocr.crop_quad(img, q) for q in quads])
-                floor.append(time.perf_counter() - t1)
-            print(f"{f.name} p{page.page_no} {result.kind:8s} {total:6.2f}s", file=sys.stderr, flush=True)
-            t = time.perf_counter()
-    wall = time.perf_counter() - t_all
-    report: dict[str, object] = {"pages": n_pages, "wall_s": round(wall, 2), "pages_per_s": round(n_pages / wall, 3)}
-    routes = {}
-    for kind, vals in sorted(per_route.items()):
-        routes[kind] = {
-            "pages": len(vals),
-            "median_s": round(statistics.median(vals), 3),
-            "p90_s": round(pct(vals, 0.9), 3),
-            "stages_s_per_page": {k: round(v / len(vals), 3) for k, v in stages[kind].items()},
+            line = f"{f.name} p{p.page_no} {route:8s} {total:6.3f}s"
+            if route != "vector":
+                img = p.prepared.image
+                if floor is not None:
+                    fs, n_lines = floor(img)
+                    floor_route[route].append(fs)
+                    ours_floored[route].append(total)
+                    line += f"  floor {fs:6.3f}s ({n_lines} lines)"
+                if peers:
+                    import cv2
+
+                    png = tmp / "pages" / f"{f.stem}-p{p.page_no}.png"
+                    png.parent.mkdir(parents=True, exist_ok=True)
+                    cv2.imwrite(str(png), img)
+                    peer_pages.append(
+                        {"file": f.name, "page_no": p.page_no, "route": route, "png": png, "pdf": f}
+                    )
+            print(line, file=sys.stderr, flush=True)
+
+    all_vals = [v for vals in per_route.values() for v in vals]
+    report: dict[str, Any] = {
+        "ocr_mode": opts.ocr_mode,
+        "files": len(files),
+        "pages": n_pages,
+        "cpu_count": os.cpu_count(),
+        "engine_load_s": round(load_s, 3),
+        "pipeline_s": round(busy, 2),
+        "pages_per_s": round(n_pages / busy, 3) if busy else None,
+        "overall": summary(all_vals),
+        "peak_rss_mb": rss_mb(),
+        "errors": errors,
+    }
+    routes: dict[str, Any] = {}
+    for route, vals in sorted(per_route.items()):
+        r = summary(vals)
+        r["pages_per_s"] = round(len(vals) / sum(vals), 3) if sum(vals) else None
+        r["stages_s_per_page"] = {
+            k: round(v / len(vals), 4) for k, v in sorted(stage_sum[route].items()) if not k.startswith("n_")
         }
+        r["counts_per_page"] = {
+            k[2:]: round(v / len(vals), 3) for k, v in sorted(stage_sum[route].items()) if k.startswith("n_")
+        }
+        if floor_route.get(route):
+            r["floor"] = summary(floor_route[route])
+            r["ours_over_floor_median"] = round(
+                statistics.median(ours_floored[route]) / statistics.median(floor_route[route]), 3
+            )
+            r["ours_over_floor_sum"] = round(sum(ours_floored[route]) / sum(floor_route[route]), 3)
+        routes[route] = r
     report["routes"] = routes
-    scan = [v for k, vals in per_route.items() if k != "vector" for v in vals]
-    if per_route.get("vector") and scan:
-        report["scan_over_vector"] = round(statistics.median(scan) / statistics.median(per_route["vector"]), 1)
-    if floor:
-        report["floor_median_s"] = round(statistics.median(floor), 3)
-        report["scan_over_floor"] = round(statistics.median(scan) / statistics.median(floor), 2)
-    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    print(json.dumps(report, indent=1, ensure_ascii=False))
+    ocred = [v for k, vals in per_route.items() if k != "vector" for v in vals]
+    if per_route.get("vector") and per_route.get("scan"):
+        report["scan_over_vector_median"] = round(
+            statistics.median(per_route["scan"]) / statistics.median(per_route["vector"]), 2
+        )
+    if ocred and per_route.get("vector"):
+        report["ocr_routes_over_vector_median"] = round(
+            statistics.median(ocred) / statistics.median(per_route["vector"]), 2
+        )
+    floor_all = [v for vals in floor_route.values() for v in vals]
+    if floor_all:
+        ours_all = [v for vals in ours_floored.values() for v in vals]
+        report["floor"] = summary(floor_all)
+        report["ours_over_floor_median"] = round(statistics.median(ours_all) / statistics.median(floor_all), 3)
+        report["ours_over_floor_sum"] = round(sum(ours_all) / sum(floor_all), 3)
+
+    if peers:
+        report["peers"] = run_peers(peer_pages, peers, args.truth, ours_floored or per_route)
+
+    print_table(report)
+    print(json.dumps(report, indent=1, ensure_ascii=False, default=str))
     if args.json:
-        args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
     return 0
+
+
+def run_peers(pages: list[dict[str, Any]], which: list[str], truth: Path,
+              ours: dict[str, list[float]]) -> dict[str, Any]:
+    """Time the peer tools on the same page images (bench/peers.py), and our time over theirs."""
+    try:
+        from bench.peers import measure_peers
+    except ImportError as e:
+        print(f"note: peers not measured: bench.peers is not available ({e})", file=sys.stderr)
+        return {"error": f"bench.peers not available: {e}"}
+    result: dict[str, Any] = measure_peers(pages, which, truth)
+    ours_all = [v for k, vals in ours.items() if k != "vector" for v in vals]
+    for name in which:
+        peer = result.get(name) or {}
+        s = peer.get("s_per_page_median") if isinstance(peer, dict) else None
+        if s and ours_all:
+            ratio = round(statistics.median(ours_all) / s, 3)
+            if isinstance(peer, dict):
+                peer["ours_over_peer_median"] = ratio
+            print(f"ours / {name}: {ratio} (s/page median {statistics.median(ours_all):.3f} vs {s:.3f})")
+    return result
+
+
+def print_table(report: dict[str, Any]) -> None:
+    routes = report["routes"]
+    names = list(routes)
+    print(f"\nocr mode {report['ocr_mode']}: {report['pages']} pages, {report['pages_per_s']} pages/s, "
+          f"peak RSS {report['peak_rss_mb']} MB")
+    print(f"{'':22s}" + "".join(f"{n:>10s}" for n in names))
+    rows = ["pages", "s_per_page_median", "s_per_page_p90", "pages_per_s"]
+    for row in rows:
+        print(f"{row:22s}" + "".join(f"{routes[n].get(row, ''):>10}" for n in names))
+    stages = sorted({k for n in names for k in routes[n]["stages_s_per_page"]})
+    print("stage s/page")
+    for k in stages:
+        print(f"  {k:20s}" + "".join(f"{routes[n]['stages_s_per_page'].get(k, 0):>10.4f}" for n in names))
+    counts = sorted({k for n in names for k in routes[n]["counts_per_page"]})
+    for k in counts:
+        print(f"  n {k:18s}" + "".join(f"{routes[n]['counts_per_page'].get(k, 0):>10.3f}" for n in names))
+    for n in names:
+        if "floor" in routes[n]:
+            print(f"{n}: floor median {routes[n]['floor']['s_per_page_median']} s/page, ours / floor "
+                  f"{routes[n]['ours_over_floor_median']} (median), {routes[n]['ours_over_floor_sum']} (sum)")
+    for k in ("scan_over_vector_median", "ocr_routes_over_vector_median", "ours_over_floor_median",
+              "ours_over_floor_sum"):
+        if k in report:
+            print(f"{k}: {report[k]}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
+import time
 from typing import Protocol
 
 import numpy as np
@@ -339,15 +340,34 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
     return len(todo)
 
 
+OCR_MODES = ("cells", "page")
+
+
 def read_page(
-    image: np.ndarray, grids: list[Grid], engine: OcrEngine, binary: np.ndarray | None = None
+    image: np.ndarray,
+    grids: list[Grid],
+    engine: OcrEngine,
+    binary: np.ndarray | None = None,
+    mode: str = "page",
+    timings: dict[str, float] | None = None,
 ) -> tuple[list[Grid], list[TextLine]]:
     """OCR a prepared page once and fill each grid cell's text.
 
     Returns (grids, free_lines): cells get `lines`, `text`, `confidence`;
     lines outside every grid come back as free lines (titles, notes).
+    `mode` "page": whole-page detection, lines split at cell borders; "cells":
+    lines found inside each cell from its ink (see `read_page_cells`).
+    `timings` (if given) gets ocr_detect / ocr_recognize / ocr_second_look
+    seconds and n_second_look / n_detect_regions counts (keys starting n_ are counts).
     """
+    if mode not in OCR_MODES:
+        raise ValueError(f"unknown OCR mode {mode!r}")
+    tm = timings if timings is not None else {}
+    if mode == "cells" and grids and binary is not None:
+        return read_page_cells(image, grids, engine, binary, tm)
+    t = time.perf_counter()
     boxes = detect_lines(image, engine)
+    t = _tick(tm, "ocr_detect", t)
     cell_list = []  # (id, bbox) over all grids
     cell_ref = []
     for g in grids:
@@ -375,7 +395,30 @@ def read_page(
         crops.append(_margin(crop))
         targets.append((cid, b))
 
+    t = _tick(tm, "ocr_layout", t)
     results = engine.recognize(crops)
+    _tick(tm, "ocr_recognize", t)
+    return _finish_page(image, grids, cell_ref, targets, results, engine, binary, tm)
+
+
+def _tick(timings: dict[str, float], key: str, t0: float) -> float:
+    t1 = time.perf_counter()
+    timings[key] = timings.get(key, 0.0) + (t1 - t0)
+    return t1
+
+
+def _finish_page(
+    image: np.ndarray,
+    grids: list[Grid],
+    cell_ref: list[Cell],
+    targets: list[tuple[int | None, tuple[int, int, int, int]]],
+    results: list[tuple[str, float, list[float] | None]],
+    engine: OcrEngine,
+    binary: np.ndarray | None,
+    tm: dict[str, float],
+) -> tuple[list[Grid], list[TextLine]]:
+    """Recognized pieces into their cells (or free lines); cell text, splits, second looks."""
+    t = time.perf_counter()
     free: list[TextLine] = []
     for (cid, b), (text, score, cs) in zip(targets, results, strict=False):
         text = text.strip()
@@ -390,8 +433,11 @@ def read_page(
         finish_cell(c)
     for g in grids:
         split_by_text(g)
+    t = _tick(tm, "ocr_assign", t)
     if binary is not None:
-        second_look(image, binary, [c for g in grids for c in g.cells], engine)
+        n = second_look(image, binary, [c for g in grids for c in g.cells], engine)
+        tm["n_second_look"] = tm.get("n_second_look", 0.0) + n
+        _tick(tm, "ocr_second_look", t)
     free.sort(key=lambda t: (t.bbox[1], t.bbox[0]))
     return grids, free
 
@@ -516,3 +562,246 @@ def split_by_text(grid: Grid) -> int:
             new_cells.append(cell)
     g.cells = new_cells
     return n_split
+
+
+# --- the cell-crop road: the grid is known before OCR, so lines are found from each cell's ink ---
+
+LINE_MERGE = 1.3  # glyph heights: ink runs that fit together in this height are one line (三, 二, 。)
+TALL_RUN = 1.7  # glyph heights: a run taller than this holds touching lines
+WORD_GAP = 1.5  # glyph heights of blank that split a line into pieces (as detection does)
+VALLEY_MAX = 0.15  # a cut between touching lines: row ink at most this share of the run's median row
+EDGE_INSET = 2  # px off the cell's inner box: anti-aliased rule edges
+SPECK_MAX = 0.6  # glyph heights: a mark smaller than this either way may be a speck ...
+SPECK_NEAR = 0.4  # ... and is one when no bigger ink lies this close (glyph heights)
+
+
+def _runs(on: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True."""
+    d = np.diff(np.concatenate(([0], on.astype(np.int8), [0])))
+    return list(zip(np.nonzero(d == 1)[0].tolist(), np.nonzero(d == -1)[0].tolist(), strict=True))
+
+
+def _cell_ink(
+    binary: np.ndarray, bbox: tuple[int, int, int, int], glyph: float, loose: bool = False
+) -> np.ndarray | None:
+    """Ink mask of a cell's interior (rule remnants along its edges and lone pixels dropped)."""
+    import cv2
+
+    x0, y0, x1, y1 = bbox
+    roi = binary[y0 + EDGE_INSET : y1 - EDGE_INSET, x0 + EDGE_INSET : x1 - EDGE_INSET]
+    if roi.size == 0 or roi.shape[0] < 4 or roi.shape[1] < 4 or not roi.any():
+        return None
+    n, lab, st, _ = cv2.connectedComponentsWithStats((roi > 0).astype(np.uint8), connectivity=8)
+    hh, ww = roi.shape
+    x, y, w, h, a = st[:, 0], st[:, 1], st[:, 2], st[:, 3], st[:, 4]
+    thin = max(2.0, 0.2 * glyph)
+    # a rule that leans into the cell: a thin stroke along an edge, longer than a glyph
+    along_h = ((y == 0) | (y + h == hh)) & (h <= thin) & (w > 1.5 * glyph)
+    along_v = ((x == 0) | (x + w == ww)) & (w <= thin) & (h > 1.5 * glyph)
+    keep = ~(along_h | along_v) & (a >= 3)
+    if loose:  # a page band, not a cell: underlines, rule stubs and pictures are no text line
+        keep &= ~((w > 3 * glyph) & (h <= 0.3 * glyph)) & (h <= 3 * glyph)
+    keep[0] = False
+    # specks (dust, grain): small marks with no glyph near them; a full stop or decimal point
+    # sits right beside its text, so only isolated ones go
+    small = keep & (np.maximum(w, h) < SPECK_MAX * glyph)
+    if small.any():
+        big = (keep & ~small)[lab].astype(np.uint8)
+        r = max(2, int(SPECK_NEAR * glyph))
+        near = cv2.dilate(big, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))) > 0
+        touched = np.zeros(n, dtype=bool)
+        touched[np.unique(lab[near])] = True
+        keep &= ~small | touched
+    if not keep[1:].any():
+        return None
+    return keep[lab]
+
+
+def _line_bands(mask: np.ndarray, glyph: float) -> tuple[list[tuple[int, int]], bool]:
+    """Text-line bands [y0, y1) of a cell's ink by its horizontal projection; and whether
+    the projection was ambiguous (touching lines without a clean valley)."""
+    prof = mask.sum(axis=1)
+    runs = _runs(prof > 0)
+    merged: list[list[int]] = []
+    for a, b in runs:
+        if merged and b - merged[-1][0] <= LINE_MERGE * glyph:
+            merged[-1][1] = b  # parts of one line (strokes of 三, a full stop under the line)
+        else:
+            merged.append([a, b])
+    bands: list[tuple[int, int]] = []
+    ambiguous = False
+    for a, b in merged:
+        todo = [(a, b)]
+        while todo:
+            a, b = todo.pop()
+            if b - a <= TALL_RUN * glyph:
+                bands.append((a, b))
+                continue
+            # touching lines: cut at the emptiest row away from the ends
+            lo, hi = a + int(0.6 * glyph), b - int(0.6 * glyph)
+            if hi <= lo:
+                bands.append((a, b))
+                continue
+            cut = lo + int(np.argmin(prof[lo:hi]))
+            if prof[cut] > VALLEY_MAX * float(np.median(prof[a:b])):
+                ambiguous = True
+                bands.append((a, b))
+                continue
+            todo += [(cut + 1, b), (a, cut)]
+    bands.sort()
+    return bands, ambiguous
+
+
+def _line_pieces(mask: np.ndarray, band: tuple[int, int], glyph: float) -> list[tuple[int, int, int, int]]:
+    """Tight ink boxes (x0, y0, x1, y1) of one line band, split at wide blanks."""
+    a, b = band
+    cols = _runs(mask[a:b].any(axis=0))
+    groups: list[list[int]] = []
+    for c0, c1 in cols:
+        if groups and c0 - groups[-1][1] < WORD_GAP * glyph:
+            groups[-1][1] = c1
+        else:
+            groups.append([c0, c1])
+    out = []
+    for c0, c1 in groups:
+        rows = np.nonzero(mask[a:b, c0:c1].any(axis=1))[0]
+        out.append((c0, a + int(rows[0]), c1, a + int(rows[-1]) + 1))
+    return out
+
+
+def _outside_bands(binary: np.ndarray, grids: list[Grid], glyph: float) -> list[tuple[int, int]]:
+    """Horizontal page bands [y0, y1) outside every grid's rows that hold ink (titles, notes)."""
+    h = binary.shape[0]
+    covered = np.zeros(h, dtype=bool)
+    rule = max(4, int(0.3 * glyph))  # the outer rules (and a residual tilt) stay out of the bands
+    for g in grids:
+        _, y0, _, y1 = g.bbox
+        covered[max(0, y0 - rule) : max(0, y1 + rule)] = True
+    out = []
+    for a, b in _runs(~covered):
+        if b - a >= 0.5 * glyph and binary[a:b].any():
+            out.append((a, b))
+    return out
+
+
+def _detect_region(
+    image: np.ndarray, box: tuple[int, int, int, int], engine: OcrEngine, scale: float
+) -> list[tuple[int, int, int, int]]:
+    """Padded line boxes (page coordinates) detected inside one region of the page.
+
+    The region is read at the scale whole-page detection uses, on a white canvas at
+    least DET_MIN_SIDE px high so the detector does not blow a thin band up.
+    """
+    import cv2
+
+    x0, y0, x1, y1 = box
+    region = image[y0:y1, x0:x1]
+    if region.size == 0:
+        return []
+    h, w = region.shape[:2]
+    small = cv2.resize(region, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA) \
+        if scale < 1 else region
+    sh, sw = small.shape[:2]
+    ch, cw = max(sh, DET_MIN_SIDE), max(sw, DET_MIN_SIDE)
+    canvas = np.full((ch, cw) + small.shape[2:], 255, dtype=np.uint8)
+    canvas[:sh, :sw] = small
+    out = []
+    ih, iw = image.shape[:2]
+    for q in engine.detect(canvas):
+        bx0, by0, bx1, by1 = _quad_bbox(q / min(1.0, scale))
+        if bx0 >= w or by0 >= h:
+            continue
+        bx0, by0, bx1, by1 = bx0 + x0, by0 + y0, bx1 + x0, by1 + y0
+        lh = by1 - by0
+        bx0, bx1 = int(bx0 - PAD_BEFORE * lh), int(bx1 + PAD_AFTER * lh)
+        bx0, by0, bx1, by1 = max(x0, bx0), max(y0, by0), min(x1, iw, bx1), min(y1, ih, by1)
+        if bx1 - bx0 >= 4 and by1 - by0 >= 4:
+            out.append((bx0, by0, bx1, by1))
+    return out
+
+
+DET_MIN_SIDE = 736  # RapidOCR's detector scales images up until their short side is this long
+
+
+def _glyph_height(binary: np.ndarray) -> float:
+    """Typical glyph height (px) of a page, robust to dust: the median height of the
+    character-sized components at least half as tall as the tallest tenth of them."""
+    import cv2
+
+    from .grid import glyph_size
+
+    _, _, st, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    h, w = st[1:, 3], st[1:, 2]
+    lim = min(binary.shape[:2]) / 15.0
+    h = h[(h >= 4) & (w >= 2) & (h < lim) & (w < lim)]
+    if len(h) < 20:
+        return glyph_size(binary)
+    h = h[h >= 0.5 * np.percentile(h, 90)]
+    return float(np.median(h))
+
+
+def read_page_cells(
+    image: np.ndarray, grids: list[Grid], engine: OcrEngine, binary: np.ndarray, tm: dict[str, float]
+) -> tuple[list[Grid], list[TextLine]]:
+    """OCR a page whose grids are known: each cell's lines from its own ink, one batch.
+
+    Inside a cell, and in the page bands outside the grids (titles, notes), the lines
+    come from the horizontal projection of the ink, each cut tight to its ink and split
+    at wide blanks; detection runs only where that is ambiguous (touching lines
+    without a clean valley).
+    """
+    t = time.perf_counter()
+    bin8 = (binary > 0).astype(np.uint8)
+    glyph = _glyph_height(bin8)
+    h_img, w_img = image.shape[:2]
+    scale = min(1.0, DET_LONG_SIDE / max(h_img, w_img))
+    cell_ref = [c for g in grids for c in g.cells]
+    # regions read by projection: every cell, and the page bands above, between and below the grids
+    regions: list[tuple[int | None, tuple[int, int, int, int]]] = [(cid, c.bbox) for cid, c in enumerate(cell_ref)]
+    regions += [(None, (0, a, w_img, b)) for a, b in _outside_bands(bin8, grids, glyph)]
+    targets: list[tuple[int | None, tuple[int, int, int, int]]] = []
+    to_detect: list[tuple[int | None, tuple[int, int, int, int]]] = []
+    for cid, bbox in regions:
+        mask = _cell_ink(bin8, bbox, glyph, loose=cid is None)
+        if mask is None:
+            continue
+        bands, ambiguous = _line_bands(mask, glyph)
+        if ambiguous:
+            to_detect.append((cid, bbox))
+            continue
+        ox, oy = bbox[0] + EDGE_INSET, bbox[1] + EDGE_INSET
+        cx0, cy0, cx1, cy1 = bbox[0] + CELL_INSET, bbox[1] + CELL_INSET, bbox[2] - CELL_INSET, bbox[3] - CELL_INSET
+        for band in bands:
+            for px0, py0, px1, py1 in _line_pieces(mask, band, glyph):
+                lh = py1 - py0
+                vpad = max(2, int(0.15 * lh))
+                # the same sideways padding as detection boxes (split_by_text allows for it)
+                box = (max(cx0, ox + px0 - int(PAD_BEFORE * lh)), max(cy0, oy + py0 - vpad),
+                       min(cx1, ox + px1 + int(PAD_AFTER * lh)), min(cy1, oy + py1 + vpad))
+                if box[2] - box[0] >= 3 and box[3] - box[1] >= 3:
+                    targets.append((cid, box))
+    t = _tick(tm, "ocr_layout", t)
+    if len(to_detect) == 1 and to_detect[0][0] is not None:
+        cid, (x0, y0, x1, y1) = to_detect[0]
+        inner = (x0 + CELL_INSET, y0 + CELL_INSET, x1 - CELL_INSET, y1 - CELL_INSET)
+        targets += [(cid, box) for box in _detect_region(image, inner, engine, scale)]
+    elif to_detect:
+        # several: one whole-page detection costs less than a detection per region
+        boxes = detect_lines(image, engine)
+        for cid, bbox in to_detect:
+            for box in boxes:
+                if cid is not None:
+                    targets += _split_at_cells(box, [(cid, bbox)])
+                elif _contains(bbox, box) and not any(_contains(c.bbox, box) for c in cell_ref):
+                    targets.append((None, box))
+    tm["n_detect_regions"] = tm.get("n_detect_regions", 0.0) + len(to_detect)
+    t = _tick(tm, "ocr_detect", t)
+    crops = [_margin(image[b[1] : b[3], b[0] : b[2]]) for _, b in targets]
+    # one batch, widths alike side by side: the recognizer pads each batch to its widest crop
+    order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / max(1, crops[i].shape[0]))
+    res = engine.recognize([crops[i] for i in order])
+    results: list[tuple[str, float, list[float] | None]] = [("", 0.0, None)] * len(crops)
+    for i, r in zip(order, res, strict=True):
+        results[i] = r
+    _tick(tm, "ocr_recognize", t)
+    return _finish_page(image, grids, cell_ref, targets, results, engine, binary, tm)

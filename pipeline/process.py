@@ -27,6 +27,7 @@ class Options:
     review_threshold: float | None = None  # None: the calibrated model's own threshold
     review_queue: bool = True  # write review/ entries and crops for cells below the threshold
     features: bool = False  # write the confidence model's inputs (for `scanforms calibrate`)
+    ocr_mode: str = "page"  # "page": whole-page detection; "cells": lines from each grid cell's ink
 
 
 @dataclass
@@ -60,8 +61,15 @@ def vector_grids(page: PageImage) -> list[Grid]:
     return grid.grids_from_lines(page.vector_lines, page.image.shape[:2], glyph)
 
 
-def read_page(page: PageImage, engine: ocr.OcrEngine, timings: dict[str, float]) -> PageResult:
-    """One page through preprocess, grid and text: from the layer (vector) or by OCR."""
+def read_page(
+    page: PageImage, engine: ocr.OcrEngine, timings: dict[str, float], ocr_mode: str = "page"
+) -> PageResult:
+    """One page through preprocess, grid and text: from the layer (vector) or by OCR.
+
+    Stage seconds are added to `timings` (the file's) and kept per page in the result's
+    `timings`; keys starting with n_ are counts (e.g. n_second_look cells).
+    """
+    pt: dict[str, float] = {}
     t = time.perf_counter()
     kind, reason = textlayer.classify(textlayer.layer_text(page.text_layer), page.has_page_image)
     if kind == "vector":
@@ -69,28 +77,30 @@ def read_page(page: PageImage, engine: ocr.OcrEngine, timings: dict[str, float])
         # No binary yet: only the image fallback of the grid needs one.
         grey = preprocess.to_grey(page.image)
         prepared = PreparedPage(page=page, image=grey, binary=None, rotation=0, skew_deg=0.0)
+        t = _timed(pt, "preprocess", t)
     else:
-        prepared = preprocess.prepare(page, engine)
-    t = _timed(timings, "preprocess", t)
+        prepared = preprocess.prepare(page, engine, pt)
+        t = time.perf_counter()
     grids = vector_grids(page) if kind == "vector" else []
     if not grids:
         if prepared.binary is None:
             prepared.binary = preprocess.binarize(prepared.image)
         grids = grid.find_grids(prepared.binary, prepared.image)
-    t = _timed(timings, "grid", t)
+    t = _timed(pt, "grid", t)
     if kind == "vector":
         grids, free = textlayer.read_layer(grids, page.text_layer or [])
-        _timed(timings, "text_layer", t)
+        _timed(pt, "text_layer", t)
     else:
-        grids, free = ocr.read_page(prepared.image, grids, engine, prepared.binary)
-        _timed(timings, "ocr", t)
+        grids, free = ocr.read_page(prepared.image, grids, engine, prepared.binary, mode=ocr_mode, timings=pt)
         if kind == "image" and page.text_layer:
             # the layer looked plausible: check it against what we read before calling it healthy
             ours = " ".join(c.text for g in grids for c in g.cells) + " ".join(f.text for f in free)
             sim = textlayer.text_similarity(ours, textlayer.layer_text(page.text_layer))
             if sim < 0.8:
                 kind, reason = "garbled", f"text layer disagrees with the page image (similarity {sim:.2f})"
-    return PageResult(prepared=prepared, grids=grids, free_lines=free, kind=kind, kind_reason=reason)
+    for k, v in pt.items():
+        timings[k] = timings.get(k, 0.0) + v
+    return PageResult(prepared=prepared, grids=grids, free_lines=free, kind=kind, kind_reason=reason, timings=pt)
 
 
 def process_file(
@@ -106,8 +116,10 @@ def process_file(
     pages: list[PageResult] = []
     t = time.perf_counter()
     for page in ingest.iter_pages(path, dpi=opts.dpi):
-        t = _timed(timings, "render", t)
-        pages.append(read_page(page, engine, timings))
+        t_render = time.perf_counter() - t
+        timings["render"] = timings.get("render", 0.0) + t_render
+        pages.append(read_page(page, engine, timings, opts.ocr_mode))
+        pages[-1].timings["render"] = t_render
         t = time.perf_counter()
         if on_page:
             on_page(page.page_no)
@@ -185,10 +197,16 @@ class FileOutcome:
 
 
 def init_worker(threads: int) -> None:
-    """Per-process setup for parallel runs: ONNX threads sized to the share of cores."""
+    """Per-process setup for parallel runs: ONNX and OpenCV threads sized to the share of cores.
+
+    N worker processes each using every core would oversubscribe the machine N times over.
+    """
     import os
 
+    import cv2
+
     os.environ["SCANFORMS_OCR_THREADS"] = str(threads)
+    cv2.setNumThreads(max(1, threads))
 
 
 def run_one(

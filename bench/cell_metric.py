@@ -8,6 +8,8 @@ cell becomes one *truth cell*:
 
 - ``fields`` except ``form_title`` and ``fiscal_year`` (the title sits above the table,
   the year is derived from it), every ``funding`` value, every ``indicators`` value;
+- a field read from the funding block's 年度资金总额 row (budget_initial, ...) is the same
+  printed cell as that funding row's value: counted once, in the funding row;
 - ``level1`` carries its points suffix on the form ("投入与管理 (36分)"): either the
   bare name or name + "(N分)" counts; ``level1_points`` is not a cell of its own;
 - a merged cell is one cell on the page though the truth repeats it on each row it
@@ -42,6 +44,16 @@ from typing import Any
 LONG_TEXT = 40  # characters: longer truth text is scored by CER, as in shared/eval/score.py
 MAX_CER = 0.02
 SKIP_FIELDS = {"form_title", "fiscal_year"}  # outside the table / derived from the title
+# Fields read from the 年度资金总额 row of the 项目资金 block (record-format.md): where the record
+# has that block they are the same printed cells as its first funding row, counted there once.
+FUNDING_MIRRORS = {
+    "budget_initial",
+    "budget_current_year",
+    "budget_executed",
+    "execution_rate",
+    "funding_weight",
+    "funding_score",
+}
 
 _NUM = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?$")
 _DATE = re.compile(r"^(\d{4})[年/.\-](\d{1,2})[月/.\-](\d{1,2})日?$")
@@ -103,10 +115,15 @@ class TruthCell:
 def truth_cells(record: dict[str, Any]) -> list[TruthCell]:
     """The table cells one truth record says are on its pages."""
     out: list[TruthCell] = []
+    funding = record.get("funding") or []
+    first_row = {canon_value(v) for v in funding[0].values()} if funding else set()
     for k, v in (record.get("fields") or {}).items():
         c = canon_value(v)
-        if k not in SKIP_FIELDS and c is not None:
-            out.append(TruthCell(f"fields.{k}", [c]))
+        if k in SKIP_FIELDS or c is None:
+            continue
+        if k in FUNDING_MIRRORS and c in first_row:
+            continue  # the same printed cell as the funding block's total row
+        out.append(TruthCell(f"fields.{k}", [c]))
     for row in record.get("funding") or []:
         for k, v in row.items():
             c = canon_value(v)

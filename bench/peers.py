@@ -258,15 +258,6 @@ def measure_peers(pages: list[dict], which: list[str], truth_dir: Path) -> dict:
         results.update(measure_ours(image_pages, floor="floor" in which))
     if vector_pages:
         results["ours-vector"] = measure_ours(vector_pages, floor=False)["ours"]
-    ours_units = {
-        k: v for name in ("ours", "ours-vector") if name in results for k, v in results[name][1].items()
-    }
-    ours_per_page = {
-        k: v
-        for name in ("ours", "ours-vector")
-        if name in results
-        for k, v in results[name][0]["_per_page"].items()
-    }
     timeout = 120 + 120 * len(image_pages)  # a hung peer must not hang the bench
     for name in which:
         if name in ("ours", "floor"):
@@ -281,9 +272,31 @@ def measure_peers(pages: list[dict], which: list[str], truth_dir: Path) -> dict:
                 results[name] = measure_image_peer(name, image_pages, timeout)
         except (RuntimeError, subprocess.TimeoutExpired, OSError, ImportError) as e:
             report[name] = {"error": str(e)[-2000:]}
+    if os.environ.get("SCANFORMS_PEERS_UNITS"):
+        # what every engine read, so that a change of metric re-scores without re-running (--rescore)
+        def flat(d: dict) -> dict:
+            return {f"{k[0]}:{k[1]}": v for k, v in d.items()}
+
+        dump = {
+            name: {"figures": {**fig, "_per_page": flat(fig.get("_per_page") or {})}, "units": flat(units)}
+            for name, (fig, units) in results.items()
+        }
+        Path(os.environ["SCANFORMS_PEERS_UNITS"]).write_text(
+            json.dumps(dump, ensure_ascii=False), encoding="utf-8"
+        )
+    report.update(score_results(results, truth))
+    return report
+
+
+def score_results(results: dict[str, tuple[dict[str, Any], dict]], truth: dict) -> dict[str, Any]:
+    """Add the metric and the ours-vs-peer ratios to each engine's timing figures."""
+    ours = [results[n] for n in ("ours", "ours-vector") if n in results]
+    ours_units = {k: v for _, units in ours for k, v in units.items()}
+    ours_per_page = {k: v for fig, _ in ours for k, v in fig["_per_page"].items()}
+    report: dict[str, Any] = {}
     for name, (fig, units) in results.items():
+        fig = {k: v for k, v in fig.items() if k != "_per_page"}
         fig.update(cell_metric.score(truth, units))
-        fig.pop("_per_page", None)
         if not name.startswith("ours"):
             # ours on exactly the pages this peer saw: time ratio and accuracy side by side
             same = [k for k in units if k in ours_units]
@@ -295,6 +308,23 @@ def measure_peers(pages: list[dict], which: list[str], truth_dir: Path) -> dict:
                 fig["ours_over_peer"] = round(statistics.median(ours_secs) / fig["s_per_page_median"], 2)
         report[name] = fig
     return report
+
+
+def rescore(units_file: Path, truth_dir: Path) -> dict[str, Any]:
+    """Re-score a units dump (SCANFORMS_PEERS_UNITS / --units) with the current metric; times kept."""
+    dump = json.loads(units_file.read_text(encoding="utf-8"))
+
+    def key(s: str) -> tuple[str, int]:
+        f, p = s.rsplit(":", 1)
+        return (f, int(p))
+
+    results = {}
+    for name, d in dump.items():
+        fig = dict(d["figures"])
+        fig["_per_page"] = {key(k): v for k, v in (fig.get("_per_page") or {}).items()}
+        results[name] = (fig, {key(k): v for k, v in d["units"].items()})
+    files = {f for _, units in results.values() for f, _ in units}
+    return score_results(results, load_truth(truth_dir, files))
 
 
 def render_pages(inputs: list[Path], out_dir: Path, dpi: int = 200) -> list[dict[str, Any]]:
@@ -356,8 +386,25 @@ def main(argv: list[str] | None = None) -> int:
         "--png-dir", type=Path, help="standalone: where to write the renders (default: a temp dir)"
     )
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--units", type=Path, help="also write every engine's text units here (for --rescore)")
+    ap.add_argument(
+        "--rescore", type=Path, help="re-score a --units file with the current metric; no engine runs"
+    )
     args = ap.parse_args(argv)
     which = [w.strip() for w in args.which.split(",") if w.strip()]
+    if args.rescore:
+        report = rescore(args.rescore, args.truth)
+        print_table(report)
+        if args.json:
+            args.json.write_text(
+                json.dumps(
+                    {"rescored_from": str(args.rescore), "engines": report}, indent=1, ensure_ascii=False
+                ),
+                encoding="utf-8",
+            )
+        return 0
+    if args.units:
+        os.environ["SCANFORMS_PEERS_UNITS"] = str(args.units)
     with tempfile.TemporaryDirectory(prefix="peers-png-") as tmp:
         if args.pages:
             pages = json.loads(args.pages.read_text(encoding="utf-8"))

@@ -125,3 +125,18 @@ def test_long_text_matches_at_small_cer_only() -> None:
     assert (
         cm.score({"z.pdf": [short]}, {("z.pdf", 1): ["合作交流工作业务贵"]})["matched"] == 0
     )  # short text: exact
+
+
+def test_funding_total_row_fields_counted_once() -> None:
+    # budget_initial etc. are read from the funding block's total row: one printed cell, one truth cell
+    rec = {
+        "source": {"file": "f.pdf", "pages": [1]},
+        "fields": {"budget_initial": 380000.0, "execution_rate": 79.94, "budget_prior_year": 5.0},
+        "funding": [{"source": "年度资金总额", "budget_initial": 380000.0, "execution_rate": 79.94}],
+    }
+    keys = [c.key for c in cm.truth_cells(rec)]
+    assert "fields.budget_initial" not in keys and "fields.execution_rate" not in keys
+    assert "fields.budget_prior_year" in keys  # not a funding-row field
+    assert keys.count("funding.budget_initial") == 1
+    res = cm.score({"f.pdf": [rec]}, {("f.pdf", 1): ["年度资金总额", "380,000.00", "79.94%", "5"]})
+    assert res["matched"] == res["truth_cells"] == 4

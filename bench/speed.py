@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/speed.py [FOLDER|FILE ...] [--limit N] [--ocr-mode cells|page]
         [--no-floor] [--peers img2table-rapidocr,img2table-tesseract,paddleocr] [--json OUT] [--out DIR]
+    .venv/bin/python bench/speed.py [FOLDER|FILE ...] --workers N   (throughput, RSS per worker)
 
 Runs whole files through the pipeline (`process.process_file` + `process.export_file`
 into a temporary folder) with the real engine (no OCR cache), so every stage is
@@ -82,6 +83,74 @@ class Floor:
         return time.perf_counter() - t, n
 
 
+def _one_file(f: Path, opts: process.Options, out: Path, engine: ocr.OcrEngine | None = None
+              ) -> tuple[process.FileResult | None, float, str | None]:
+    """process_file + export_file on one file: (result, export seconds, error)."""
+    try:
+        result = process.process_file(f, opts, engine)
+    except ScanformsError as e:
+        return None, 0.0, f"{f.name}: {e}"
+    t1 = time.perf_counter()
+    try:
+        process.export_file(result, out, opts)
+    except NoFormFound:
+        pass
+    return result, time.perf_counter() - t1, None
+
+
+def _page_rows(result: process.FileResult, t_export: float) -> list[dict[str, Any]]:
+    """(route, stage seconds) per page; the file-level stages shared equally among its pages."""
+    file_stages = {k: result.timings.get(k, 0.0) for k in FILE_STAGES[:-1]}
+    file_stages["export"] = t_export
+    share = {k: v / max(1, len(result.pages)) for k, v in file_stages.items()}
+    rows = []
+    for p in result.pages:
+        st = dict(p.timings)
+        st.update(share)
+        rows.append({"page_no": p.page_no, "route": ROUTES.get(p.kind, p.kind), "stages": st,
+                     "total": sum(v for k, v in st.items() if not k.startswith("n_"))})
+    return rows
+
+
+def _worker(f: Path, opts: process.Options, out: Path) -> tuple[str, list[dict[str, Any]], str | None, float]:
+    """One file in a worker process (--workers): its page rows and the worker's peak RSS."""
+    result, t_export, err = _one_file(f, opts, out)
+    rows = _page_rows(result, t_export) if result else []
+    return f.name, rows, err, rss_mb()
+
+
+def run_workers(files: list[Path], opts: process.Options, out: Path, n: int) -> dict[str, Any]:
+    """Several documents at once in N processes, each with its share of the cores."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // n)
+    per_route: dict[str, list[float]] = defaultdict(list)
+    rss: list[float] = []
+    errors: list[str] = []
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(n, initializer=process.init_worker, initargs=(threads,)) as pool:
+        for name, rows, err, worker_rss in pool.map(_worker, files, [opts] * len(files), [out] * len(files)):
+            if err:
+                errors.append(err)
+            rss.append(worker_rss)
+            for r in rows:
+                per_route[r["route"]].append(r["total"])
+                print(f"{name} p{r['page_no']} {r['route']:8s} {r['total']:6.3f}s", file=sys.stderr, flush=True)
+    wall = time.perf_counter() - t0
+    pages = sum(len(v) for v in per_route.values())
+    return {
+        "workers": n,
+        "ocr_threads_per_worker": threads,
+        "pages": pages,
+        "wall_s": round(wall, 2),
+        "pages_per_s": round(pages / wall, 3) if wall else None,
+        "routes": {k: summary(v) for k, v in sorted(per_route.items())},
+        "peak_rss_mb_per_worker": max(rss) if rss else None,
+        "peak_rss_mb_children": rss_mb(resource.RUSAGE_CHILDREN),
+        "errors": errors,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("inputs", nargs="*", type=Path, default=[DEFAULT_CORPUS], help="files or folders (default: dev corpus)")
@@ -92,12 +161,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peers", default="", help="comma-separated peer tools to time on the same pages (bench/peers.py)")
     ap.add_argument("--truth", type=Path, default=DEFAULT_CORPUS / "truth", help="truth folder handed to the peers")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--no-warmup", action="store_true", help="time the first file cold (imports, model loads)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="N > 1: documents in N processes (cores shared out); throughput and RSS per worker only")
     ap.add_argument("--out", type=Path, help="keep the exported records here (for score.py); default: a temp dir")
     args = ap.parse_args(argv)
 
     files = ingest.find_inputs(args.inputs)
     if args.limit:
         files = files[: args.limit]
+    if args.workers > 1:
+        # throughput of several documents at once; the floor and peers need the single-process run
+        opts = process.Options(dpi=args.dpi, ocr_mode=args.ocr_mode)
+        out = args.out or Path(tempfile.mkdtemp(prefix="scanforms-speed-"))
+        report = {"ocr_mode": opts.ocr_mode, "files": len(files), "cpu_count": os.cpu_count(),
+                  **run_workers(files, opts, out, args.workers)}
+        print(json.dumps(report, indent=1, ensure_ascii=False, default=str))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+        return 0
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     opts = process.Options(dpi=args.dpi, ocr_mode=args.ocr_mode, review_queue=True)
     t_load = time.perf_counter()
@@ -108,6 +191,16 @@ def main(argv: list[str] | None = None) -> int:
         print("note: SCANFORMS_OCR_CACHE is set: OCR timings are cache reads, not the engine", file=sys.stderr)
 
     tmp = Path(tempfile.mkdtemp(prefix="scanforms-speed-"))
+    if not args.no_warmup and files:
+        # lazy imports and model loads (camelot, the label matcher, ONNX sessions) happen on the
+        # first file: run it once untimed so they are not charged to its pages
+        t_warm = time.perf_counter()
+        _one_file(files[0], opts, tmp / "warmup", engine)
+        if floor is not None:
+            import numpy as np
+
+            floor(np.full((64, 256), 255, np.uint8))
+        print(f"warm-up on {files[0].name}: {time.perf_counter() - t_warm:.1f}s (untimed)", file=sys.stderr)
     per_route: dict[str, list[float]] = defaultdict(list)
     stage_sum: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     floor_route: dict[str, list[float]] = defaultdict(list)
@@ -118,26 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     busy = 0.0  # pipeline seconds only (not the floor's)
     for f in files:
         t0 = time.perf_counter()
-        try:
-            result = process.process_file(f, opts, engine)
-        except ScanformsError as e:
-            errors.append(f"{f.name}: {e}")
-            continue
-        t1 = time.perf_counter()
-        try:
-            process.export_file(result, args.out or tmp / "out", opts)
-        except NoFormFound:
-            pass
-        t_export = time.perf_counter() - t1
+        result, t_export, err = _one_file(f, opts, args.out or tmp / "out", engine)
         busy += time.perf_counter() - t0
-        file_stages = {k: result.timings.get(k, 0.0) for k in FILE_STAGES[:-1]}
-        file_stages["export"] = t_export
-        share = {k: v / max(1, len(result.pages)) for k, v in file_stages.items()}
-        for p in result.pages:
-            route = ROUTES.get(p.kind, p.kind)
-            st = dict(p.timings)
-            st.update(share)
-            total = sum(v for k, v in st.items() if not k.startswith("n_"))
+        if result is None:
+            errors.append(err or f.name)
+            continue
+        for p, row in zip(result.pages, _page_rows(result, t_export), strict=True):
+            route, st, total = row["route"], row["stages"], row["total"]
             per_route[route].append(total)
             for k, v in st.items():
                 stage_sum[route][k] += v

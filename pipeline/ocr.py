@@ -572,7 +572,8 @@ WORD_GAP = 1.5  # glyph heights of blank that split a line into pieces (as detec
 VALLEY_MAX = 0.15  # a cut between touching lines: row ink at most this share of the run's median row
 EDGE_INSET = 2  # px off the cell's inner box: anti-aliased rule edges
 SPECK_MAX = 0.6  # glyph heights: a mark smaller than this either way may be a speck ...
-SPECK_NEAR = 0.4  # ... and is one when no bigger ink lies this close (glyph heights)
+SPECK_NEAR = 1.2  # ... and is one with no bigger ink this close beside it on its line (glyph heights):
+# full-width punctuation (，。、) sits up to about a glyph from its neighbours
 
 
 def _runs(on: np.ndarray) -> list[tuple[int, int]]:
@@ -602,13 +603,13 @@ def _cell_ink(
     if loose:  # a page band, not a cell: underlines, rule stubs and pictures are no text line
         keep &= ~((w > 3 * glyph) & (h <= 0.3 * glyph)) & (h <= 3 * glyph)
     keep[0] = False
-    # specks (dust, grain): small marks with no glyph near them; a full stop or decimal point
-    # sits right beside its text, so only isolated ones go
+    # specks (dust, grain): small marks with no glyph beside them; punctuation and decimal
+    # points sit on a line next to its text, so only isolated ones go
     small = keep & (np.maximum(w, h) < SPECK_MAX * glyph)
     if small.any():
         big = (keep & ~small)[lab].astype(np.uint8)
-        r = max(2, int(SPECK_NEAR * glyph))
-        near = cv2.dilate(big, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))) > 0
+        rx, ry = max(2, int(SPECK_NEAR * glyph)), max(2, int(0.3 * glyph))
+        near = cv2.dilate(big, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * rx + 1, 2 * ry + 1))) > 0
         touched = np.zeros(n, dtype=bool)
         touched[np.unique(lab[near])] = True
         keep &= ~small | touched

@@ -278,3 +278,29 @@ def test_many_rules_are_grouped_on_a_mask(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(grid, "group_rules", no_pairs)
     grids = grid.grids_from_lines(table + noise, (2339, 1654), glyph=20.0)
     assert (grids[0].n_rows, grids[0].n_cols) == (2, 2)
+
+
+def test_lazy_engine_is_made_once_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    made: list[int] = []
+
+    class Fake:
+        name = "fake"
+
+        def __init__(self) -> None:
+            time.sleep(0.05)  # long enough for the threads to meet
+            made.append(1)
+
+    monkeypatch.setattr(ocr, "_ENGINES", {})
+    monkeypatch.setattr(ocr, "RapidOcrEngine", Fake)
+    monkeypatch.delenv("SCANFORMS_OCR_CACHE", raising=False)
+    lazy = ocr.LazyEngine()
+    assert not lazy.loaded and made == []  # nothing made until an OCR call
+    ts = [threading.Thread(target=lambda: ocr.LazyEngine().name) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert made == [1] and lazy.loaded

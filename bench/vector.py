@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     files = ingest.find_inputs(args.inputs or [REPO.parent / "shared" / "corpus" / "dev"])
     variants = args.variant or list(VARIANTS)
     rows: dict[str, list[dict[str, float]]] = defaultdict(list)
+    cpu: dict[str, float] = defaultdict(float)  # process CPU seconds: less sensitive to a loaded machine
     orig = getattr(process, "vector_grids", None)  # (absent before the vector route: bench the old tree too)
     with tempfile.TemporaryDirectory() as tmp:
         for f in files:  # warm-up: imports, lexicon, first-call costs
@@ -111,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
                 if VARIANTS[v] is not None:
                     process.vector_grids = VARIANTS[v]
                 try:
+                    c0 = time.process_time()
                     for f in files:
                         rows[v] += run_file(f, Path(tmp) / f"{v}{rep}")
+                    cpu[v] += time.process_time() - c0
                 finally:
                     process.vector_grids = orig
     report = {}
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             "pages": len(tot),
             "median_s": round(statistics.median(tot), 4),
             "p90_s": round(pct(tot, 0.9), 4),
+            "cpu_s_per_page": round(cpu[v] / max(1, len(tot)), 4),
             "stages_mean_s": {k: round(statistics.mean(r[k] for r in rows[v]), 4)
                               for k in (*PAGE_STAGES, *FILE_STAGES, "other")},
         }

@@ -42,6 +42,7 @@ COVER_MIN = 0.5  # fraction of a cell edge that must be inked for a separator to
 ISOLATED_H = 10.0  # glyph heights: a horizontal touching no vertical must be this long to count
 ANCHOR = 100  # px: an ink run this long is rule, whatever it touches
 TEXT_SIDE_MAX = 0.5  # a "rule" with ink right beside it along more than this fraction is text
+MAX_EXACT_RULES = 2000  # above this many vector rules, group_rules' pairwise test gives way to a mask
 
 
 @dataclass
@@ -932,7 +933,8 @@ def _merge_collinear(lines: list[tuple[float, float, float, float]], tol: float)
                             lo=int(np.floor(pos - half + 0.5)), hi=int(np.floor(pos + half - 0.5))))
 
     for ln in sorted(lines):
-        if group and ln[0] - group[-1][0] > tol:
+        # against the group's first piece, not its last: hatching (lines 1 px apart) is not one rule
+        if group and ln[0] - group[0][0] > tol:
             flush()
             group = []
         group.append(ln)
@@ -957,8 +959,15 @@ def grids_from_lines(lines: list, shape: tuple[int, int], glyph: float | None = 
         [(ln.pos, max(0.0, ln.start), min(float(h), ln.end), ln.thickness)
          for ln in lines if not ln.horizontal and 0 <= ln.pos < w], tol)]
     g = 20.0 * page_unit(shape) if glyph is None else glyph
+    # a rule shorter than a glyph bounds no cell of text (a tick, a dash, a glyph-like mark)
+    hs = [r for r in hs if r.length >= g]
+    vs = [r for r in vs if r.length >= g]
+    if len(hs) + len(vs) > MAX_EXACT_RULES:  # a vector drawing, not a form: group on a mask
+        groups = group_tables(hs, vs, shape)
+    else:
+        groups = group_rules(hs, vs, _px(CLUSTER_TOL, page_unit(shape), 3))
     grids: list[Grid] = []
-    for ghs, gvs in group_rules(hs, vs, _px(CLUSTER_TOL, page_unit(shape), 3)):
+    for ghs, gvs in groups:
         grd = grid_from_rules(ghs, gvs, shape, g)
         if grd is None or len(grd.cells) < min_cells:
             continue

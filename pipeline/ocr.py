@@ -100,10 +100,18 @@ class RapidOcrEngine:
 
 
 _ENGINES: dict[str, OcrEngine] = {}
+_ENGINES_LOCK = threading.Lock()  # threads (-j N) reach their first OCR page together: make one engine
 
 
 def get_engine(name: str = "rapidocr") -> OcrEngine:
     """The process-wide engine of that name, created on first use (model load ≈ 1 s)."""
+    if name in _ENGINES:
+        return _ENGINES[name]
+    with _ENGINES_LOCK:
+        return _make_engine(name)
+
+
+def _make_engine(name: str) -> OcrEngine:
     if name not in _ENGINES:
         if name != "rapidocr":
             raise ValueError(f"unknown OCR engine {name!r}")

@@ -239,3 +239,68 @@ def test_edge_covers_equal_edge_cover() -> None:
         a = rng.integers(0, 50, 6)
         b = rng.integers(-5, 60, 6)
         assert grid._edge_covers(f, a, b).tolist() == [grid._edge_cover(f, int(x), int(y)) for x, y in zip(a, b, strict=True)]
+
+
+def test_short_marks_are_not_rules(tmp_path: Path) -> None:
+    # tick marks (3 pt) just above the table's top rule and touching it: no row, no column from them
+    ticks = "\n".join(f"0 0 0 RG 1 w {x} 700 m {x} 703 l S" for x in range(110, 500, 20))
+    page = _page(_write(tmp_path, _pdf(_cell_rects() + "\n" + ticks)))
+    _expect_table(page)
+
+
+def test_exact_grouping_equals_mask_grouping(tmp_path: Path) -> None:
+    page = _page(_write(tmp_path, _pdf(_line_pieces() + "\n0 0 0 RG 1 w 100 300 m 300 300 l S 200 250 m 200 350 l S")))
+    lines = page.vector_lines  # type: ignore[attr-defined]
+    shape = page.image.shape[:2]  # type: ignore[attr-defined]
+    hs = grid._merge_collinear([(ln.pos, ln.start, ln.end, ln.thickness) for ln in lines if ln.horizontal], 1.0)
+    vs = [grid.Rule(False, r.pos, r.start, r.end, r.thickness, r.lo, r.hi) for r in grid._merge_collinear(
+        [(ln.pos, ln.start, ln.end, ln.thickness) for ln in lines if not ln.horizontal], 1.0)]
+
+    def key(groups: list) -> list:
+        return [sorted((r.horizontal, r.pos, r.start) for r in g[0] + g[1]) for g in groups]
+
+    exact = grid.group_rules(hs, vs, grid._px(grid.CLUSTER_TOL, grid.page_unit(shape), 3))
+    assert len(exact) == 2  # the table, and the cross below it
+    assert key(exact) == key(grid.group_tables(hs, vs, shape))
+
+
+def test_many_rules_are_grouped_on_a_mask(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = [vector.VLine(True, y, 100.0, 500.0, 1.0) for y in (100.0, 200.0, 300.0)]
+    table += [vector.VLine(False, x, 100.0, 300.0, 1.0) for x in (100.0, 300.0, 500.0)]
+    # a vector drawing below: thousands of short separate strokes
+    rng = np.random.default_rng(0)
+    noise = [vector.VLine(True, float(y), float(x), float(x) + 30.0, 1.0)
+             for x, y in zip(rng.integers(50, 1500, 4000), rng.integers(1000, 2300, 4000), strict=True)]
+
+    def no_pairs(*a: object, **k: object) -> None:
+        raise AssertionError("pairwise grouping on thousands of rules")
+
+    monkeypatch.setattr(grid, "group_rules", no_pairs)
+    grids = grid.grids_from_lines(table + noise, (2339, 1654), glyph=20.0)
+    assert (grids[0].n_rows, grids[0].n_cols) == (2, 2)
+
+
+def test_lazy_engine_is_made_once_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    made: list[int] = []
+
+    class Fake:
+        name = "fake"
+
+        def __init__(self) -> None:
+            time.sleep(0.05)  # long enough for the threads to meet
+            made.append(1)
+
+    monkeypatch.setattr(ocr, "_ENGINES", {})
+    monkeypatch.setattr(ocr, "RapidOcrEngine", Fake)
+    monkeypatch.delenv("SCANFORMS_OCR_CACHE", raising=False)
+    lazy = ocr.LazyEngine()
+    assert not lazy.loaded and made == []  # nothing made until an OCR call
+    ts = [threading.Thread(target=lambda: ocr.LazyEngine().name) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert made == [1] and lazy.loaded

@@ -9,6 +9,7 @@ to trust it without opening the file again.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,10 @@ import numpy as np
 from . import vector
 from .errors import EncryptedPdfError, InputFileError
 from .types import PageImage, TextLine
+
+# pdfium is not thread-safe and `scanforms run -j N` reads documents in threads: every call
+# into it (open, render, text layer, vector rules, close) holds this lock
+PDFIUM_LOCK = threading.RLock()
 
 DEFAULT_DPI = 200  # measured: OCR accuracy on the dev scans does not improve above it, time does
 PDF_SUFFIXES = {".pdf"}
@@ -140,11 +145,12 @@ def count_pages(path: Path) -> int:
         if _sniff(path) == "pdf":
             import pypdfium2 as pdfium
 
-            doc = pdfium.PdfDocument(str(path))
-            try:
-                return len(doc)
-            finally:
-                doc.close()
+            with PDFIUM_LOCK:
+                doc = pdfium.PdfDocument(str(path))
+                try:
+                    return len(doc)
+                finally:
+                    doc.close()
         from PIL import Image
 
         with warnings.catch_warnings():
@@ -218,7 +224,8 @@ def _pdf_pages(path: Path, dpi: int) -> Iterator[PageImage]:
     import pypdfium2 as pdfium
 
     try:
-        doc = pdfium.PdfDocument(str(path))  # no password given: pdfium tries the empty user password
+        with PDFIUM_LOCK:
+            doc = pdfium.PdfDocument(str(path))  # no password given: pdfium tries the empty user password
     except pdfium.PdfiumError as e:
         raise _pdf_open_error(path, e) from e
     except OSError as e:
@@ -228,27 +235,31 @@ def _pdf_pages(path: Path, dpi: int) -> Iterator[PageImage]:
         if n == 0:
             raise InputFileError(path, "PDF has no pages")
         for i in range(n):
+            PDFIUM_LOCK.acquire()
             try:
                 page = doc[i]
                 w_pt, h_pt = page.get_size()
                 scale, warning = _capped_scale(path, i + 1, w_pt, h_pt, dpi)
                 bitmap = page.render(scale=scale, grayscale=False)
                 img = bitmap.to_numpy()
-                # pdfium renders BGR(x) already: no channel flip (a strided copy of the whole page
-                # that cost more than the render itself)
-                if img.ndim == 3 and img.shape[2] == 4:
-                    img = np.ascontiguousarray(img[:, :, :3])
+                # pdfium renders BGR(x) already: no channel flip. The array is a view of pdfium's
+                # buffer: copy it out (dropping an x channel) and free the bitmap here, under the lock
+                img = np.ascontiguousarray(img[:, :, :3]) if img.ndim == 3 and img.shape[2] == 4 else img.copy()
+                bitmap.close()
                 to_px = vector.page_to_pixels(page, scale)
                 layer = _text_layer(page, to_px)
                 scan_dpi = _page_image_dpi(page, w_pt, h_pt)
                 # born-digital: the table's rules are read here, while the page is open (exact, ~ms)
                 lines = vector.page_lines(page, to_px) if scan_dpi is None else None
+                page.close()  # here, under the lock: not by a finalizer in whichever thread
             except InputFileError:
                 raise
             except MemoryError as e:
                 raise InputFileError(path, "out of memory rendering the page", page=i + 1) from e
             except Exception as e:  # pdfium errors and whatever a damaged page trips in it
                 raise InputFileError(path, f"cannot render ({type(e).__name__}: {e})", page=i + 1) from e
+            finally:
+                PDFIUM_LOCK.release()
             yield PageImage(
                 source=path,
                 page_no=i + 1,
@@ -261,7 +272,8 @@ def _pdf_pages(path: Path, dpi: int) -> Iterator[PageImage]:
                 vector_lines=lines,
             )
     finally:
-        doc.close()
+        with PDFIUM_LOCK:
+            doc.close()
 
 
 def _text_layer(page: object, to_px: vector.Affine) -> list[TextLine] | None:

@@ -362,19 +362,3 @@ def test_unlistable_folder_is_reported(public_dir: Path) -> None:
         shut.chmod(0o755)
     assert e.reason == "cannot list folder: permission denied"
 
-
-def test_pdfs_read_in_threads_give_what_they_give_alone() -> None:
-    # `scanforms run -j N` reads documents in threads and pdfium is not thread-safe: without the
-    # lock this crashes the interpreter (or hands out a page freed under it)
-    from concurrent.futures import ThreadPoolExecutor
-
-    files = sorted((Path(__file__).resolve().parents[1] / "data" / "raw").glob("*.pdf"))
-    assert len(files) >= 2
-
-    def read(path: Path) -> list[tuple[int, str, int]]:
-        return [(p.page_no, str(p.image.sum()), len(p.text_layer or [])) for p in ingest.iter_pages(path, dpi=100)]
-
-    alone = {f: read(f) for f in files}
-    with ThreadPoolExecutor(4) as pool:
-        together = list(pool.map(read, files * 3))
-    assert together == [alone[f] for f in files * 3]

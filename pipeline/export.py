@@ -24,8 +24,12 @@ def _file_mode() -> int:
 _FILE_MODE = _file_mode()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then rename: a crash leaves old or new, never half."""
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write to a temp file in the same folder, then rename: a crash leaves old or new, never half.
+
+    `durable` also flushes the data to disk before the rename (records, queue, manifest); pictures
+    made again by any re-run (review crops) skip that: dozens of fsyncs a page cost more than the OCR saves.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -34,8 +38,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600 files: outputs are for the whole team to read
         os.replace(tmp, path)
     except BaseException as e:
@@ -130,7 +135,7 @@ def write_overlay(out_dir: Path, input_path: Path, page: PageResult, values: lis
     ok, buf = cv2.imencode(".png", overlay_image(page, values))
     if not ok:
         raise OutputError(path, "could not encode overlay PNG")
-    atomic_write_bytes(path, buf.tobytes())
+    atomic_write_bytes(path, buf.tobytes(), durable=False)  # a picture any re-run makes again
     return path
 
 
@@ -204,7 +209,7 @@ def _crop_png(image: np.ndarray, box: tuple[int, int, int, int], mark: tuple[int
     crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR) if crop.ndim == 2 else crop.copy()
     if mark is not None:
         cv2.rectangle(crop, (mark[0] - x0, mark[1] - y0), (mark[2] - x0, mark[3] - y0), (0, 0, 220), 2)
-    ok, buf = cv2.imencode(".png", crop)
+    ok, buf = cv2.imencode(".png", crop, [cv2.IMWRITE_PNG_COMPRESSION, 1])  # small crops: speed over bytes
     if not ok:
         raise OutputError(None, "could not encode a review crop")
     return buf.tobytes()
@@ -257,12 +262,13 @@ def write_review_part(out_dir: Path, input_path: Path, records: list[FormRecord]
         name = f"{input_path.stem}-f{e['form_index']}-{e['section']}-{e['row'] if e['row'] is not None else 'x'}-{e['key']}"
         img = page.prepared.image
         cell_path = base / "crops" / f"{name}.png"
-        atomic_write_bytes(cell_path, _crop_png(img, (x0 - 12, y0 - 12, x1 + 12, y1 + 12)))
+        atomic_write_bytes(cell_path, _crop_png(img, (x0 - 12, y0 - 12, x1 + 12, y1 + 12)), durable=False)
         # the row around it: the table's width (or the page's), the cell's height plus a margin
         grid = next((g for g in page.grids if g.bbox[1] <= y0 <= g.bbox[3]), None)
         gx0, gx1 = (grid.bbox[0], grid.bbox[2]) if grid else (0, img.shape[1])
         row_path = base / "crops" / f"{name}-row.png"
-        atomic_write_bytes(row_path, _crop_png(img, (gx0 - 8, y0 - 30, gx1 + 8, y1 + 30), (x0, y0, x1, y1)))
+        atomic_write_bytes(row_path, _crop_png(img, (gx0 - 8, y0 - 30, gx1 + 8, y1 + 30), (x0, y0, x1, y1)),
+                           durable=False)
         e["crop"] = f"crops/{cell_path.name}"
         e["row_crop"] = f"crops/{row_path.name}"
         written += [cell_path, row_path]

@@ -17,7 +17,7 @@ import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -127,6 +127,15 @@ class RecordContext:
         for other in peers:
             if other is not rec:
                 elsewhere.update(_texts_by_key(other))
+        # other cells of this form reading the same text in the same column (a rule repeated row
+        # after row); a merged level1/level2 cell repeated down its rows is one reading, not several
+        boxes: dict[tuple[str, str], set] = {}
+        for row in rec.indicators:
+            for key, v in row.items():
+                if key not in ("level1", "level1_points", "level2") and isinstance(v.value, str) \
+                        and len(_norm(v.value)) >= 4:
+                    boxes.setdefault((key, _norm(v.value)), set()).add((v.page, v.bbox))
+        elsewhere.update({k: len(b) - 1 for k, b in boxes.items() if len(b) > 1})
         return cls(texts, {k: sum(e) / len(e) for k, e in cols.items() if len(e) >= 3}, elsewhere)
 
 
@@ -434,14 +443,15 @@ def score_record(
     pages: dict[int, PageContext],
     model: Calibration | None = None,
     threshold: float | None = None,
-    failed_rules: list[list[Value]] | None = None,
+    failed_rules: Sequence[Any] | None = None,
     peers: Iterable[FormRecord] = (),
 ) -> None:
     """Set every cell's calibrated confidence and needs_review (in place).
 
-    `failed_rules` are the cells of each rule of the form's arithmetic that fails. Where one of
-    them is doubtful, that misread explains the failure and goes to review on its own; where all
-    read surely, the form itself is inconsistent, and every cell of the rule goes to a person.
+    `failed_rules` are the rules of the form's arithmetic that fail (validate.RuleResult, or a
+    plain list of a rule's cells). Where one of a rule's cells is doubtful, that misread explains
+    the failure and goes to review on its own; where all read surely, the form itself is
+    inconsistent, and the rule's cells go to a person (for a sum, the cells stating it).
     `peers` are the other forms of the same document (see RecordContext.elsewhere).
     """
     model = model or get_model()
@@ -465,11 +475,12 @@ def score_record(
             p = v.confidence  # no fitted model: the stages' own product of scores
         v.confidence = p
         v.needs_review = bool(p < thr)
-    for cells in failed_rules or []:
-        sure = [c for c in cells if c is not None]
+    for rule in failed_rules or []:
+        sure = [c for c in getattr(rule, "cells", rule) if c is not None]
         if all(not c.needs_review for c in sure):
-            for c in sure:
-                c.needs_review = True
+            for c in getattr(rule, "to_flag", sure):
+                if c is not None:
+                    c.needs_review = True
 
 
 def record_evidence(rec: FormRecord, pages: dict[int, PageContext]) -> list[dict[str, Any]]:

@@ -130,7 +130,7 @@ def process_file(
     for i, r in enumerate(records):
         r.form_index = i
     t = _timed(timings, "normalize", t)
-    failed = [[r.cells for r in validate.validate(rec) if not r.ok] for rec in records]
+    failed = [[r for r in validate.validate(rec) if not r.ok] for rec in records]
     t = _timed(timings, "validate", t)
     contexts = {p.page_no: confidence.PageContext.of(p) for p in pages}
     features = [row for r in records for row in confidence.record_evidence(r, contexts)] if opts.features else []

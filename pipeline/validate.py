@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .types import FormRecord, Value
 
@@ -26,6 +26,13 @@ class RuleResult:
     ok: bool
     cells: list[Value]
     detail: str
+    # for a sum rule, the cells that state the sum (合计, a level1's points): where the form itself
+    # doesn't add up, the stated sum is what a person checks, not each of its addends
+    stated: list[Value] = field(default_factory=list)
+
+    @property
+    def to_flag(self) -> list[Value]:
+        return self.stated or self.cells
 
 
 def _num(v: Value | None) -> float | None:
@@ -110,12 +117,12 @@ def check(rec: FormRecord) -> list[RuleResult]:
         want = sum(weights) + (fw or 0)  # type: ignore[arg-type]
         cells = [tw] + [i["weight"] for i in rec.indicators]
         results.append(RuleResult("total_weight", _close(_num(tw), want), cells,  # type: ignore[arg-type]
-                                  f"合计 weight {_num(tw)} vs sum {want:g}"))
+                                  f"合计 weight {_num(tw)} vs sum {want:g}", [tw]))
     if ts is not None and _num(ts) is not None and scores and all(s is not None for s in scores):
         want = sum(scores) + (fs or 0)  # type: ignore[arg-type]
         cells = [ts] + [i["score"] for i in rec.indicators]
         results.append(RuleResult("total_score", _close(_num(ts), want), cells,  # type: ignore[arg-type]
-                                  f"合计 score {_num(ts)} vs sum {want:g}"))
+                                  f"合计 score {_num(ts)} vs sum {want:g}", [ts]))
 
     groups: dict[str, list[int]] = {}
     for k, ind in enumerate(rec.indicators):
@@ -128,7 +135,8 @@ def check(rec: FormRecord) -> list[RuleResult]:
         if pts is not None and all(w is not None for w in ws):
             cells = [rec.indicators[k]["level1_points"] for k in idx] + [rec.indicators[k]["weight"] for k in idx]
             results.append(RuleResult("level1_points", _close(pts, sum(ws)), cells,  # type: ignore[arg-type]
-                                      f"{name} ({pts:g}分) vs weights {sum(ws):g}"))  # type: ignore[arg-type]
+                                      f"{name} ({pts:g}分) vs weights {sum(ws):g}",  # type: ignore[arg-type]
+                                      [rec.indicators[k]["level1_points"] for k in idx]))
 
     grade, total = f.get("grade"), _num(ts)
     if grade is not None and grade.value and total is not None:

@@ -247,3 +247,16 @@ def test_a_text_read_alike_in_another_form_of_the_document_counts_as_agreement()
         x = confidence.features(v, "text", "indicators", ctx, rec.indicators[0],
                                 confidence.RecordContext.of(rec, [a, b, c]), "explanation")
         assert x["agree"] == agree
+
+
+def test_a_form_that_does_not_add_up_sends_its_stated_sum_not_every_addend() -> None:
+    from pipeline.validate import RuleResult
+
+    model = confidence.Calibration.load()
+    ctx = {1: confidence.PageContext(kind="vector", quality=0.99)}
+    total, a, b = _value(0.99), _value(0.99), _value(0.99)
+    rec = FormRecord(file="x.pdf", form_index=0, pages=[1])
+    rec.fields = {"total_score": total}
+    rule = RuleResult("total_score", False, [total, a, b], "合计 score 84 vs sum 85", [total])
+    confidence.score_record(rec, ctx, model, threshold=0.0, failed_rules=[rule])
+    assert total.needs_review and not a.needs_review and not b.needs_review

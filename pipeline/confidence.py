@@ -110,9 +110,9 @@ class RecordContext:
     # per indicator text column, the share of its cells ending in 。: a cell against its column's habit
     # lost (or gained) its last mark
     end_share: dict[str, float] = field(default_factory=dict)
-    # (key, text) -> how many other forms of the same document read that very text under that key:
-    # a file of one office's forms repeats its template's wording, and two independent readings
-    # of a blurred line rarely agree by chance
+    # (key, text) -> how many other readings of that very text under that key: in the document's
+    # other forms (one office's forms repeat their template's wording) and in other cells of this
+    # form's column; two independent readings of a blurred line rarely agree by chance
     elsewhere: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @classmethod

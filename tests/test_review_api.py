@@ -86,6 +86,13 @@ def test_set_value_is_stored_audited_and_written(client: TestClient, out: Path) 
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
 
 
+def _text_field(e: dict) -> bool:
+    """A queued header field whose value is free text (which fields get flagged depends on the model)."""
+    from pipeline.lexicon import get_matcher
+
+    return e["section"] == "fields" and get_matcher().kind("fields", e["key"]) == "text"
+
+
 def test_typed_values_are_parsed_and_bad_ones_refused(client: TestClient, out: Path) -> None:
     e = _entry(out, lambda e: e["key"] == "level1_points")
     r = _post(client, "/api/decisions", {"id": e["id"], "action": "set", "text": "thirty"})
@@ -93,7 +100,7 @@ def test_typed_values_are_parsed_and_bad_ones_refused(client: TestClient, out: P
     assert not output_cell(out, e).get("reviewed")
     r = _post(client, "/api/decisions", {"id": e["id"], "action": "set", "text": ""})
     assert r.status_code == 200 and output_cell(out, e)["value"] is None  # empty means "nothing on the form"
-    t = _entry(out, lambda e: e["section"] == "fields")
+    t = _entry(out, _text_field)
     r = _post(client, "/api/decisions", {"id": t["id"], "action": "set", "text": "  校对后的文字  "})
     assert r.status_code == 200 and output_cell(out, t)["value"] == "校对后的文字"
 
@@ -225,7 +232,7 @@ def test_decision_survives_rerun(out: Path) -> None:
     """The pipeline re-applies the decisions file when it writes the same input again."""
     from review_fixtures import run_pipeline
 
-    e = _entry(out, lambda e: e["section"] == "fields")
+    e = _entry(out, _text_field)
     s = ReviewSession(out, "carol")
     s.decide(e["id"], "set", text="人工校对")
     s.close()

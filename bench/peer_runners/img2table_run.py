@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 from typing import Any
+
+from runner_common import cpu_seconds, read_job  # the runners' folder is on sys.path
 
 
 def build_ocr(name: str, threads: int) -> Any:
@@ -42,17 +43,8 @@ def build_ocr(name: str, threads: int) -> Any:
     raise SystemExit(f"unknown ocr {name!r}")
 
 
-def _cpu() -> float:
-    """CPU seconds of this process and its finished children (tesseract runs as a child):
-    steadier than wall time on a shared machine."""
-    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
-
-
 def main() -> int:
-    src, dst = sys.argv[1], sys.argv[2]
-    with open(src, encoding="utf-8") as fh:
-        job = json.load(fh)
+    job, dst = read_job()
     t0 = time.perf_counter()
     ocr = build_ocr(job["ocr"], int(job.get("threads", 2)))
     from img2table.document import Image
@@ -77,9 +69,9 @@ def main() -> int:
     warmup_s = time.perf_counter() - t
     pages = []
     for png in job["pngs"]:
-        t, c = time.perf_counter(), _cpu()
+        t, c = time.perf_counter(), cpu_seconds()
         tables = extract(png)
-        seconds, cpu = time.perf_counter() - t, _cpu() - c
+        seconds, cpu = time.perf_counter() - t, cpu_seconds() - c
         cells = []
         for ti, table in enumerate(tables):
             seen: set[tuple[int, int, int, int]] = set()

@@ -12,22 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 
-
-def _cpu() -> float:
-    """CPU seconds of this process and its finished children (tesseract runs as a child):
-    steadier than wall time on a shared machine."""
-    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+from runner_common import cpu_seconds, read_job  # the runners' folder is on sys.path
 
 
 def main() -> int:
-    src, dst = sys.argv[1], sys.argv[2]
-    with open(src, encoding="utf-8") as fh:
-        job = json.load(fh)
+    job, dst = read_job()
     models = job["models"]
     with open(os.path.join(models, "names.json"), encoding="utf-8") as fh:
         names = json.load(fh)  # written by paddle_models.py: model dir -> Global.model_name
@@ -59,9 +51,9 @@ def main() -> int:
     warmup_s = time.perf_counter() - t
     pages = []
     for png in job["pngs"]:
-        t, c = time.perf_counter(), _cpu()
+        t, c = time.perf_counter(), cpu_seconds()
         results = list(ocr.predict(png))
-        seconds, cpu = time.perf_counter() - t, _cpu() - c
+        seconds, cpu = time.perf_counter() - t, cpu_seconds() - c
         lines = []
         for res in results:
             texts = res["rec_texts"]

@@ -22,13 +22,14 @@ def run_pipeline(inp: Path, out: Path) -> subprocess.CompletedProcess[str]:
     """`scanforms run INPUT --out OUT`, as a user runs it (a fresh process, the OCR cache on).
 
     --force: a re-run must really process the file again (an unchanged file is otherwise skipped),
-    or re-applying the decisions would go untested. A high review threshold queues the sample's
-    numeric cells too (a clean scan's are otherwise all accepted), so the tests have some to edit.
+    or re-applying the decisions would go untested. A review threshold of 1.0 queues every cell
+    (a clean scan's numbers are otherwise accepted, and which ones are depends on the OCR and
+    the confidence model), so the tests have numbers and text to edit whatever those read.
     """
     env = dict(os.environ, SCANFORMS_OCR_CACHE=str(CACHE))
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "run", str(inp), "--out", str(out), "-q", "--force",
-         "--review-threshold", "0.999"],
+         "--review-threshold", "1.0"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=True,
     )
 

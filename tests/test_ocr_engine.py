@@ -1,0 +1,64 @@
+"""The RapidOCR adapter's recognition: every crop is read as it would be alone.
+
+Runs the real engine (no cache): what is checked is the adapter's own setting. At
+RapidOCR's batching a crop is padded to the widest crop of its batch, so its reading
+depends on what else is on the page (and the padding costs time).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import ingest, ocr, preprocess
+from pipeline.ocr import RapidOcrEngine
+
+REPO = Path(__file__).resolve().parents[1]
+SCAN = REPO / "data" / "raw" / "d025.pdf"  # a clean scan we ship
+
+
+@pytest.fixture(scope="module")
+def engine() -> RapidOcrEngine:
+    return RapidOcrEngine()
+
+
+@pytest.fixture(scope="module")
+def crops(engine: RapidOcrEngine) -> list[np.ndarray]:
+    page = next(ingest.iter_pages(SCAN))
+    prepared = preprocess.prepare(page, engine)
+    img = prepared.image
+    boxes = ocr.detect_lines(img, engine)
+    return [ocr._margin(img[y0:y1, x0:x1]) for x0, y0, x1, y1 in boxes[:60]]
+
+
+def test_crops_read_as_alone(engine: RapidOcrEngine, crops: list[np.ndarray]) -> None:
+    widths = [c.shape[1] / c.shape[0] for c in crops]
+    assert max(widths) > 3 * min(widths), "the crops should mix short values and long lines"
+    together = engine.recognize(crops)
+    alone = [engine.recognize([c])[0] for c in crops]
+    assert [t[:2] for t in together] == [a[:2] for a in alone]
+    assert sum(bool(t[0]) for t in together) >= 0.9 * len(crops)
+
+
+def test_scores_per_character(engine: RapidOcrEngine, crops: list[np.ndarray]) -> None:
+    for text, score, chars in engine.recognize(crops[:20]):
+        if text:
+            assert chars is not None and len(chars) == len(text)
+            assert 0.0 < score <= 1.0
+
+
+def test_cache_key_follows_recognition_setup(engine: RapidOcrEngine, tmp_path: Path) -> None:
+    crop = [np.full((40, 100), 255, np.uint8)]
+    cached = ocr.CachedEngine(engine, tmp_path)
+    cached.recognize(crop)
+    assert (cached.hits, cached.misses) == (0, 1)
+    cached.recognize(crop)
+    assert (cached.hits, cached.misses) == (1, 1)
+    engine.rec_setup = "other"  # instance attribute: the module-scoped engine keeps its class value after
+    try:
+        cached.recognize(crop)
+        assert cached.misses == 2  # a changed setup reads again instead of taking old results
+    finally:
+        del engine.rec_setup

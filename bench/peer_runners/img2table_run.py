@@ -10,13 +10,12 @@ seconds cover reading the image, table detection and OCR.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from typing import Any
 
-from runner_common import cpu_seconds, read_job  # the runners' folder is on sys.path
+from runner_common import cpu_seconds, read_job, write_result  # the runners' folder is on sys.path
 
 
 def build_ocr(name: str, threads: int) -> Any:
@@ -88,14 +87,7 @@ def main() -> int:
             file=sys.stderr,
             flush=True,
         )
-    out = {
-        "engine": f"img2table-{job['ocr']}",
-        "load_s": round(load_s, 3),
-        "warmup_s": round(warmup_s, 3),
-        "pages": pages,
-    }
-    with open(dst, "w", encoding="utf-8") as fh:
-        json.dump(out, fh, ensure_ascii=False)
+    write_result(dst, f"img2table-{job['ocr']}", load_s, warmup_s, pages)
     return 0
 
 

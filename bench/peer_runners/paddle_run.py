@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from runner_common import cpu_seconds, read_job  # the runners' folder is on sys.path
+from runner_common import cpu_seconds, read_job, write_result  # the runners' folder is on sys.path
 
 
 def main() -> int:
@@ -73,15 +73,7 @@ def main() -> int:
             file=sys.stderr,
             flush=True,
         )
-    out = {
-        "engine": "paddleocr",
-        "load_s": round(load_s, 3),
-        "warmup_s": round(warmup_s, 3),
-        "models": names,
-        "pages": pages,
-    }
-    with open(dst, "w", encoding="utf-8") as fh:
-        json.dump(out, fh, ensure_ascii=False)
+    write_result(dst, "paddleocr", load_s, warmup_s, pages, models=names)
     return 0
 
 

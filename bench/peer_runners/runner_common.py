@@ -20,3 +20,12 @@ def read_job() -> tuple[dict[str, Any], str]:
     src, dst = sys.argv[1], sys.argv[2]
     with open(src, encoding="utf-8") as fh:
         return json.load(fh), dst
+
+
+def write_result(
+    dst: str, engine: str, load_s: float, warmup_s: float, pages: list[dict[str, Any]], **extra: Any
+) -> None:
+    """OUT.json as bench/peers.py reads it: engine, load and warm-up seconds, pages (and extras)."""
+    out = {"engine": engine, "load_s": round(load_s, 3), "warmup_s": round(warmup_s, 3), **extra, "pages": pages}
+    with open(dst, "w", encoding="utf-8") as fh:
+        json.dump(out, fh, ensure_ascii=False)

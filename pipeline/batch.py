@@ -204,8 +204,8 @@ def plan_run(inputs: list[Path], out_dir: Path, opts: Options, force: bool = Fal
     for path, old in old_layout.items():
         e = manifest.get(path) or {}
         if old and plan.keys[path] == old:
-            if _still_current(e, shas[path], version, out_dir):
-                plan.migrated.append(path)  # else changed anyway: processed again under the same name
+            if not force and _still_current(e, shas[path], version, out_dir):
+                plan.migrated.append(path)  # else processed again anyway, under the same name
         else:
             plan.relaid.append((path, _why_relaid(e, out_dir, plan.keys[path])))
     migrated = set(plan.migrated)

@@ -41,8 +41,9 @@ def output_keys(inputs: Sequence[Path], recorded: Mapping[str, str] | None = Non
     - Inputs whose stems collide are named by their path relative to the folder all those
       inputs share, flattened with `__`: in/2019/自评表.pdf, in/2020/自评表.pdf ->
       `2019__自评表`, `2020__自评表`. Same folder, other suffix (a.pdf, a.png): the first
-      keeps `a`, the next is `a_png`. Still taken (a file really named `2019__自评表.pdf`): a `~` and 8 hex digits of the
-      path's hash.
+      keeps `a`, the next is `a_png`.
+    - A name still taken (a file really called `2019__自评表.pdf`) gets the suffix
+      (`2019__自评表_pdf`), then instead `~` and 8 hex digits of the path's hash.
 
     A fresh run and a history of runs can therefore name a colliding file differently
     (x/a.pdf is `a` if it was alone at first, `x__a` if y/a.pdf came in the same run);

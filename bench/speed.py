@@ -40,7 +40,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline import ingest, ocr, process  # noqa: E402
+from pipeline import engines, ingest, ocr, process  # noqa: E402
 from pipeline.errors import NoFormFound, ScanformsError  # noqa: E402
 
 ROUTES = {"vector": "vector", "image": "scan", "garbled": "garbled"}
@@ -83,7 +83,7 @@ class Floor:
         return time.perf_counter() - t, n
 
 
-def _one_file(f: Path, opts: process.Options, out: Path, engine: ocr.OcrEngine | None = None
+def _one_file(f: Path, opts: process.Options, out: Path, engine: engines.OcrEngine | None = None
               ) -> tuple[process.FileResult | None, float, str | None]:
     """process_file + export_file on one file: (result, export seconds, error)."""
     try:
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     opts = process.Options(dpi=args.dpi, ocr_mode=args.ocr_mode, review_queue=True)
     t_load = time.perf_counter()
-    engine = ocr.get_engine(opts.engine) if os.environ.get("SCANFORMS_OCR_CACHE") else ocr.RapidOcrEngine()
+    engine = engines.get_engine(opts.engine) if os.environ.get("SCANFORMS_OCR_CACHE") else engines.RapidOcrEngine()
     load_s = time.perf_counter() - t_load
     floor = None if args.no_floor else Floor()
     if os.environ.get("SCANFORMS_OCR_CACHE"):

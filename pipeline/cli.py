@@ -145,10 +145,10 @@ def cmd_tables(args: argparse.Namespace) -> int:
     """Every reconstructed table of every page, form or not, as JSON + HTML."""
     import time as _t
 
-    from . import export, ingest, ocr, process
+    from . import engines, export, ingest, process
 
     inputs = ingest.find_inputs(args.inputs)
-    engine = ocr.LazyEngine()
+    engine = engines.LazyEngine()
     failures = 0
     for path in inputs:
         t0 = _t.perf_counter()

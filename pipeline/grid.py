@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .celltext import cut_cell
 from .types import BBox, Cell, Grid
 
 REF_SIDE = 1654.0  # short side of an A4 page at 200 DPI: the size the constants below are tuned at
@@ -818,12 +819,8 @@ def split_by_whitespace(grid: Grid, binary: np.ndarray, glyph: float) -> int:
                     if not (_has_glyph(before, glyph) and _has_glyph(after, glyph)):
                         continue
                     cut = lines[base + k]
-                    if axis == 0:
-                        a = Cell(c.row, c.col, c.row_span, k, (x0, y0, cut, y1))
-                        b = Cell(c.row, c.col + k, c.row_span, c.col_span - k, (cut, y0, x1, y1))
-                    else:
-                        a = Cell(c.row, c.col, k, c.col_span, (x0, y0, x1, cut))
-                        b = Cell(c.row + k, c.col, c.row_span - k, c.col_span, (x0, cut, x1, y1))
+                    a = cut_cell(c, axis, base, k, c.bbox[axis], cut)
+                    b = cut_cell(c, axis, base + k, span - k, cut, c.bbox[axis + 2])
                     grid.cells.remove(c)
                     grid.cells += [a, b]
                     n += 1

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .assemble import FormPages, TableRow, is_title_text
+from .celltext import cut_cell, lines_into_bands
 from .lexicon import LabelMatcher, get_matcher, snap_term, to_simplified
-from .ocr import finish_cell
-from .types import BBox, Cell, FormRecord, Value
+from .types import BBox, Cell, FormRecord, TextLine, Value
 from .values import (
     fiscal_year_from_title,
     join_lines,
@@ -402,27 +402,22 @@ class RecordBuilder:
             cell = picked[keys[0]][0]
             if not cell.lines or cell.row_span > 1:
                 continue
-            parts: dict[str, list] = {k: [] for k in keys}
-            ok = True
-            for ln in cell.lines:
+            cols_here = [col_of[k] for k in keys]
+
+            def column(ln: TextLine, d: float = d, cols_here: list[Column] = cols_here) -> int | None:
                 a, b = ln.bbox[0] + d, ln.bbox[2] + d
                 tol = 0.5 * (ln.bbox[3] - ln.bbox[1])
-                home = [k for k in keys if col_of[k].x0 - tol <= a and b <= col_of[k].x1 + tol]
-                if len(home) != 1:
-                    ok = False
-                    break
-                parts[home[0]].append(ln)
-            if not ok or sum(1 for v in parts.values() if v) < 2:
+                home = [i for i, col in enumerate(cols_here) if col.x0 - tol <= a and b <= col.x1 + tol]
+                return home[0] if len(home) == 1 else None
+
+            parts = lines_into_bands(cell.lines, len(keys), column)
+            if parts is None or sum(1 for v in parts if v) < 2:
                 continue
-            for k in keys:
-                sub = Cell(cell.row, cell.col, cell.row_span, cell.col_span, cell.bbox)
-                sub.lines = parts[k]
-                finish_cell(sub)
-                if sub.lines:
-                    x0 = min(ln.bbox[0] for ln in sub.lines)
-                    x1 = max(ln.bbox[2] for ln in sub.lines)
-                    sub.bbox = (x0, cell.bbox[1], x1, cell.bbox[3])
-                picked[k] = (sub, picked[k][1])
+            for k, lines in zip(keys, parts, strict=True):
+                # the piece keeps the cell's lattice place; its box is its own lines' extent
+                x0 = min((ln.bbox[0] for ln in lines), default=cell.bbox[0])
+                x1 = max((ln.bbox[2] for ln in lines), default=cell.bbox[2])
+                picked[k] = (cut_cell(cell, 0, cell.col, cell.col_span, x0, x1, lines), picked[k][1])
         return picked
 
     @staticmethod
@@ -443,21 +438,16 @@ class RecordBuilder:
                     for row, _ in ind_rows[i:j]:
                         g = row.grid
                         bands.append((g.row_lines[row.index], g.row_lines[row.index + 1]))
-                    parts: list[list] = [[] for _ in bands]
-                    ok = True
-                    for ln in cell.lines:
+
+                    def band(ln: TextLine, bands: list[tuple[int, int]] = bands) -> int | None:
                         cy = (ln.bbox[1] + ln.bbox[3]) / 2
                         home = [k for k, (y0, y1) in enumerate(bands) if y0 <= cy < y1]
-                        if len(home) != 1:
-                            ok = False
-                            break
-                        parts[home[0]].append(ln)
-                    if ok:
+                        return home[0] if len(home) == 1 else None
+
+                    parts = lines_into_bands(cell.lines, len(bands), band)
+                    if parts is not None:
                         for k, (row, picked) in enumerate(ind_rows[i:j]):
-                            sub = Cell(row.index, cell.col, 1, cell.col_span,
-                                       (cell.bbox[0], bands[k][0], cell.bbox[2], bands[k][1]))
-                            sub.lines = parts[k]
-                            finish_cell(sub)
+                            sub = cut_cell(cell, 1, row.index, 1, bands[k][0], bands[k][1], parts[k])
                             picked[key] = (sub, picked[key][1])
                 i = j
 

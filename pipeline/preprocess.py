@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .ocr import OcrEngine, crop_quad
+from .engines import OcrEngine, crop_quad
 from .types import PageImage, PreparedPage
 
 MAX_SKEW = 12.0  # degrees searched either side of level (scans are within ±10°)

@@ -13,7 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from . import assemble, confidence, export, grid, ingest, normalize, ocr, preprocess, textlayer, validate
+from . import (
+    assemble,
+    confidence,
+    engines,
+    export,
+    grid,
+    ingest,
+    normalize,
+    ocr,
+    preprocess,
+    textlayer,
+    validate,
+)
 from .errors import InputFileError, NoFormFound, ScanformsError
 from .review.store import apply_decisions
 from .types import FormRecord, Grid, PageImage, PageResult, PreparedPage
@@ -62,7 +74,7 @@ def vector_grids(page: PageImage) -> list[Grid]:
 
 
 def read_page(
-    page: PageImage, engine: ocr.OcrEngine, timings: dict[str, float], ocr_mode: str = "page"
+    page: PageImage, engine: engines.OcrEngine, timings: dict[str, float], ocr_mode: str = "page"
 ) -> PageResult:
     """One page through preprocess, grid and text: from the layer (vector) or by OCR.
 
@@ -106,12 +118,12 @@ def read_page(
 def process_file(
     path: Path,
     opts: Options | None = None,
-    engine: ocr.OcrEngine | None = None,
+    engine: engines.OcrEngine | None = None,
     on_page: Callable[[int], None] | None = None,
 ) -> FileResult:
     """Read every page of one file and build its form records (raises ScanformsError)."""
     opts = opts or Options()
-    engine = engine or ocr.LazyEngine(opts.engine)  # made on the first page that needs OCR
+    engine = engine or engines.LazyEngine(opts.engine)  # made on the first page that needs OCR
     timings: dict[str, float] = {}
     pages: list[PageResult] = []
     t = time.perf_counter()
@@ -213,7 +225,7 @@ def run_one(
     path: Path,
     out_dir: Path,
     opts: Options,
-    engine: ocr.OcrEngine | None = None,
+    engine: engines.OcrEngine | None = None,
     on_page: Callable[[int], None] | None = None,
 ) -> FileOutcome:
     """Process and export one file; errors come back as data so the batch goes on."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .celltext import finish_cell
 from .types import BBox, Cell, Grid, TextLine
 
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
@@ -119,8 +120,6 @@ def _merge_line(chars: list[TextLine]) -> TextLine:
 
 def read_layer(grids: list[Grid], chars: list[TextLine]) -> tuple[list[Grid], list[TextLine]]:
     """Fill cells from a healthy layer's characters (by centre point); the rest are free lines."""
-    from .ocr import finish_cell
-
     cells: list[Cell] = [c for g in grids for c in g.cells]
     per_cell: dict[int, list[TextLine]] = {}
     outside: list[TextLine] = []

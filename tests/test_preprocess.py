@@ -217,7 +217,7 @@ def test_prepare_rotated_scan_with_engine() -> None:
     if not f.exists():
         pytest.skip("dev corpus not available")
     pdfium = pytest.importorskip("pypdfium2")
-    from pipeline.ocr import get_engine
+    from pipeline.engines import get_engine
 
     doc = pdfium.PdfDocument(str(f))
     try:

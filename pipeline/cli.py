@@ -114,7 +114,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         keep_going=args.keep_going,
         review_threshold=args.review_threshold,
         features=args.features,
-        ocr_mode=args.ocr_mode,
     )
     t0 = time.perf_counter()
     try:
@@ -239,13 +238,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="cells under this calibrated confidence go to the review queue (default: the calibration's, see README)",
     )
     r.add_argument("--features", action="store_true", help="also write the confidence model's inputs (features/)")
-    r.add_argument(
-        "--ocr-mode",
-        choices=("cells", "page"),
-        default="page",
-        help="cells: read each grid cell's lines from its own ink (faster); page: whole-page text detection "
-        "(default: page)",
-    )
     r.set_defaults(func=cmd_run)
     e = sub.add_parser(
         "eval",

@@ -146,27 +146,20 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
     return len(todo)
 
 
-OCR_MODES = ("page",)
-
-
 def read_page(
     image: np.ndarray,
     grids: list[Grid],
     engine: OcrEngine,
     binary: np.ndarray | None = None,
-    mode: str = "page",
     timings: dict[str, float] | None = None,
 ) -> tuple[list[Grid], list[TextLine]]:
     """OCR a prepared page once and fill each grid cell's text.
 
     Returns (grids, free_lines): cells get `lines`, `text`, `confidence`;
     lines outside every grid come back as free lines (titles, notes).
-    `mode` "page": whole-page detection, lines split at cell borders (the only one left).
     `timings` (if given) gets ocr_detect / ocr_recognize / ocr_second_look
     seconds and the n_second_look count (keys starting n_ are counts).
     """
-    if mode not in OCR_MODES:
-        raise ValueError(f"unknown OCR mode {mode!r}")
     tm = timings if timings is not None else {}
     t = time.perf_counter()
     boxes = detect_lines(image, engine)

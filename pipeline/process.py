@@ -39,7 +39,6 @@ class Options:
     review_threshold: float | None = None  # None: the calibrated model's own threshold
     review_queue: bool = True  # write review/ entries and crops for cells below the threshold
     features: bool = False  # write the confidence model's inputs (for `scanforms calibrate`)
-    ocr_mode: str = "page"  # "page": whole-page detection; "cells": lines from each grid cell's ink
 
 
 @dataclass
@@ -74,7 +73,7 @@ def vector_grids(page: PageImage) -> list[Grid]:
 
 
 def read_page(
-    page: PageImage, engine: engines.OcrEngine, timings: dict[str, float], ocr_mode: str = "page"
+    page: PageImage, engine: engines.OcrEngine, timings: dict[str, float]
 ) -> PageResult:
     """One page through preprocess, grid and text: from the layer (vector) or by OCR.
 
@@ -103,7 +102,7 @@ def read_page(
         grids, free = textlayer.read_layer(grids, page.text_layer or [])
         _timed(pt, "text_layer", t)
     else:
-        grids, free = ocr.read_page(prepared.image, grids, engine, prepared.binary, mode=ocr_mode, timings=pt)
+        grids, free = ocr.read_page(prepared.image, grids, engine, prepared.binary, timings=pt)
         if kind == "image" and page.text_layer:
             # the layer looked plausible: check it against what we read before calling it healthy
             ours = " ".join(c.text for g in grids for c in g.cells) + " ".join(f.text for f in free)
@@ -130,7 +129,7 @@ def process_file(
     for page in ingest.iter_pages(path, dpi=opts.dpi):
         t_render = time.perf_counter() - t
         timings["render"] = timings.get("render", 0.0) + t_render
-        pages.append(read_page(page, engine, timings, opts.ocr_mode))
+        pages.append(read_page(page, engine, timings))
         pages[-1].timings["render"] = t_render
         t = time.perf_counter()
         if on_page:

@@ -245,18 +245,6 @@ def _fine_skew(binary: np.ndarray, coarse: float) -> float:
     return _profile_skew(_small(binary, FINE_SIDE), both=False, start=coarse)
 
 
-def estimate_skew(image: np.ndarray) -> float:
-    """Skew of an upright page in degrees, counter-clockwise positive, within ±MAX_SKEW.
-
-    Accepts a grey/colour page or an ink = 255 binary. A projection-profile
-    search gives the angle to ~0.1°; a line fit on the long rulings of the
-    page turned level by that angle refines it (to ~0.01°). Without rulings a
-    finer row-profile search refines it instead.
-    """
-    binary = _as_binary(image)
-    return _fine_skew(binary, _coarse_skew(binary))
-
-
 # --- orientation ------------------------------------------------------------------------------
 
 
@@ -365,21 +353,6 @@ def _upside_down_heuristic(binary: np.ndarray, coarse: float) -> bool:
     return bool(top > 2 * bottom + 0.1 * lv.shape[0])
 
 
-def detect_orientation(
-    grey: np.ndarray, engine: OcrEngine | None = None, binary: np.ndarray | None = None
-) -> int:
-    """Clockwise turn (0/90/180/270) that makes the page upright.
-
-    Geometry (text-line direction) settles 0/180 vs 90/270; the OCR engine
-    (if given) reads the widest lines both ways round and the better mean
-    score wins; without an engine the page's margins decide.
-    """
-    if binary is None:
-        binary = binarize(normalize_background(grey))
-    coarse = _coarse_skew(binary)
-    return _orientation(grey, binary, coarse, engine)
-
-
 def _orientation(grey: np.ndarray, binary: np.ndarray, coarse: float, engine: OcrEngine | None) -> int:
     text = _levelled_text(binary, coarse)
     first = 90 if _text_runs_vertically(text) else 0  # candidates: first, first + 180
@@ -452,15 +425,6 @@ def _paint_specks(grey: np.ndarray, mask: np.ndarray) -> np.ndarray:
     out = grey.copy()
     out[grown] = 255
     return out
-
-
-def despeckle(grey: np.ndarray) -> tuple[np.ndarray, int]:
-    """The page with its speckle dots painted over with paper (see `find_specks`), and how many."""
-    mask = find_specks(grey)
-    if mask is None:
-        return grey, 0
-    n = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
-    return _paint_specks(grey, mask), n
 
 
 # --- the stage --------------------------------------------------------------------------------

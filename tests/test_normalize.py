@@ -105,14 +105,12 @@ def test_family_b_like_funding_and_goal_blocks() -> None:
 
 
 def test_ocr_text_simplified_layer_text_kept() -> None:
-    from pipeline.lexicon import get_matcher
-    from pipeline.normalize import RecordBuilder
+    from pipeline.normalize.cellvalue import typed_value
 
-    b = RecordBuilder(get_matcher())
     ocr_cell = Cell(0, 0, 1, 1, (0, 0, 10, 10), text="考察運維項目", confidence=0.9)
     layer_cell = Cell(0, 0, 1, 1, (0, 0, 10, 10), text="考察運維項目", confidence=1.0)
-    assert b.value("text", [ocr_cell], 1).value == "考察运维项目"
-    assert b.value("text", [layer_cell], 1).value == "考察運維項目"  # a text layer is taken as printed
+    assert typed_value("text", [ocr_cell], 1).value == "考察运维项目"
+    assert typed_value("text", [layer_cell], 1).value == "考察運維項目"  # a text layer is taken as printed
 
 
 def test_cell_across_two_named_columns_split_by_its_lines() -> None:

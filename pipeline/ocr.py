@@ -13,7 +13,8 @@ import numpy as np
 
 from .celltext import PAD_AFTER, PAD_BEFORE, finish_cell, split_by_text
 from .engines import OcrEngine, Quad
-from .types import Cell, Grid, TextLine
+from .measure import glyph_or_default
+from .types import Cell, Grid, PageScale, TextLine
 
 # --- reading a page: detection once, lines split at cell borders, batched recognition ---
 
@@ -117,7 +118,7 @@ def _lone_number(text: str, score: float, box: tuple[int, int, int, int], glyph:
     return score >= 0.45 and text.strip().isdigit() and ink_h >= 0.6 * glyph
 
 
-def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine) -> int:
+def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine, glyph: float) -> int:
     """Cells with ink but no detected line (a lone digit, faint text): recognize the ink box.
 
     Returns how many cells were looked at again (they are counted in the page's timings).
@@ -136,9 +137,6 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
     if not todo:
         return 0
     results = engine.recognize([image[b[1] : b[3], b[0] : b[2]] for _, b in todo])
-    from .grid import glyph_size
-
-    glyph = glyph_size(binary)
     for (c, b), (text, score, cs) in zip(todo, results, strict=True):
         if text.strip() and (score >= 0.6 or _lone_number(text, score, b, glyph)):
             c.lines.append(TextLine(text=text.strip(), bbox=b, score=score, char_scores=cs))
@@ -151,12 +149,14 @@ def read_page(
     grids: list[Grid],
     engine: OcrEngine,
     binary: np.ndarray | None = None,
+    scale: PageScale | None = None,
     timings: dict[str, float] | None = None,
 ) -> tuple[list[Grid], list[TextLine]]:
     """OCR a prepared page once and fill each grid cell's text.
 
     Returns (grids, free_lines): cells get `lines`, `text`, `confidence`;
     lines outside every grid come back as free lines (titles, notes).
+    `scale` is the page's (measured from `binary` when not given).
     `timings` (if given) gets ocr_detect / ocr_recognize / ocr_second_look
     seconds and the n_second_look count (keys starting n_ are counts).
     """
@@ -194,7 +194,7 @@ def read_page(
     t = _tick(tm, "ocr_layout", t)
     results = engine.recognize(crops)
     _tick(tm, "ocr_recognize", t)
-    return _finish_page(image, grids, cell_ref, targets, results, engine, binary, tm)
+    return _finish_page(image, grids, cell_ref, targets, results, engine, binary, scale, tm)
 
 
 def _tick(timings: dict[str, float], key: str, t0: float) -> float:
@@ -211,6 +211,7 @@ def _finish_page(
     results: list[tuple[str, float, list[float] | None]],
     engine: OcrEngine,
     binary: np.ndarray | None,
+    scale: PageScale | None,
     tm: dict[str, float],
 ) -> tuple[list[Grid], list[TextLine]]:
     """Recognized pieces into their cells (or free lines); cell text, splits, second looks."""
@@ -231,7 +232,8 @@ def _finish_page(
         split_by_text(g)
     t = _tick(tm, "ocr_assign", t)
     if binary is not None:
-        n = second_look(image, binary, [c for g in grids for c in g.cells], engine)
+        glyph = scale.glyph if scale is not None else glyph_or_default(binary)
+        n = second_look(image, binary, [c for g in grids for c in g.cells], engine, glyph)
         tm["n_second_look"] = tm.get("n_second_look", 0.0) + n
         _tick(tm, "ocr_second_look", t)
     free.sort(key=lambda t: (t.bbox[1], t.bbox[0]))

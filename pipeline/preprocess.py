@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from .engines import OcrEngine, crop_quad
+from .measure import glyph_height_of, scale_of_ink
 from .types import PageImage, PreparedPage
 
 MAX_SKEW = 12.0  # degrees searched either side of level (scans are within ±10°)
@@ -392,11 +393,9 @@ def find_specks(grey: np.ndarray) -> np.ndarray | None:
     n, lab, st, _ = cv2.connectedComponentsWithStats(loose, connectivity=8)
     if n <= 1:
         return None
-    h, w = st[1:, 3], st[1:, 2]
-    ok = (h >= 4) & (w >= 2) & (h < min(grey.shape) / 15.0) & (w < min(grey.shape) / 15.0)
-    if ok.sum() < 20:
+    g = glyph_height_of(st, grey.shape)  # of the loose ink: kernels below scale with the print
+    if g is None:
         return None
-    g = float(np.percentile(h[ok], 75))  # glyph height: kernels below scale with the print
     dark = np.bincount(lab[grey < SPECK_DARK], minlength=n).astype(np.float64)
     sharp = dark / np.maximum(1, st[:, 4])
     size = np.maximum(st[:, 2], st[:, 3])
@@ -468,5 +467,6 @@ def prepare(
         binary = binarize(flat)  # thresholding the rotated grey beats interpolating a binary
     if timings is not None:
         timings["preprocess"] = timings.get("preprocess", 0.0) + (time.perf_counter() - t2) + (t1 - t0)
-    return PreparedPage(page=page, image=grey, binary=binary, rotation=rotation, skew_deg=float(skew))
+    return PreparedPage(page=page, image=grey, binary=binary, rotation=rotation, skew_deg=float(skew),
+                        scale=scale_of_ink(binary, page.dpi))
 

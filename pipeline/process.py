@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from . import (
     assemble,
     confidence,
@@ -20,6 +18,7 @@ from . import (
     export,
     grid,
     ingest,
+    measure,
     normalize,
     ocr,
     preprocess,
@@ -28,7 +27,7 @@ from . import (
 )
 from .errors import InputFileError, NoFormFound, ScanformsError
 from .review.store import apply_decisions
-from .types import FormRecord, Grid, PageImage, PageResult, PreparedPage
+from .types import FormRecord, Grid, PageImage, PageResult, PageScale, PreparedPage
 
 
 @dataclass
@@ -57,7 +56,7 @@ def _timed(timings: dict[str, float], stage: str, t0: float) -> float:
     return t1
 
 
-def vector_grids(page: PageImage) -> list[Grid]:
+def vector_grids(page: PageImage, scale: PageScale | None = None) -> list[Grid]:
     """Tables of a born-digital page from the PDF's own rules ([] if none: the caller reads the render).
 
     The rules were read from the page's vector graphics at ingest: exact and
@@ -66,10 +65,8 @@ def vector_grids(page: PageImage) -> list[Grid]:
     """
     if not page.vector_lines:
         return []
-    boxes = page.text_layer or []
-    heights = [t.bbox[3] - t.bbox[1] for t in boxes if t.text.strip()]
-    glyph = float(np.percentile(heights, 75)) if len(heights) >= 5 else None
-    return grid.grids_from_lines(page.vector_lines, page.image.shape[:2], glyph)
+    scale = scale or measure.scale_of_layer(page.text_layer, page.image.shape, page.dpi)
+    return grid.grids_from_lines(page.vector_lines, page.image.shape[:2], scale.glyph)
 
 
 def read_page(
@@ -87,22 +84,24 @@ def read_page(
         # born-digital: upright and straight by construction; the layer's boxes fit the render.
         # No binary yet: only the image fallback of the grid needs one.
         grey = preprocess.to_grey(page.image)
-        prepared = PreparedPage(page=page, image=grey, binary=None, rotation=0, skew_deg=0.0)
+        scale = measure.scale_of_layer(page.text_layer, page.image.shape, page.dpi)
+        prepared = PreparedPage(page=page, image=grey, binary=None, rotation=0, skew_deg=0.0, scale=scale)
         t = _timed(pt, "preprocess", t)
     else:
         prepared = preprocess.prepare(page, engine, pt)
         t = time.perf_counter()
-    grids = vector_grids(page) if kind == "vector" else []
+    grids = vector_grids(page, prepared.scale) if kind == "vector" else []
     if not grids:
-        if prepared.binary is None:
+        if prepared.binary is None:  # a born-digital page read by image: its scale is its ink's
             prepared.binary = preprocess.binarize(prepared.image)
-        grids = grid.find_grids(prepared.binary, prepared.image)
+            prepared.scale = measure.scale_of_ink(prepared.binary, page.dpi)
+        grids = grid.find_grids(prepared.binary, prepared.scale)
     t = _timed(pt, "grid", t)
     if kind == "vector":
         grids, free = textlayer.read_layer(grids, page.text_layer or [])
         _timed(pt, "text_layer", t)
     else:
-        grids, free = ocr.read_page(prepared.image, grids, engine, prepared.binary, timings=pt)
+        grids, free = ocr.read_page(prepared.image, grids, engine, prepared.binary, prepared.scale, timings=pt)
         if kind == "image" and page.text_layer:
             # the layer looked plausible: check it against what we read before calling it healthy
             ours = " ".join(c.text for g in grids for c in g.cells) + " ".join(f.text for f in free)

@@ -20,6 +20,16 @@ from .types import Cell, Grid, PageScale, TextLine
 
 DET_LONG_SIDE = 1280  # detection on a downscaled page finds the same lines at a fraction of the cost
 CELL_INSET = 1  # px kept off the ruling lines so rules are not read as 1 / | / 一
+# Pixel sizes below are at 200 DPI: on a page they are multiples of its PageScale.unit
+# (`unit` arguments; 1.0 for a 200-DPI render, where every size is the number written).
+
+
+INK_PAD = 4  # px around a cell's ink box (second look)
+
+
+def _ipx(v: float, unit: float) -> int:
+    """`v` px at 200 DPI as a whole number of this page's pixels (at least 1)."""
+    return max(1, int(round(v * unit)))
 
 
 def _quad_bbox(q: Quad) -> tuple[int, int, int, int]:
@@ -27,7 +37,7 @@ def _quad_bbox(q: Quad) -> tuple[int, int, int, int]:
     return int(xs.min()), int(ys.min()), int(np.ceil(xs.max())), int(np.ceil(ys.max()))
 
 
-def detect_lines(image: np.ndarray, engine: OcrEngine) -> list[tuple[int, int, int, int]]:
+def detect_lines(image: np.ndarray, engine: OcrEngine, unit: float = 1.0) -> list[tuple[int, int, int, int]]:
     """Axis-aligned text-line boxes on the (deskewed) page at full resolution."""
     import cv2
 
@@ -40,31 +50,33 @@ def detect_lines(image: np.ndarray, engine: OcrEngine) -> list[tuple[int, int, i
         # detection boxes hug the glyphs and drop small trailing marks (，。、): pad sideways
         x0, x1 = int(x0 - PAD_BEFORE * (y1 - y0)), int(x1 + PAD_AFTER * (y1 - y0))
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-        if x1 - x0 >= 4 and y1 - y0 >= 4:
+        if x1 - x0 >= 4 * unit and y1 - y0 >= 4 * unit:
             boxes.append((x0, y0, x1, y1))
     return boxes
 
 
-def _margin(crop: np.ndarray) -> np.ndarray:
+def _margin(crop: np.ndarray, unit: float = 1.0) -> np.ndarray:
     """White margins around a line crop: without room after it the recognizer drops a
     trailing 。 or 、 (measured on heavy scans: '…实现程度' vs '…实现程度。')."""
     import cv2
 
     h = crop.shape[0]
     fill = 255 if crop.ndim == 2 else (255, 255, 255)
-    return cv2.copyMakeBorder(crop, 2, 2, h // 2, h, cv2.BORDER_CONSTANT, value=fill)
+    v = _ipx(2, unit)
+    return cv2.copyMakeBorder(crop, v, v, h // 2, h, cv2.BORDER_CONSTANT, value=fill)
 
 
 def _split_at_cells(
-    box: tuple[int, int, int, int], cells: list[tuple[int, tuple[int, int, int, int]]]
+    box: tuple[int, int, int, int], cells: list[tuple[int, tuple[int, int, int, int]]], unit: float = 1.0
 ) -> list[tuple[int, tuple[int, int, int, int]]]:
     """Pieces of a line box inside each cell it overlaps: (cell id, clipped box)."""
+    inset = _ipx(CELL_INSET, unit)
     x0, y0, x1, y1 = box
     area = max(1, (x1 - x0) * (y1 - y0))
     pieces = []
     for cid, (cx0, cy0, cx1, cy1) in cells:
-        ix0, iy0, ix1, iy1 = max(x0, cx0 + CELL_INSET), max(y0, cy0 + CELL_INSET), min(x1, cx1 - CELL_INSET), min(y1, cy1 - CELL_INSET)
-        if ix1 - ix0 < max(3, 0.6 * (y1 - y0)) or iy1 - iy0 < 3:
+        ix0, iy0, ix1, iy1 = max(x0, cx0 + inset), max(y0, cy0 + inset), min(x1, cx1 - inset), min(y1, cy1 - inset)
+        if ix1 - ix0 < max(3 * unit, 0.6 * (y1 - y0)) or iy1 - iy0 < 3 * unit:
             continue  # a sliver over a border holds no whole character
         # a piece must hold a real share of the line's height (not a descender grazing the next row)
         if (iy1 - iy0) < 0.45 * (y1 - y0):
@@ -78,23 +90,27 @@ def _split_at_cells(
     return pieces
 
 
-def _ink_box(binary: np.ndarray, bbox: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+def _ink_box(
+    binary: np.ndarray, bbox: tuple[int, int, int, int], unit: float = 1.0
+) -> tuple[int, int, int, int] | None:
     """Tight box around the real ink inside a cell (speckles and border remnants ignored)."""
     import cv2
 
+    inset = _ipx(CELL_INSET, unit)
     x0, y0, x1, y1 = bbox
-    m = max(4, CELL_INSET + 3)
+    m = max(_ipx(4, unit), inset + _ipx(3, unit))
     x0, y0, x1, y1 = x0 + m, y0 + m, x1 - m, y1 - m
-    if x1 - x0 < 6 or y1 - y0 < 6:
+    if x1 - x0 < 6 * unit or y1 - y0 < 6 * unit:
         return None
     roi = binary[y0:y1, x0:x1]
     n, labels, stats, _ = cv2.connectedComponentsWithStats((roi > 0).astype(np.uint8), connectivity=8)
-    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 25 and stats[i, cv2.CC_STAT_HEIGHT] >= 8]
+    keep = [i for i in range(1, n)
+            if stats[i, cv2.CC_STAT_AREA] >= 25 * unit * unit and stats[i, cv2.CC_STAT_HEIGHT] >= 8 * unit]
     if not keep:
         return None
     # strokes of one text block lie close together; specks lie apart: keep the inkiest cluster
     mask = np.isin(labels, keep).astype(np.uint8)
-    m2 = cv2.dilate(mask, np.ones((9, 15), np.uint8))
+    m2 = cv2.dilate(mask, np.ones((_ipx(9, unit), _ipx(15, unit)), np.uint8))
     k, lab2, st2, _ = cv2.connectedComponentsWithStats(m2, connectivity=8)
     if k <= 1:
         return None
@@ -102,23 +118,23 @@ def _ink_box(binary: np.ndarray, bbox: tuple[int, int, int, int]) -> tuple[int, 
     j = 1 + int(np.argmax(ink))
     ys, xs = np.nonzero(mask * (lab2 == j))
     xs0, xs1, ys0, ys1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
-    pad = 4
+    pad = _ipx(INK_PAD, unit)
     return (
-        max(bbox[0] + CELL_INSET, x0 + xs0 - pad),
-        max(bbox[1] + CELL_INSET, y0 + ys0 - pad),
-        min(bbox[2] - CELL_INSET, x0 + xs1 + pad),
-        min(bbox[3] - CELL_INSET, y0 + ys1 + pad),
+        max(bbox[0] + inset, x0 + xs0 - pad),
+        max(bbox[1] + inset, y0 + ys0 - pad),
+        min(bbox[2] - inset, x0 + xs1 + pad),
+        min(bbox[3] - inset, y0 + ys1 + pad),
     )
 
 
-def _lone_number(text: str, score: float, box: tuple[int, int, int, int], glyph: float) -> bool:
+def _lone_number(text: str, score: float, box: tuple[int, int, int, int], glyph: float, unit: float = 1.0) -> bool:
     """A blurred lone digit scores low (a faded '5' at 0.54) but so do dust specks read as
     '+', '$' or '.': the digit is told apart by its size, as tall as the page's print."""
-    ink_h = (box[3] - box[1]) - 8  # _ink_box pads 4 px each side
+    ink_h = (box[3] - box[1]) - 2 * _ipx(INK_PAD, unit)  # _ink_box pads each side
     return score >= 0.45 and text.strip().isdigit() and ink_h >= 0.6 * glyph
 
 
-def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine, glyph: float) -> int:
+def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale) -> int:
     """Cells with ink but no detected line (a lone digit, faint text): recognize the ink box.
 
     Returns how many cells were looked at again (they are counted in the page's timings).
@@ -127,18 +143,18 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
     for c in cells:
         if c.lines:
             continue
-        box = _ink_box(binary, c.bbox)
+        box = _ink_box(binary, c.bbox, scale.unit)
         if box is None:
             continue
         bh = box[3] - box[1]
-        if bh > 80:  # several lines of text: not a lone mark; leave it to detection
+        if bh > scale.px(80):  # several lines of text: not a lone mark; leave it to detection
             continue
         todo.append((c, box))
     if not todo:
         return 0
     results = engine.recognize([image[b[1] : b[3], b[0] : b[2]] for _, b in todo])
     for (c, b), (text, score, cs) in zip(todo, results, strict=True):
-        if text.strip() and (score >= 0.6 or _lone_number(text, score, b, glyph)):
+        if text.strip() and (score >= 0.6 or _lone_number(text, score, b, scale.glyph, scale.unit)):
             c.lines.append(TextLine(text=text.strip(), bbox=b, score=score, char_scores=cs))
             finish_cell(c)
     return len(todo)
@@ -162,7 +178,8 @@ def read_page(
     """
     tm = timings if timings is not None else {}
     t = time.perf_counter()
-    boxes = detect_lines(image, engine)
+    unit = scale.unit if scale is not None else 1.0
+    boxes = detect_lines(image, engine, unit)
     t = _tick(tm, "ocr_detect", t)
     cell_list = []  # (id, bbox) over all grids
     cell_ref = []
@@ -175,10 +192,10 @@ def read_page(
     targets: list[tuple[int | None, tuple[int, int, int, int]]] = []
     all_pieces: list[tuple[int | None, tuple[int, int, int, int]]] = []
     for box in boxes:
-        pieces = _split_at_cells(box, cell_list) if cell_list else []
+        pieces = _split_at_cells(box, cell_list, unit) if cell_list else []
         if not pieces:
             # outside the grids (or grazing them): read it whole as a free line
-            inside = any(_contains(c.bbox, box) for c in cell_ref)
+            inside = any(_contains(c.bbox, box, 2 * unit) for c in cell_ref)
             if inside:
                 continue
             pieces = [(None, box)]
@@ -188,7 +205,7 @@ def read_page(
         crop = image[y0:y1, x0:x1]
         if crop.size == 0:
             continue
-        crops.append(_margin(crop))
+        crops.append(_margin(crop, unit))
         targets.append((cid, b))
 
     t = _tick(tm, "ocr_layout", t)
@@ -232,13 +249,15 @@ def _finish_page(
         split_by_text(g)
     t = _tick(tm, "ocr_assign", t)
     if binary is not None:
-        glyph = scale.glyph if scale is not None else glyph_or_default(binary)
-        n = second_look(image, binary, [c for g in grids for c in g.cells], engine, glyph)
+        if scale is None:
+            scale = PageScale(unit=1.0, glyph=glyph_or_default(binary))
+        n = second_look(image, binary, [c for g in grids for c in g.cells], engine, scale)
         tm["n_second_look"] = tm.get("n_second_look", 0.0) + n
         _tick(tm, "ocr_second_look", t)
     free.sort(key=lambda t: (t.bbox[1], t.bbox[0]))
     return grids, free
 
 
-def _contains(outer: tuple[int, int, int, int], inner: tuple[int, int, int, int]) -> bool:
-    return outer[0] <= inner[0] + 2 and outer[1] <= inner[1] + 2 and outer[2] >= inner[2] - 2 and outer[3] >= inner[3] - 2
+def _contains(outer: tuple[int, int, int, int], inner: tuple[int, int, int, int], tol: float = 2) -> bool:
+    return (outer[0] <= inner[0] + tol and outer[1] <= inner[1] + tol
+            and outer[2] >= inner[2] - tol and outer[3] >= inner[3] - tol)

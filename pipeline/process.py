@@ -98,7 +98,7 @@ def read_page(
         grids = grid.find_grids(prepared.binary, prepared.scale)
     t = _timed(pt, "grid", t)
     if kind == "vector":
-        grids, free = textlayer.read_layer(grids, page.text_layer or [])
+        grids, free = textlayer.read_layer(grids, page.text_layer or [], prepared.scale.unit if prepared.scale else 1.0)
         _timed(pt, "text_layer", t)
     else:
         grids, free = ocr.read_page(prepared.image, grids, engine, prepared.binary, prepared.scale, timings=pt)

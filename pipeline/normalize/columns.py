@@ -26,9 +26,12 @@ class ColumnFrame:
     A continuation page is scanned with its own offset (and a damaged page may
     lose its outer rule), so its columns are found by aligning its rule
     positions to the header row's cell edges: the shift that lines up most rules.
+    `units` holds each grid's page scale unit (by id; 1.0 where absent): rules within
+    10 px at 200 DPI line up.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, units: dict[int, float] | None = None) -> None:
+        self.units = units or {}
         self.grid: Grid | None = None
         self.edges: list[float] = []
         self._shift: dict[int, float] = {}
@@ -45,7 +48,7 @@ class ColumnFrame:
         key = id(grid)
         if key not in self._shift:
             lines = [float(x) for x in grid.col_lines]
-            tol = 10.0
+            tol = 10.0 * self.units.get(key, 1.0)
             best = 0.0
             cands = sorted({round(e - c) for e in self.edges for c in lines}, key=abs)
             if cands and lines:

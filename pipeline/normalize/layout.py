@@ -33,7 +33,8 @@ class RecordBuilder:
     # --- the whole form -------------------------------------------------------------------
     def build(self, form: FormPages, file: str, index: int) -> FormRecord:
         rec = FormRecord(file=file, form_index=index, pages=form.page_numbers)
-        self.frame = ColumnFrame()
+        self.frame = ColumnFrame({id(g): p.prepared.scale.unit for p in form.pages for g in p.grids
+                                  if p.prepared.scale is not None})
         self._title(form, rec)
         rows = form.rows()
         state = "header"

@@ -115,15 +115,12 @@ def digitize(
     keep_going: bool = True,
     review_threshold: float | None = None,
     features: bool = False,
-    ocr_mode: str = process.Options.ocr_mode,
 ) -> dict[str, Any]:
     """Digitize every pdf/png/jpg/tif under `inputs` into `out`, redoing only new or changed files."""
     log = get_run_logger()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    opts = process.Options(
-        dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features, ocr_mode=ocr_mode
-    )
+    opts = process.Options(dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features)
     files = ingest.find_inputs([Path(p) for p in inputs])
     plan = batch.plan_run(files, out_dir, opts, force=force)
     batch.record_plan(out_dir, plan)
@@ -225,7 +222,6 @@ def run_digitize(
     keep_going: bool = True,
     review_threshold: float | None = None,
     features: bool = False,
-    ocr_mode: str = process.Options.ocr_mode,
     listener: batch.RunListener | None = None,
 ) -> dict[str, Any]:
     """Run the flow with the right task runner; what `scanforms run` calls."""
@@ -233,9 +229,7 @@ def run_digitize(
     if not force and not _api_url():
         # Nothing new and no server to report to: the temporary server (6 s on an idle machine,
         # 25 s on a busy one) would only record a run that does nothing; combine and return.
-        opts = process.Options(
-            dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features, ocr_mode=ocr_mode
-        )
+        opts = process.Options(dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features)
         plan = batch.plan_run(inputs, out, opts)
         if not plan.todo:
             if listener is not None:
@@ -277,7 +271,6 @@ def run_digitize(
             keep_going=keep_going,
             review_threshold=review_threshold,
             features=features,
-            ocr_mode=ocr_mode,
         )
     finally:
         _LISTENER = None

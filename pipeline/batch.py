@@ -54,8 +54,7 @@ def pipeline_version(opts: Options) -> str:
             h.update((models / name).read_bytes())
     return (
         f"scanforms {ver}; models {h.hexdigest()[:12]}; dpi {opts.dpi}; engine {opts.engine}; "
-        f"overlays {int(opts.overlays)}; review threshold {opts.review_threshold}; features {int(opts.features)}; "
-        f"ocr {opts.ocr_mode}"
+        f"overlays {int(opts.overlays)}; review threshold {opts.review_threshold}; features {int(opts.features)}"
     )
 
 

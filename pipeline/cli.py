@@ -114,7 +114,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         keep_going=args.keep_going,
         review_threshold=args.review_threshold,
         features=args.features,
-        ocr_mode=args.ocr_mode,
     )
     t0 = time.perf_counter()
     try:
@@ -155,11 +154,11 @@ def cmd_tables(args: argparse.Namespace) -> int:
     """Every reconstructed table of every page, form or not, as JSON + HTML."""
     import time as _t
 
-    from . import export, ingest, naming, ocr, process
+    from . import engines, export, ingest, naming, process
 
     inputs = ingest.find_inputs(args.inputs)
     keys = naming.output_keys(inputs)  # no manifest here: names decided by this command's inputs alone
-    engine = ocr.LazyEngine()
+    engine = engines.LazyEngine()
     failures = 0
     for path in inputs:
         t0 = _t.perf_counter()
@@ -250,13 +249,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="cells under this calibrated confidence go to the review queue (default: the calibration's, see README)",
     )
     r.add_argument("--features", action="store_true", help="also write the confidence model's inputs (features/)")
-    r.add_argument(
-        "--ocr-mode",
-        choices=("cells", "page"),
-        default="page",
-        help="cells: read each grid cell's lines from its own ink (faster); page: whole-page text detection "
-        "(default: page)",
-    )
     r.set_defaults(func=cmd_run)
     e = sub.add_parser(
         "eval",

@@ -11,13 +11,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from . import assemble, confidence, export, grid, ingest, normalize, ocr, preprocess, textlayer, validate
+from . import (
+    assemble,
+    confidence,
+    engines,
+    export,
+    grid,
+    ingest,
+    measure,
+    normalize,
+    ocr,
+    preprocess,
+    textlayer,
+    validate,
+)
 from .errors import InputFileError, NoFormFound, ScanformsError
 from .naming import output_keys
 from .review.store import apply_decisions
-from .types import FormRecord, Grid, PageImage, PageResult, PreparedPage
+from .types import FormRecord, Grid, PageImage, PageResult, PageScale, PreparedPage
 
 
 @dataclass
@@ -28,7 +39,6 @@ class Options:
     review_threshold: float | None = None  # None: the calibrated model's own threshold
     review_queue: bool = True  # write review/ entries and crops for cells below the threshold
     features: bool = False  # write the confidence model's inputs (for `scanforms calibrate`)
-    ocr_mode: str = "page"  # "page": whole-page detection; "cells": lines from each grid cell's ink
 
 
 @dataclass
@@ -47,7 +57,7 @@ def _timed(timings: dict[str, float], stage: str, t0: float) -> float:
     return t1
 
 
-def vector_grids(page: PageImage) -> list[Grid]:
+def vector_grids(page: PageImage, scale: PageScale | None = None) -> list[Grid]:
     """Tables of a born-digital page from the PDF's own rules ([] if none: the caller reads the render).
 
     The rules were read from the page's vector graphics at ingest: exact and
@@ -56,14 +66,12 @@ def vector_grids(page: PageImage) -> list[Grid]:
     """
     if not page.vector_lines:
         return []
-    boxes = page.text_layer or []
-    heights = [t.bbox[3] - t.bbox[1] for t in boxes if t.text.strip()]
-    glyph = float(np.percentile(heights, 75)) if len(heights) >= 5 else None
-    return grid.grids_from_lines(page.vector_lines, page.image.shape[:2], glyph)
+    scale = scale or measure.scale_of_layer(page.text_layer, page.image.shape, page.dpi)
+    return grid.grids_from_lines(page.vector_lines, page.image.shape[:2], scale.glyph)
 
 
 def read_page(
-    page: PageImage, engine: ocr.OcrEngine, timings: dict[str, float], ocr_mode: str = "page"
+    page: PageImage, engine: engines.OcrEngine, timings: dict[str, float]
 ) -> PageResult:
     """One page through preprocess, grid and text: from the layer (vector) or by OCR.
 
@@ -77,22 +85,24 @@ def read_page(
         # born-digital: upright and straight by construction; the layer's boxes fit the render.
         # No binary yet: only the image fallback of the grid needs one.
         grey = preprocess.to_grey(page.image)
-        prepared = PreparedPage(page=page, image=grey, binary=None, rotation=0, skew_deg=0.0)
+        scale = measure.scale_of_layer(page.text_layer, page.image.shape, page.dpi)
+        prepared = PreparedPage(page=page, image=grey, binary=None, rotation=0, skew_deg=0.0, scale=scale)
         t = _timed(pt, "preprocess", t)
     else:
         prepared = preprocess.prepare(page, engine, pt)
         t = time.perf_counter()
-    grids = vector_grids(page) if kind == "vector" else []
+    grids = vector_grids(page, prepared.scale) if kind == "vector" else []
     if not grids:
-        if prepared.binary is None:
+        if prepared.binary is None:  # a born-digital page read by image: its scale is its ink's
             prepared.binary = preprocess.binarize(prepared.image)
-        grids = grid.find_grids(prepared.binary, prepared.image)
+            prepared.scale = measure.scale_of_ink(prepared.binary, page.dpi)
+        grids = grid.find_grids(prepared.binary, prepared.scale)
     t = _timed(pt, "grid", t)
     if kind == "vector":
-        grids, free = textlayer.read_layer(grids, page.text_layer or [])
+        grids, free = textlayer.read_layer(grids, page.text_layer or [], prepared.scale.unit if prepared.scale else 1.0)
         _timed(pt, "text_layer", t)
     else:
-        grids, free = ocr.read_page(prepared.image, grids, engine, prepared.binary, mode=ocr_mode, timings=pt)
+        grids, free = ocr.read_page(prepared.image, grids, engine, prepared.binary, prepared.scale, timings=pt)
         if kind == "image" and page.text_layer:
             # the layer looked plausible: check it against what we read before calling it healthy
             ours = " ".join(c.text for g in grids for c in g.cells) + " ".join(f.text for f in free)
@@ -107,19 +117,19 @@ def read_page(
 def process_file(
     path: Path,
     opts: Options | None = None,
-    engine: ocr.OcrEngine | None = None,
+    engine: engines.OcrEngine | None = None,
     on_page: Callable[[int], None] | None = None,
 ) -> FileResult:
     """Read every page of one file and build its form records (raises ScanformsError)."""
     opts = opts or Options()
-    engine = engine or ocr.LazyEngine(opts.engine)  # made on the first page that needs OCR
+    engine = engine or engines.LazyEngine(opts.engine)  # made on the first page that needs OCR
     timings: dict[str, float] = {}
     pages: list[PageResult] = []
     t = time.perf_counter()
     for page in ingest.iter_pages(path, dpi=opts.dpi):
         t_render = time.perf_counter() - t
         timings["render"] = timings.get("render", 0.0) + t_render
-        pages.append(read_page(page, engine, timings, opts.ocr_mode))
+        pages.append(read_page(page, engine, timings))
         pages[-1].timings["render"] = t_render
         t = time.perf_counter()
         if on_page:
@@ -220,7 +230,7 @@ def run_one(
     path: Path,
     out_dir: Path,
     opts: Options,
-    engine: ocr.OcrEngine | None = None,
+    engine: engines.OcrEngine | None = None,
     on_page: Callable[[int], None] | None = None,
     output_key: str | None = None,
 ) -> FileOutcome:

@@ -110,13 +110,16 @@ def digitize(
     review_threshold: float | None = None,
     features: bool = False,
     ocr_mode: str = process.Options.ocr_mode,
+    pdf: bool = False,
+    xlsx: bool = False,
 ) -> dict[str, Any]:
     """Digitize every pdf/png/jpg/tif under `inputs` into `out`, redoing only new or changed files."""
     log = get_run_logger()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     opts = process.Options(
-        dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features, ocr_mode=ocr_mode
+        dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features, ocr_mode=ocr_mode,
+        pdf=pdf, xlsx=xlsx,
     )
     files = ingest.find_inputs([Path(p) for p in inputs])
     plan = batch.plan_run(files, out_dir, opts, force=force)
@@ -167,6 +170,7 @@ def digitize(
             submit_next()
     if stop and todo:
         log.warning("stopped after a failure (keep_going off): %d document(s) not started", len(todo))
+    batch.write_derived(out_dir, plan, opts, manifest)
     report = batch.finish_run(out_dir, files, run)
     _publish_report(report)
     return report
@@ -217,6 +221,8 @@ def run_digitize(
     review_threshold: float | None = None,
     features: bool = False,
     ocr_mode: str = process.Options.ocr_mode,
+    pdf: bool = False,
+    xlsx: bool = False,
     listener: batch.RunListener | None = None,
 ) -> dict[str, Any]:
     """Run the flow with the right task runner; what `scanforms run` calls."""
@@ -225,10 +231,12 @@ def run_digitize(
         # Nothing new and no server to report to: the temporary server (6 s on an idle machine,
         # 25 s on a busy one) would only record a run that does nothing; combine and return.
         opts = process.Options(
-            dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features, ocr_mode=ocr_mode
+            dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features, ocr_mode=ocr_mode,
+            pdf=pdf, xlsx=xlsx,
         )
         plan = batch.plan_run(inputs, out, opts)
         if not plan.todo:
+            batch.write_derived(out, plan, opts, batch.Manifest(out))
             if listener is not None:
                 listener.started(len(inputs), len(plan.skipped), 0)
             run = batch.RunInfo(skipped=len(plan.skipped), removed=plan.removed)
@@ -269,6 +277,8 @@ def run_digitize(
             review_threshold=review_threshold,
             features=features,
             ocr_mode=ocr_mode,
+            pdf=pdf,
+            xlsx=xlsx,
         )
     finally:
         _LISTENER = None

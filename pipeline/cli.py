@@ -115,6 +115,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         review_threshold=args.review_threshold,
         features=args.features,
         ocr_mode=args.ocr_mode,
+        pdf=args.pdf,
+        xlsx=args.xlsx,
     )
     t0 = time.perf_counter()
     try:
@@ -246,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="cells: read each grid cell's lines from its own ink (faster); page: whole-page text detection "
         "(default: page)",
     )
+    r.add_argument("--pdf", action="store_true",
+                   help="also write pdf/<stem>.pdf: each page upright and deskewed with a searchable text layer")
+    r.add_argument("--xlsx", action="store_true",
+                   help="also write xlsx/<stem>.xlsx: each form as its grid, doubtful cells marked")
     r.set_defaults(func=cmd_run)
     e = sub.add_parser(
         "eval",

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import assemble, confidence, export, grid, ingest, normalize, ocr, preprocess, textlayer, validate
+from .archive import write_outputs as write_archive_outputs
 from .errors import InputFileError, NoFormFound, ScanformsError
 from .review.store import apply_decisions
 from .types import FormRecord, Grid, PageImage, PageResult, PreparedPage
@@ -28,6 +29,8 @@ class Options:
     review_queue: bool = True  # write review/ entries and crops for cells below the threshold
     features: bool = False  # write the confidence model's inputs (for `scanforms calibrate`)
     ocr_mode: str = "page"  # "page": whole-page detection; "cells": lines from each grid cell's ink
+    pdf: bool = False  # write pdf/<stem>.pdf: the scan upright with a text layer (pipeline.archive_pdf)
+    xlsx: bool = False  # write xlsx/<stem>.xlsx: each form as its grid (pipeline.spreadsheet)
 
 
 @dataclass
@@ -166,6 +169,8 @@ def export_file(result: FileResult, out_dir: Path, opts: Options) -> list[Path]:
     written: list[Path] = []
     if result.records:
         written.append(export.write_records(out_dir, result.path, result.records))
+        # always (small JSON): the archive outputs are made from it, now or on a later run or review
+        written.append(export.write_layout(out_dir, result.path, result.pages))
     if opts.review_queue:
         written += export.write_review_part(out_dir, result.path, result.records, result.pages)
     if opts.features:
@@ -223,6 +228,7 @@ def run_one(
         result = process_file(path, opts, engine, on_page=on_page)
         apply_decisions(result.records, out_dir)  # a reviewer's corrections outlive re-runs
         export_file(result, out_dir, opts)
+        write_archive_outputs(out_dir, path, opts.pdf, opts.xlsx)  # from the files just written
         return FileOutcome(
             [r.to_json() for r in result.records],
             len(result.pages),

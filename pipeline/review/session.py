@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import export
+from .. import archive, export
 from .store import (
     REVIEW_DIR,
     CellKey,
@@ -249,6 +249,7 @@ class ReviewSession:
         records, hit = self._load_record(cell, file)
         set_cell(hit, cell.section, cell.row, cell.key, cell_json)
         export.atomic_write_text(self._record_path(file), json.dumps(records, ensure_ascii=False, indent=1))
+        archive.refresh_after_review(self.out_dir, file)  # the archive PDF / xlsx never lag the records
         combined = self.out_dir / "records.jsonl"
         if combined.exists():
             lines = []

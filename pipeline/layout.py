@@ -118,4 +118,8 @@ def _agrees(value: Any, raw: str) -> bool:
     if isinstance(value, (int, float)):
         flat = re.sub(r"(?<=\d)[,\s](?=\d)", "", raw)
         return any(abs(float(n) - float(value)) < 1e-6 for n in re.findall(r"\d+(?:\.\d+)?", flat))
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        from .values import parse_value
+
+        return parse_value("date", raw)[0] == value  # 2023年4月1日 prints 2023-04-01
     return str(value) in raw

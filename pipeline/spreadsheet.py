@@ -45,19 +45,17 @@ def _typed(value: Any) -> Any:
 def grid_cells(lp: dict[str, Any], rec: dict[str, Any]) -> list[dict[str, Any]]:
     """The cells of one page's grids with what the sheet shows: value (typed where the cell holds
     exactly one record value), the record cells in it, row/col offsets for stacking."""
-    mine = [c for _s, _r, _k, c in iter_record_cells(rec) if c.get("page") == lp["page"] and c.get("bbox")]
+    mine = [(k, c) for _s, _r, k, c in iter_record_cells(rec) if c.get("page") == lp["page"] and c.get("bbox")]
     out = []
     for gi, g in enumerate(sorted(lp["grids"], key=lambda g: g["row_lines"][0])):
         for cell in g["cells"]:
-            inside = [c for c in mine if _centre_in(c["bbox"], cell["bbox"])]
-            uniq = {(tuple(c["bbox"]), value_text(c)): c for c in inside}
+            # one entry per key: a merged 一级指标 repeats its value down its rows
+            uniq = {k: c for k, c in mine if _centre_in(c["bbox"], cell["bbox"])}
             value: Any = cell["text"] or None
             if len(uniq) == 1:
                 (c,) = uniq.values()
-                text = value_text(c)
-                # one value filling the cell: typed; a cell printing more (投入与管理 (36分)) keeps its text
-                if c.get("reviewed") or not cell["text"] or text == cell["text"] or c.get("value") is None:
-                    value = _typed(c.get("value")) if c.get("value") is not None else None
+                # one value: typed (a cell holding two, 投入与管理 (36分), keeps its printed text)
+                value = _typed(c.get("value")) if c.get("value") is not None else (cell["text"] or None)
             elif len(uniq) > 1 and any(c.get("reviewed") for c in uniq.values()):
                 value = " ".join(value_text(c) for c in uniq.values())
             out.append({"grid": gi, **cell, "value": value, "record_cells": list(uniq.values())})

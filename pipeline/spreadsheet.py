@@ -78,7 +78,7 @@ def _sheet_title(rec: dict[str, Any], used: set[str]) -> str:
 def build_workbook(layout: dict[str, Any], records: list[dict[str, Any]]) -> bytes:
     from openpyxl import Workbook
     from openpyxl.comments import Comment
-    from openpyxl.styles import Alignment, Border, PatternFill, Side
+    from openpyxl.styles import Alignment, Border, NamedStyle, PatternFill, Side
     from openpyxl.utils import get_column_letter
 
     wb = Workbook()
@@ -86,7 +86,11 @@ def build_workbook(layout: dict[str, Any], records: list[dict[str, Any]]) -> byt
     pages = {p["page"]: p for p in layout["pages"]}
     thin = Side(style="thin", color="444444")
     border = Border(left=thin, right=thin, top=thin, bottom=thin)
-    wrap = Alignment(wrap_text=True, vertical="center")
+    # named styles: assigning a Border/Alignment object per cell hashes it each time (half the
+    # workbook's time on a born-digital file's 900 cells)
+    wb.add_named_style(NamedStyle("form_cell", border=border, alignment=Alignment(wrap_text=True, vertical="center")))
+    wb.add_named_style(NamedStyle("form_date", border=border, alignment=Alignment(wrap_text=True, vertical="center"),
+                                  number_format="yyyy-mm-dd"))
     warn = PatternFill("solid", fgColor=WARN_FILL)
     used: set[str] = set()
     for rec in records:
@@ -114,12 +118,8 @@ def build_workbook(layout: dict[str, Any], records: list[dict[str, Any]]) -> byt
                     r0, c0 = top + c["row"], 1 + c["col"]
                     r1, c1 = r0 + c["row_span"] - 1, c0 + c["col_span"] - 1
                     xc = ws.cell(row=r0, column=c0, value=c["value"])
-                    xc.alignment = wrap
-                    if isinstance(c["value"], dt.date):
-                        xc.number_format = "yyyy-mm-dd"
-                    for rr in range(r0, r1 + 1):
-                        for cc in range(c0, c1 + 1):
-                            ws.cell(row=rr, column=cc).border = border
+                    # a merge draws the top-left cell's border round the whole range
+                    xc.style = "form_date" if isinstance(c["value"], dt.date) else "form_cell"
                     if r1 > r0 or c1 > c0:
                         ws.merge_cells(start_row=r0, start_column=c0, end_row=r1, end_column=c1)
                     doubtful = [rc for rc in c["record_cells"] if rc.get("needs_review")]
@@ -137,17 +137,27 @@ def build_workbook(layout: dict[str, Any], records: list[dict[str, Any]]) -> byt
 
 
 def _indicator_sheet(wb: Any, records: list[dict[str, Any]]) -> None:
-    from .frames import indicators_frame
-
+    """The flat indicator rows (the columns of indicators.csv), built here: pandas for a few rows
+    cost more than the whole workbook (its import, and NA values openpyxl cannot write)."""
     ws = wb.create_sheet("indicators")
-    frame = indicators_frame(records)
-    ws.append(list(frame.columns))
-    for row in frame.itertuples(index=False):
-        ws.append([_typed(v) if not _is_nan(v) else None for v in row])
-
-
-def _is_nan(v: Any) -> bool:
-    return isinstance(v, float) and v != v
+    head = ["file", "form_index", "project_name", "indicator_index"]
+    keys: list[str] = []
+    rows: list[dict[str, Any]] = []
+    for r in records:
+        name = ((r.get("fields") or {}).get("project_name") or {}).get("value")
+        for i, ind in enumerate(r.get("indicators") or []):
+            row: dict[str, Any] = {"file": r["source"]["file"], "form_index": r["source"]["form_index"],
+                                   "project_name": name, "indicator_index": i}
+            for key, cell in ind.items():
+                cell = cell if isinstance(cell, dict) else {"value": cell}
+                for k, v in ((key, _typed(cell.get("value"))), (f"{key}_confidence", cell.get("confidence"))):
+                    if k not in keys:
+                        keys.append(k)
+                    row[k] = v
+            rows.append(row)
+    ws.append(head + keys)
+    for row in rows:
+        ws.append([row.get(k) for k in head + keys])
 
 
 def write_xlsx(out_dir: Path, input_path: Path, layout: dict[str, Any], records: list[dict[str, Any]]) -> Path:

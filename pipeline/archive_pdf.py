@@ -374,8 +374,9 @@ def _rewrite_page(pdf: Any, page: Any, lp: dict[str, Any], records: list[dict[st
     head = b"q\n" if identity else ("q\n" + " ".join(f"{v:.6f}" for v in m) + " cm\n").encode("ascii")
     content = head + body + b"\nQ\n" + text_layer(page_texts(lp, records), pm)
     page.obj.Contents = pdf.make_stream(content)
-    res = page.obj.get("/Resources")
-    res = Dictionary() if res is None else res
+    # a copy: resources may be inherited or shared with a born-digital page that keeps its fonts
+    old = _inherited(page, "/Resources")
+    res = Dictionary({k: v for k, v in old.items() if k != "/Font"}) if old is not None else Dictionary()
     res.Font = Dictionary({FONT_NAME: font})  # the old fonts drew only the text we dropped
     page.obj.Resources = res
     media = Array([0, 0, round(pm.width, 4), round(pm.height, 4)])

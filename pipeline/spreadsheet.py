@@ -91,6 +91,8 @@ def build_workbook(layout: dict[str, Any], records: list[dict[str, Any]]) -> byt
     wb.add_named_style(NamedStyle("form_cell", border=border, alignment=Alignment(wrap_text=True, vertical="center")))
     wb.add_named_style(NamedStyle("form_date", border=border, alignment=Alignment(wrap_text=True, vertical="center"),
                                   number_format="yyyy-mm-dd"))
+    wb.add_named_style(NamedStyle("form_money", border=border, alignment=Alignment(wrap_text=True, vertical="center"),
+                                  number_format="#,##0.00"))
     warn = PatternFill("solid", fgColor=WARN_FILL)
     used: set[str] = set()
     for rec in records:
@@ -119,7 +121,9 @@ def build_workbook(layout: dict[str, Any], records: list[dict[str, Any]]) -> byt
                     r1, c1 = r0 + c["row_span"] - 1, c0 + c["col_span"] - 1
                     xc = ws.cell(row=r0, column=c0, value=c["value"])
                     # a merge draws the top-left cell's border round the whole range
-                    xc.style = "form_date" if isinstance(c["value"], dt.date) else "form_cell"
+                    v = c["value"]
+                    money = isinstance(v, float) and (abs(v) >= 1000 or not v.is_integer())
+                    xc.style = "form_date" if isinstance(v, dt.date) else "form_money" if money else "form_cell"
                     if r1 > r0 or c1 > c0:
                         ws.merge_cells(start_row=r0, start_column=c0, end_row=r1, end_column=c1)
                     doubtful = [rc for rc in c["record_cells"] if rc.get("needs_review")]
@@ -130,6 +134,9 @@ def build_workbook(layout: dict[str, Any], records: list[dict[str, Any]]) -> byt
                 top += len(g["row_lines"]) - 1 + 1  # a blank row between tables
         for j, w in widths.items():
             ws.column_dimensions[get_column_letter(j)].width = round(w, 1)
+        # printed like the paper form: one page wide
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
     _indicator_sheet(wb, records)
     buf = io.BytesIO()
     wb.save(buf)

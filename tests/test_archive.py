@@ -232,3 +232,31 @@ def test_content_matrix_matches_preprocess(rotation: int, skew: float) -> None:
     assert px == pytest.approx(want[0], abs=1.5) and py == pytest.approx(want[1], abs=1.5)
     if rotation == 0 and skew == 0.0:
         assert m == pytest.approx((1.0, 0.0, 0.0, 1.0, 0.0, 0.0))  # the page is kept as it was
+
+
+@needs_tools
+def test_png_input_wrapped_losslessly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image input: its pixels embedded as they are (img2pdf), one page of its size at its DPI, text on it."""
+    import pikepdf
+    from PIL import Image
+
+    from pipeline import ingest, ocr, process
+
+    page = next(ingest.iter_pages(SAMPLE))  # the scan we ship, as the PNG a scanner would have written
+    png = tmp_path / "scan.png"
+    Image.fromarray(page.image[:, :, ::-1] if page.image.ndim == 3 else page.image).save(png, dpi=(page.dpi, page.dpi))
+    monkeypatch.setenv("SCANFORMS_OCR_CACHE", str(CACHE))
+    monkeypatch.setattr(ocr, "_ENGINES", {})
+    out = tmp_path / "out"
+    assert process.run_one(png, out, process.Options(pdf=True)).error is None
+    pdf = out / "pdf" / "scan.pdf"
+    subprocess.run(["qpdf", "--check", str(pdf)], capture_output=True, check=True)
+    with pikepdf.open(pdf) as doc:
+        assert len(doc.pages) == 1
+        h, w = page.image.shape[:2]
+        assert [float(v) for v in doc.pages[0].mediabox] == pytest.approx([0, 0, w * 72 / page.dpi, h * 72 / page.dpi],
+                                                                         abs=0.01)
+        (img,) = doc.pages[0].get_images().values()
+        embedded = np.asarray(pikepdf.PdfImage(img).as_pil_image().convert("RGB"))
+    assert np.array_equal(embedded, np.asarray(Image.open(png).convert("RGB")))
+    assert "项目名称" in _pdftotext(pdf, 1)

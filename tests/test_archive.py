@@ -260,3 +260,29 @@ def test_png_input_wrapped_losslessly(tmp_path: Path, monkeypatch: pytest.Monkey
         embedded = np.asarray(pikepdf.PdfImage(img).as_pil_image().convert("RGB"))
     assert np.array_equal(embedded, np.asarray(Image.open(png).convert("RGB")))
     assert "项目名称" in _pdftotext(pdf, 1)
+
+
+@needs_tools
+@pytest.mark.skipif(not (DEV / "d001.pdf").exists(), reason="shared dev corpus not present")
+def test_born_digital_pages_copied_unchanged(tmp_path: Path) -> None:
+    import pikepdf
+
+    from pipeline import process
+
+    src = DEV / "d001.pdf"  # born-digital: read from its layer, no OCR
+    assert process.run_one(src, tmp_path, process.Options(pdf=True)).error is None
+    pdf = tmp_path / "pdf" / "d001.pdf"
+    with pikepdf.open(src) as a, pikepdf.open(pdf) as b:
+        assert len(a.pages) == len(b.pages)
+        for pa, pb in zip(a.pages, b.pages, strict=True):
+            assert [bytes(c.read_bytes()) for c in _streams(pa)] == [bytes(c.read_bytes()) for c in _streams(pb)]
+            assert "/ScanformsText" not in pb.obj.Resources.get("/Font", {})
+    for n in range(1, len(a.pages) + 1):
+        assert _pdftotext(pdf, n) == _pdftotext(src, n)
+
+
+def _streams(page: Any) -> list[Any]:
+    import pikepdf
+
+    c = page.obj.Contents
+    return [c] if isinstance(c, pikepdf.Stream) else list(c)

@@ -115,12 +115,16 @@ def digitize(
     keep_going: bool = True,
     review_threshold: float | None = None,
     features: bool = False,
+    pdf: bool = False,
+    xlsx: bool = False,
 ) -> dict[str, Any]:
     """Digitize every pdf/png/jpg/tif under `inputs` into `out`, redoing only new or changed files."""
     log = get_run_logger()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    opts = process.Options(dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features)
+    opts = process.Options(
+        dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features, pdf=pdf, xlsx=xlsx,
+    )
     files = ingest.find_inputs([Path(p) for p in inputs])
     plan = batch.plan_run(files, out_dir, opts, force=force)
     batch.record_plan(out_dir, plan)
@@ -173,6 +177,7 @@ def digitize(
             submit_next()
     if stop and todo:
         log.warning("stopped after a failure (keep_going off): %d document(s) not started", len(todo))
+    batch.write_derived(out_dir, plan, opts, manifest)
     report = batch.finish_run(out_dir, files, run)
     _publish_report(report)
     return report
@@ -222,6 +227,8 @@ def run_digitize(
     keep_going: bool = True,
     review_threshold: float | None = None,
     features: bool = False,
+    pdf: bool = False,
+    xlsx: bool = False,
     listener: batch.RunListener | None = None,
 ) -> dict[str, Any]:
     """Run the flow with the right task runner; what `scanforms run` calls."""
@@ -229,9 +236,12 @@ def run_digitize(
     if not force and not _api_url():
         # Nothing new and no server to report to: the temporary server (6 s on an idle machine,
         # 25 s on a busy one) would only record a run that does nothing; combine and return.
-        opts = process.Options(dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features)
+        opts = process.Options(
+            dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features, pdf=pdf, xlsx=xlsx,
+        )
         plan = batch.plan_run(inputs, out, opts)
         if not plan.todo:
+            batch.write_derived(out, plan, opts, batch.Manifest(out))
             if listener is not None:
                 listener.started(len(inputs), len(plan.skipped) + len(plan.duplicates), 0)
             batch.record_plan(out, plan)
@@ -271,6 +281,8 @@ def run_digitize(
             keep_going=keep_going,
             review_threshold=review_threshold,
             features=features,
+            pdf=pdf,
+            xlsx=xlsx,
         )
     finally:
         _LISTENER = None

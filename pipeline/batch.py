@@ -55,7 +55,18 @@ def pipeline_version(opts: Options) -> str:
     return (
         f"scanforms {ver}; models {h.hexdigest()[:12]}; dpi {opts.dpi}; engine {opts.engine}; "
         f"overlays {int(opts.overlays)}; review threshold {opts.review_threshold}; features {int(opts.features)}"
+        f"{ARCHIVE_SEP}pdf {int(opts.pdf)} xlsx {int(opts.xlsx)}"
     )
+
+
+# The archive outputs (--pdf, --xlsx) are made from the per-file outputs, not the pages: a version
+# differing only after this mark makes them for a skipped file (Plan.derive), it reads nothing again.
+ARCHIVE_SEP = "; archive "
+
+
+def reading_version(version: str) -> str:
+    """The part of a pipeline version that decides what is read off the pages."""
+    return version.split(ARCHIVE_SEP)[0]
 
 
 def is_transient(error: ScanformsError) -> bool:
@@ -161,6 +172,9 @@ class Plan:
     todo: list[tuple[Path, str]]  # (file, sha256): new, changed, or failed for a reason worth retrying
     skipped: list[Path]  # unchanged since a finished run: their outputs stand
     removed: list[str]  # in the manifest, no longer among the inputs
+    # skipped files whose archive outputs (--pdf/--xlsx) differ from what this run asks: made from
+    # their per-file outputs (write_derived), no page read again
+    derive: list[Path] = field(default_factory=list)
     new: int = 0
     changed: int = 0
     keys: dict[Path, str] = field(default_factory=dict)  # output key of every input but the duplicates
@@ -222,6 +236,9 @@ def plan_run(inputs: list[Path], out_dir: Path, opts: Options, force: bool = Fal
         same_key = e is not None and (e.get("output_key") == plan.keys[path] or path in migrated)
         if not force and sha and same_key and _still_current(e or {}, sha, version, out_dir):
             plan.skipped.append(path)
+        elif not force and sha and same_key and _derivable(e or {}, sha, version, out_dir, plan.keys[path]):
+            plan.skipped.append(path)
+            plan.derive.append(path)
         else:
             plan.todo.append((path, sha))
     plan.shas = shas
@@ -308,6 +325,34 @@ def _still_current(e: dict[str, Any], sha: str, version: str, out_dir: Path) -> 
     if e.get("status") == "ok":
         return bool(e.get("output")) and (out_dir / e["output"]).exists()
     return (e.get("error") or {}).get("exit_code") in DETERMINISTIC_EXIT_CODES
+
+
+def _derivable(e: dict[str, Any], sha: str, version: str, out_dir: Path, output_key: str) -> bool:
+    """Read with this run's reading settings, only its archive outputs differ, and what they are
+    made from is there."""
+    from . import archive
+
+    if e.get("sha256") != sha or reading_version(str(e.get("pipeline"))) != reading_version(version):
+        return False
+    if e.get("status") != "ok":
+        return (e.get("error") or {}).get("exit_code") in DETERMINISTIC_EXIT_CODES
+    return archive.can_write(out_dir, output_key)
+
+
+def write_derived(out_dir: Path, plan: Plan, opts: Options, manifest: Manifest) -> list[Path]:
+    """The archive outputs of the plan's skipped files that lack them, from their per-file outputs;
+    their manifest lines then carry this run's version."""
+    from . import archive
+
+    written: list[Path] = []
+    for path in plan.derive:
+        e = manifest.get(path)
+        if e is None:
+            continue
+        if e.get("status") == "ok":
+            written += archive.write_outputs(out_dir, path, plan.keys[path], opts.pdf, opts.xlsx)
+        manifest.record({**e, "pipeline": plan.version})
+    return written
 
 
 class RunListener(Protocol):

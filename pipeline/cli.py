@@ -114,6 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         keep_going=args.keep_going,
         review_threshold=args.review_threshold,
         features=args.features,
+        pdf=args.pdf,
+        xlsx=args.xlsx,
     )
     t0 = time.perf_counter()
     try:
@@ -249,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="cells under this calibrated confidence go to the review queue (default: the calibration's, see README)",
     )
     r.add_argument("--features", action="store_true", help="also write the confidence model's inputs (features/)")
+    r.add_argument("--pdf", action="store_true",
+                   help="also write pdf/<key>.pdf: each page upright and deskewed with a searchable text layer")
+    r.add_argument("--xlsx", action="store_true",
+                   help="also write xlsx/<key>.xlsx: each form as its grid, doubtful cells marked")
     r.set_defaults(func=cmd_run)
     e = sub.add_parser(
         "eval",

@@ -80,6 +80,15 @@ def write_records(out_dir: Path, output_key: str, records: list[FormRecord]) -> 
     return path
 
 
+def write_layout(out_dir: Path, input_path: Path, output_key: str, pages: list[PageResult]) -> Path:
+    """`layout/<output key>.json`: pages, geometry, cells and free lines as read (pipeline.layout)."""
+    from .layout import file_layout, layout_file
+
+    path = layout_file(out_dir, output_key)
+    atomic_write_text(path, json.dumps(file_layout(input_path.name, pages), ensure_ascii=False))
+    return path
+
+
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
     lines = [json.dumps(r, ensure_ascii=False) for r in records]
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))

@@ -25,6 +25,7 @@ from . import (
     textlayer,
     validate,
 )
+from .archive import write_outputs as write_archive_outputs
 from .errors import InputFileError, NoFormFound, ScanformsError
 from .naming import output_keys
 from .review.store import apply_decisions
@@ -39,6 +40,8 @@ class Options:
     review_threshold: float | None = None  # None: the calibrated model's own threshold
     review_queue: bool = True  # write review/ entries and crops for cells below the threshold
     features: bool = False  # write the confidence model's inputs (for `scanforms calibrate`)
+    pdf: bool = False  # write pdf/<key>.pdf: the scan upright with a text layer (pipeline.archive_pdf)
+    xlsx: bool = False  # write xlsx/<key>.xlsx: each form as its grid (pipeline.spreadsheet)
 
 
 @dataclass
@@ -183,6 +186,8 @@ def export_file(result: FileResult, out_dir: Path, opts: Options, output_key: st
     written: list[Path] = []
     if result.records:
         written.append(export.write_records(out_dir, key, result.records))
+        # always (small JSON): the archive outputs are made from it, now or on a later run or review
+        written.append(export.write_layout(out_dir, result.path, key, result.pages))
     if opts.review_queue:
         written += export.write_review_part(out_dir, result.path, key, result.records, result.pages)
     if opts.features:
@@ -240,7 +245,9 @@ def run_one(
     try:
         result = process_file(path, opts, engine, on_page=on_page)
         apply_decisions(result.records, out_dir)  # a reviewer's corrections outlive re-runs
-        export_file(result, out_dir, opts, output_key)
+        key = output_key or output_keys([path])[path]
+        export_file(result, out_dir, opts, key)
+        write_archive_outputs(out_dir, path, key, opts.pdf, opts.xlsx)  # from the files just written
         return FileOutcome(
             [r.to_json() for r in result.records],
             len(result.pages),

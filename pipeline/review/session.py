@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import export, naming
+from .. import archive, export, naming
 from .store import (
     REVIEW_DIR,
     CellKey,
@@ -258,6 +258,7 @@ class ReviewSession:
         set_cell(hit, cell.section, cell.row, cell.key, cell_json)
         path = self._record_path(cell, file)
         export.atomic_write_text(path, json.dumps(records, ensure_ascii=False, indent=1))
+        archive.refresh_after_review(self.out_dir, path.stem)  # the archive PDF / xlsx never lag the records
         combined = self.out_dir / "records.jsonl"
         if combined.exists():
             lines = []

@@ -156,9 +156,20 @@ def count_pages(path: Path) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bomb / corrupt-EXIF warnings: iter_pages reports them
             with Image.open(path) as im:
-                return getattr(im, "n_frames", 1)
+                return page_frames(im)
     except Exception:
         return 1
+
+
+def page_frames(im: object) -> int:
+    """How many of an image file's frames are pages.
+
+    A multi-page TIFF is one page a frame. Other formats' extra frames are not pages: a phone's
+    JPEG carries its HDR gain map or depth map as a second MPO frame (every iPhone photo read as
+    two pages before), and an animated GIF/PNG/WebP is one picture.
+    """
+    n = int(getattr(im, "n_frames", 1) or 1)
+    return n if getattr(im, "format", None) == "TIFF" else 1
 
 
 def _pdf_open_error(path: Path, err: Exception) -> InputFileError:
@@ -391,7 +402,7 @@ def _image_pages(path: Path, dpi: int) -> Iterator[PageImage]:
         with im:
             fmt = im.format or "image"
             try:
-                n = getattr(im, "n_frames", 1)
+                n = page_frames(im)
             except Exception as e:  # a damaged multi-page TIFF fails while counting its frames
                 raise InputFileError(path, f"damaged {fmt}: cannot count its pages ({type(e).__name__}: {e})") from e
             for i in range(n):

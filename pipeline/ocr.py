@@ -90,10 +90,21 @@ def _split_at_cells(
     return pieces
 
 
+def _short_mark(stats: np.ndarray, roi_shape: tuple[int, ...], glyph: float) -> bool:
+    """A lone 一 or - : a bar as wide as half a glyph and a stroke thick, clear of the cell's
+    edges (a remnant of a rule lies along one), which the height test of `_ink_box` drops."""
+    x, y, w, h = (int(v) for v in stats[:4])
+    clear = x > 0 and y > 0 and x + w < roi_shape[1] and y + h < roi_shape[0]
+    return clear and w >= 0.5 * glyph and 2 <= h <= 0.35 * glyph and w <= 2.5 * glyph
+
+
 def _ink_box(
-    binary: np.ndarray, bbox: tuple[int, int, int, int], unit: float = 1.0
+    binary: np.ndarray, bbox: tuple[int, int, int, int], unit: float = 1.0, glyph: float | None = None
 ) -> tuple[int, int, int, int] | None:
-    """Tight box around the real ink inside a cell (speckles and border remnants ignored)."""
+    """Tight box around the real ink inside a cell (speckles and border remnants ignored).
+
+    With `glyph`, a lone short mark (一, -) counts as ink too, and its box is made a glyph tall,
+    so that the recogniser sees the bar at the scale of text."""
     import cv2
 
     inset = _ipx(CELL_INSET, unit)
@@ -106,6 +117,17 @@ def _ink_box(
     n, labels, stats, _ = cv2.connectedComponentsWithStats((roi > 0).astype(np.uint8), connectivity=8)
     keep = [i for i in range(1, n)
             if stats[i, cv2.CC_STAT_AREA] >= 25 * unit * unit and stats[i, cv2.CC_STAT_HEIGHT] >= 8 * unit]
+    if not keep and glyph:
+        bars = [i for i in range(1, n) if _short_mark(stats[i], roi.shape, glyph)]
+        if len(bars) == 1:
+            bx, by, bw, bh = (int(v) for v in stats[bars[0], :4])
+            cy, half = y0 + by + bh // 2, int(round(0.6 * glyph))
+            return (
+                max(bbox[0] + inset, x0 + bx - half),
+                max(bbox[1] + inset, cy - half),
+                min(bbox[2] - inset, x0 + bx + bw + half),
+                min(bbox[3] - inset, cy + half),
+            )
     if not keep:
         return None
     # strokes of one text block lie close together; specks lie apart: keep the inkiest cluster
@@ -143,11 +165,12 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
     for c in cells:
         if c.lines:
             continue
-        box = _ink_box(binary, c.bbox, scale.unit)
+        box = _ink_box(binary, c.bbox, scale.unit, scale.glyph)
         if box is None:
             continue
         bh = box[3] - box[1]
         if bh > scale.px(80):  # several lines of text: not a lone mark; leave it to detection
+            c.unread_ink = True
             continue
         todo.append((c, box))
     if not todo:
@@ -157,6 +180,8 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
         if text.strip() and (score >= 0.6 or _lone_number(text, score, b, scale.glyph, scale.unit)):
             c.lines.append(TextLine(text=text.strip(), bbox=b, score=score, char_scores=cs))
             finish_cell(c)
+        else:
+            c.unread_ink = True
     return len(todo)
 
 

@@ -78,6 +78,9 @@ class PreparedPage:
     skew_deg: float  # skew angle that was removed (degrees, counter-clockwise positive)
     # the page's scale, measured once (from the binary, or a born-digital page's text layer)
     scale: PageScale | None = None
+    # a photographed sheet's corners (tl, tr, br, bl) in the page image, mapped by a perspective
+    # warp onto the upright rectangle that `image` starts from; None where the page was not warped
+    sheet: list[tuple[float, float]] | None = None
 
 
 @dataclass
@@ -92,6 +95,9 @@ class Cell:
     text: str = ""
     confidence: float = 0.0
     lines: list[TextLine] = field(default_factory=list)
+    # ink inside the cell that no accepted reading accounts for (found by OCR's second look):
+    # an empty value from such a cell is unread, not blank
+    unread_ink: bool = False
 
     @property
     def row_end(self) -> int:

@@ -52,6 +52,20 @@ def test_multipage_tiff(tmp_path: Path) -> None:
     assert [p.page_no for p in pages] == [1, 2, 3]
 
 
+def test_phone_jpeg_with_gain_map_frame_is_one_page(tmp_path: Path) -> None:
+    # an iPhone JPEG is an MPO: the photo, then its HDR gain map (smaller, another picture)
+    f = tmp_path / "IMG_0001.jpg"
+    photo = Image.fromarray(_page()).convert("RGB")
+    gain_map = Image.new("RGB", (200, 280), (90, 90, 90))
+    photo.save(f, format="MPO", save_all=True, append_images=[gain_map])
+    with Image.open(f) as im:
+        assert im.format == "MPO" and im.n_frames == 2  # the file really has the second frame
+    pages = list(ingest.iter_pages(f))
+    assert [p.page_no for p in pages] == [1]
+    assert pages[0].image.shape[:2] == (560, 400)
+    assert ingest.count_pages(f) == 1
+
+
 def test_exif_rotation_applied(tmp_path: Path) -> None:
     f = tmp_path / "r.jpg"
     im = Image.fromarray(_page(400, 200)).convert("RGB")

@@ -24,6 +24,10 @@ def typed_value(kind: str, cells: list[Cell], page: int, label_score: float = 1.
     ocr_conf = min((c.confidence for c in cells if c.text), default=1.0)
     evidence = cell_evidence(cells, label_score)
     if clean(raw) in _DASHES or not clean(raw):
+        if not raw and any(c.unread_ink for c in cells):
+            return Value(value=None, raw=raw, confidence=0.0, page=page, bbox=bbox,
+                         reasons=["ink in the cell, nothing read"],
+                         evidence=evidence | {"empty": 1.0, "parsed": 1.0, "unread_ink": 1.0})
         return Value(value=None, raw=raw, confidence=ocr_conf * label_score, page=page, bbox=bbox,
                      evidence=evidence | {"empty": 1.0, "parsed": 1.0})
     if kind == "text":

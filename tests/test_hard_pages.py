@@ -1,0 +1,164 @@
+"""Pages unlike the dev corpus's grey scans: light text on a coloured fill, lone short marks.
+
+The pictures are drawn here (OpenCV's own stroke font, no font files), so what is checked
+is the stage's handling, not one corpus file. OCR comes from tests/ocr_cache.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline import engines, preprocess, process
+from pipeline.types import PageImage
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / "tests" / "ocr_cache"
+BLUE = (245, 165, 66)  # BGR: the header fill of a web-style table (white text on it)
+W, H, X0 = 380, 110, 60  # cell width, height, margin (px)
+
+
+@pytest.fixture(scope="module")
+def engine() -> engines.OcrEngine:
+    return engines.CachedEngine(engines.RapidOcrEngine(), CACHE)
+
+
+def _text(img: np.ndarray, s: str, org: tuple[int, int], colour: tuple[int, int, int]) -> None:
+    cv2.putText(img, s, org, cv2.FONT_HERSHEY_SIMPLEX, 1.4, colour, 3, cv2.LINE_AA)
+
+
+def _table(cols: int, rows: int, w: int = W, h: int = H, x0: int = X0, y0: int = X0) -> np.ndarray:
+    """A ruled table about the size of a 200-DPI page's."""
+    img = np.full((y0 * 2 + rows * h, x0 * 2 + cols * w, 3), 255, np.uint8)
+    for r in range(rows + 1):
+        cv2.line(img, (x0, y0 + r * h), (x0 + cols * w, y0 + r * h), (0, 0, 0), 2)
+    for c in range(cols + 1):
+        cv2.line(img, (x0 + c * w, y0), (x0 + c * w, y0 + rows * h), (0, 0, 0), 2)
+    return img
+
+
+def _cell_texts(img: np.ndarray, engine: engines.OcrEngine) -> dict[tuple[int, int], str]:
+    page = PageImage(source=Path("drawn.png"), page_no=1, image=img, dpi=200, scan_dpi=200.0)
+    result = process.read_page(page, engine, {})
+    (g,) = result.grids
+    return {(c.row, c.col): c.text for c in g.cells}
+
+
+def test_light_text_regions_only_where_text_is_lighter_than_its_fill() -> None:
+    img = np.full((900, 1200, 3), 255, np.uint8)
+    img[:, :80] = img[:, -80:] = (40, 60, 90)  # a dark desk beside the sheet, no text on it
+    img[100:300, 150:600] = BLUE
+    _text(img, "2023 4187", (180, 220), (255, 255, 255))  # white on blue
+    img[500:700, 150:600] = (110, 110, 110)
+    _text(img, "2023 4187", (180, 620), (0, 0, 0))  # black on dark grey: not inverted
+    mask = preprocess.light_text_regions(img)
+    assert mask is not None
+    assert mask[120:280, 170:580].mean() > 0.95  # the blue fill, its text included
+    assert not mask[520:680, 170:580].any()
+    assert not mask[:, :80].any() and not mask[:, -80:].any()
+    plain = np.full((900, 1200, 3), 255, np.uint8)
+    _text(plain, "2023 4187", (180, 220), (0, 0, 0))
+    assert preprocess.light_text_regions(plain) is None
+
+
+def _at(r: int, c: int) -> tuple[int, int]:
+    """Where a cell's text starts."""
+    return X0 + c * W + 60, X0 + r * H + 70
+
+
+def test_white_text_on_a_blue_header_cell_is_read(engine: engines.OcrEngine) -> None:
+    img = _table(cols=2, rows=2)
+    img[X0 + 2 : X0 + H - 1, X0 + 2 : X0 + W - 1] = BLUE  # the header cell's fill, inside its rules
+    _text(img, "2023", _at(0, 0), (255, 255, 255))
+    for (r, c), v in {(0, 1): "4187", (1, 0): "3506", (1, 1): "7129"}.items():
+        _text(img, v, _at(r, c), (0, 0, 0))
+    texts = _cell_texts(img, engine)
+    assert texts == {(0, 0): "2023", (0, 1): "4187", (1, 0): "3506", (1, 1): "7129"}
+
+
+def test_a_lone_dash_in_a_cell_is_text(engine: engines.OcrEngine) -> None:
+    img = _table(cols=3, rows=3)
+    values = iter(["2023", "4187", "3506", "7129", "8841", "5260", "6612", "1904"])
+    for r in range(3):
+        for c in range(3):
+            if (r, c) != (1, 1):
+                _text(img, next(values), _at(r, c), (0, 0, 0))
+    x, y = _at(1, 1)
+    cv2.line(img, (x + 40, y - 15), (x + 80, y - 15), (0, 0, 0), 4)  # 一 alone in the middle cell
+    texts = _cell_texts(img, engine)
+    assert texts[(1, 1)] in ("一", "-", "—", "－")
+    assert texts[(0, 0)] == "2023" and texts[(2, 2)] == "1904"
+
+
+def test_a_cell_whose_ink_nothing_reads_is_never_confidently_empty(engine: engines.OcrEngine) -> None:
+    from pipeline import confidence
+    from pipeline.normalize.cellvalue import typed_value
+    from pipeline.types import FormRecord
+
+    img = _table(cols=3, rows=3)
+    # values wider than the smudge: orientation is voted on the widest lines
+    values = iter(["2023.45", "4187.06", "3506.91", "7129.30", "8841.72", "5260.18", "6612.84", "1904.57"])
+    for r in range(3):
+        for c in range(3):
+            if (r, c) != (1, 1):
+                _text(img, next(values), _at(r, c), (0, 0, 0))
+    x, y = _at(1, 1)
+    noise = np.random.default_rng(7).random((40, 80)) < 0.5  # ink no recogniser reads as text
+    img[y - 45 : y - 5, x + 20 : x + 100][noise] = 90
+    page = PageImage(source=Path("drawn.png"), page_no=1, image=img, dpi=200, scan_dpi=200.0)
+    (g,) = process.read_page(page, engine, {}).grids
+    cell = next(c for c in g.cells if (c.row, c.col) == (1, 1))
+    assert cell.text == "" and cell.unread_ink
+    assert not any(c.unread_ink for c in g.cells if c is not cell)
+    v = typed_value("text", [cell], page=1)
+    assert v.value is None and v.evidence.get("unread_ink") == 1.0
+    rec = FormRecord(file="drawn.png", form_index=0, pages=[1], fields={"main_problems": v})
+    confidence.score_record(rec, {1: confidence.PageContext()})
+    assert v.needs_review and v.confidence <= confidence.get_model().threshold
+
+
+def test_a_photographed_sheet_is_unwarped_before_the_grid(engine: engines.OcrEngine) -> None:
+    img = _table(cols=3, rows=4)
+    values = {(r, c): f"{1000 + 1371 * (3 * r + c) % 8999}" for r in range(4) for c in range(3)}
+    for (r, c), v in values.items():
+        _text(img, v, _at(r, c), (0, 0, 0))
+    h, w = img.shape[:2]
+    # the sheet photographed from above one corner: its rules converge, on a darker desk
+    desk = np.full((h + 400, w + 400, 3), (70, 90, 110), np.uint8)
+    corners = np.float32([[230, 170], [w + 150, 230], [w + 210, h + 260], [170, h + 200]])
+    warp = cv2.getPerspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]]), corners)
+    photo = cv2.warpPerspective(img, warp, desk.shape[1::-1], dst=desk, borderMode=cv2.BORDER_TRANSPARENT)
+    sheet = preprocess.find_sheet(photo)
+    assert sheet is not None
+    assert np.abs(np.float32(sheet) - corners).max() < 12  # found where the sheet lies
+    assert preprocess.find_sheet(img) is None  # a scan: the paper fills the frame
+    page = PageImage(source=Path("photo.jpg"), page_no=1, image=photo, dpi=200, scan_dpi=200.0)
+    result = process.read_page(page, engine, {})
+    assert result.prepared.sheet is not None
+    (g,) = result.grids
+    assert (g.n_rows, g.n_cols) == (4, 3)
+    texts = {(c.row, c.col): c.text for c in g.cells}
+    assert sum(texts[k] == v for k, v in values.items()) >= 11  # all, or all but one digit slip
+
+
+def test_bent_rules_of_a_photographed_sheet_are_straightened() -> None:
+    img = cv2.cvtColor(_table(cols=3, rows=5), cv2.COLOR_BGR2GRAY)
+    h, w = img.shape
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    u = xs / w - 0.5
+    bent = cv2.remap(img, xs, ys + 60 * u * u - 15, cv2.INTER_LINEAR, borderValue=255)  # the paper's curl
+    binary = preprocess.binarize(bent)
+
+    def rule_bow(b: np.ndarray) -> float:  # how far the middle rule's ends sag below its centre
+        y_mid = X0 + 3 * H
+        col = lambda x: float(np.nonzero(b[y_mid - 40 : y_mid + 40, x])[0].mean())  # noqa: E731
+        return abs(col(X0 + 20) - col(w // 2)) + abs(col(w - X0 - 20) - col(w // 2))
+
+    assert rule_bow(binary) > 20
+    straight = preprocess.straighten(bent, bent, binary, glyph=20.0)
+    assert straight is not None
+    assert rule_bow(preprocess.binarize(straight[1])) < 4
+    assert preprocess.straighten(img, img, preprocess.binarize(img), glyph=20.0) is None  # flat: untouched

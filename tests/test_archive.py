@@ -199,10 +199,10 @@ def test_review_decision_rewrites_pdf_and_xlsx(archived: tuple[Path, list[Path],
 
 def test_run_one_writes_archive_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The processing path (a file read in this run) writes them too."""
-    from pipeline import ocr, process
+    from pipeline import engines, process
 
     monkeypatch.setenv("SCANFORMS_OCR_CACHE", str(CACHE))
-    monkeypatch.setattr(ocr, "_ENGINES", {})
+    monkeypatch.setattr(engines, "_ENGINES", {})
     outcome = process.run_one(SAMPLE, tmp_path, process.Options(pdf=True, xlsx=True))
     assert outcome.error is None
     assert (tmp_path / "pdf" / "d025.pdf").exists() and (tmp_path / "xlsx" / "d025.xlsx").exists()
@@ -240,13 +240,13 @@ def test_png_input_wrapped_losslessly(tmp_path: Path, monkeypatch: pytest.Monkey
     import pikepdf
     from PIL import Image
 
-    from pipeline import ingest, ocr, process
+    from pipeline import engines, ingest, process
 
     page = next(ingest.iter_pages(SAMPLE))  # the scan we ship, as the PNG a scanner would have written
     png = tmp_path / "scan.png"
     Image.fromarray(page.image[:, :, ::-1] if page.image.ndim == 3 else page.image).save(png, dpi=(page.dpi, page.dpi))
     monkeypatch.setenv("SCANFORMS_OCR_CACHE", str(CACHE))
-    monkeypatch.setattr(ocr, "_ENGINES", {})
+    monkeypatch.setattr(engines, "_ENGINES", {})
     out = tmp_path / "out"
     assert process.run_one(png, out, process.Options(pdf=True)).error is None
     pdf = out / "pdf" / "scan.pdf"

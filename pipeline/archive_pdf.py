@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .layout import iter_record_cells, value_text
+from .layout import iter_record_cells, layout_file, value_text
 
 PDF_DIR = "pdf"
 FONT_NAME = "/ScanformsText"
@@ -354,6 +354,30 @@ def _without_text(page: Any) -> bytes:
     return pikepdf.unparse_content_stream(kept)
 
 
+def _as_drawn(lp: dict[str, Any]) -> dict[str, Any]:
+    """A layout page as the archive page draws it: an unwarped photo is drawn as OCR saw it."""
+    return {**lp, "render_size": lp["size"], "rotation": 0, "skew_deg": 0.0} if lp.get("image") else lp
+
+
+def _unwarped_page(pdf: Any, page: Any, lp: dict[str, Any], records: list[dict[str, Any]], font: Any,
+                   jpeg: bytes) -> None:
+    """A photographed sheet's page: the unwarped page image (a perspective is no cm), then our text."""
+    from pikepdf import Array, Dictionary, Name, Stream
+
+    w, h = lp["size"]
+    scale = float(lp["dpi"]) / 72.0
+    pm = PageMap(_as_drawn(lp), scale)
+    image = Stream(pdf, jpeg, Type=Name.XObject, Subtype=Name.Image, Width=w, Height=h,
+                   ColorSpace=Name.DeviceGray, BitsPerComponent=8, Filter=Name.DCTDecode)
+    content = (f"q {pm.width:.4f} 0 0 {pm.height:.4f} 0 0 cm /Sheet Do Q\n").encode("ascii")
+    page.obj.Contents = pdf.make_stream(content + text_layer(page_texts(lp, records), pm))
+    page.obj.Resources = Dictionary(XObject=Dictionary(Sheet=image), Font=Dictionary({FONT_NAME: font}))
+    page.obj.MediaBox = Array([0, 0, round(pm.width, 4), round(pm.height, 4)])
+    for key in ("/CropBox", "/TrimBox", "/BleedBox", "/ArtBox", "/Rotate"):
+        if key in page.obj:
+            del page.obj[key]
+
+
 def _rewrite_page(pdf: Any, page: Any, lp: dict[str, Any], records: list[dict[str, Any]], font: Any,
                   upright: bool) -> None:
     """Replace one non-vector page's content: its old content (text dropped) upright, then our text."""
@@ -362,6 +386,7 @@ def _rewrite_page(pdf: Any, page: Any, lp: dict[str, Any], records: list[dict[st
     box = _inherited(page, "/CropBox") or _inherited(page, "/MediaBox")
     cropbox = [float(v) for v in box]
     rotate = int(_inherited(page, "/Rotate") or 0)
+    lp = _as_drawn(lp) if upright else lp
     if upright:  # a previous archive page: already turned and deskewed
         w0, h0 = lp["render_size"]
         up_w = h0 if (lp["rotation"] // 90) % 2 else w0
@@ -414,8 +439,11 @@ def _open_source(input_path: Path, layout: dict[str, Any]) -> Any:
     return pikepdf.open(io.BytesIO(data))
 
 
-def build_pdf(source: Any, layout: dict[str, Any], records: list[dict[str, Any]], upright: bool) -> bytes:
-    """The archive PDF from `source` (the input, or with `upright` a previous archive PDF)."""
+def build_pdf(source: Any, layout: dict[str, Any], records: list[dict[str, Any]], upright: bool,
+              images: dict[int, bytes] | None = None) -> bytes:
+    """The archive PDF from `source` (the input, or with `upright` a previous archive PDF).
+
+    `images`: the unwarped page images (JPEG) of photographed sheets, by page number."""
     import pikepdf
 
     font = _font(source)
@@ -424,7 +452,10 @@ def build_pdf(source: Any, layout: dict[str, Any], records: list[dict[str, Any]]
         lp = pages.get(i + 1)
         if lp is None or lp["kind"] == "vector":
             continue  # born-digital: its own text layer is right; copied as it is
-        _rewrite_page(source, page, lp, records, font, upright)
+        if not upright and images and lp["page"] in images:
+            _unwarped_page(source, page, lp, records, font, images[lp["page"]])
+        else:
+            _rewrite_page(source, page, lp, records, font, upright)
     buf = io.BytesIO()
     source.save(buf, object_stream_mode=pikepdf.ObjectStreamMode.generate, compress_streams=True)
     return buf.getvalue()
@@ -437,8 +468,10 @@ def write_pdf(
     from .export import atomic_write_bytes
 
     path = pdf_file(out_dir, output_key)
+    images = {lp["page"]: (layout_file(out_dir, output_key).parent / lp["image"]).read_bytes()
+              for lp in layout["pages"] if lp.get("image")}
     with _open_source(input_path, layout) as src:
-        data = build_pdf(src, layout, records, upright=False)
+        data = build_pdf(src, layout, records, upright=False, images=images)
     atomic_write_bytes(path, data)
     return path
 

@@ -85,7 +85,17 @@ def write_layout(out_dir: Path, input_path: Path, output_key: str, pages: list[P
     from .layout import file_layout, layout_file
 
     path = layout_file(out_dir, output_key)
-    atomic_write_text(path, json.dumps(file_layout(input_path.name, pages), ensure_ascii=False))
+    import cv2
+
+    data = file_layout(input_path.name, pages)
+    for lp, page in zip(data["pages"], pages, strict=True):
+        if "sheet" in lp:  # unwarped: the page as OCR saw it is what the archive PDF shows
+            name = f"{output_key}-p{page.page_no}.jpg"
+            ok, jpeg = cv2.imencode(".jpg", page.prepared.image, [cv2.IMWRITE_JPEG_QUALITY, 75])
+            if ok:
+                atomic_write_bytes(path.parent / name, jpeg.tobytes(), durable=False)
+                lp["image"] = name
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False))
     return path
 
 

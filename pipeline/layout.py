@@ -60,6 +60,9 @@ def page_layout(page: PageResult) -> dict[str, Any]:
             for g in page.grids
         ],
         "free_lines": [{"text": t.text, "bbox": [int(v) for v in t.bbox]} for t in page.free_lines],
+        # a photographed sheet: its corners in the render; the archive PDF shows the unwarped page
+        # (`image`, set by export.write_layout), as no cm can undo a perspective
+        **({"sheet": [[float(x), float(y)] for x, y in prep.sheet]} if prep.sheet is not None else {}),
     }
 
 

@@ -162,3 +162,38 @@ def test_bent_rules_of_a_photographed_sheet_are_straightened() -> None:
     assert straight is not None
     assert rule_bow(preprocess.binarize(straight[1])) < 4
     assert preprocess.straighten(img, img, preprocess.binarize(img), glyph=20.0) is None  # flat: untouched
+
+
+def test_the_archive_pdf_of_a_photographed_sheet_shows_it_unwarped(tmp_path: Path, engine: engines.OcrEngine) -> None:
+    import shutil
+    import subprocess
+
+    import pikepdf
+
+    from pipeline import archive_pdf, export
+    from pipeline.layout import read_layout
+
+    img = _table(cols=3, rows=4)
+    for r in range(4):
+        for c in range(3):
+            _text(img, f"{4000 + 617 * (3 * r + c)}", _at(r, c), (0, 0, 0))
+    h, w = img.shape[:2]
+    desk = np.full((h + 400, w + 400, 3), (70, 90, 110), np.uint8)
+    corners = np.float32([[230, 170], [w + 150, 230], [w + 210, h + 260], [170, h + 200]])
+    warp = cv2.getPerspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]]), corners)
+    photo = cv2.warpPerspective(img, warp, desk.shape[1::-1], dst=desk, borderMode=cv2.BORDER_TRANSPARENT)
+    src = tmp_path / "photo.jpg"
+    cv2.imwrite(str(src), photo)
+    page = PageImage(source=src, page_no=1, image=photo, dpi=200, scan_dpi=200.0)
+    result = process.read_page(page, engine, {})
+    export.write_layout(tmp_path, src, "photo", [result])
+    layout = read_layout(tmp_path, "photo")
+    assert layout is not None and layout["pages"][0]["image"] == "photo-p1.jpg"
+    pdf = archive_pdf.write_pdf(tmp_path, src, "photo", layout, records=[])
+    with pikepdf.open(pdf) as doc:
+        (pg,) = doc.pages
+        (im,) = [pikepdf.PdfImage(x) for x in pg.obj.Resources.XObject.values()]
+        assert (im.width, im.height) == result.prepared.image.shape[1::-1]  # the unwarped page, not the photo
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+        assert "4000" in text and "4617" in text

@@ -15,19 +15,9 @@ import numpy as np
 
 from . import assemble, confidence, export, grid, ingest, normalize, ocr, preprocess, textlayer, validate
 from .errors import InputFileError, NoFormFound, ScanformsError
+from .options import Options
 from .review.store import apply_decisions
 from .types import FormRecord, Grid, PageImage, PageResult, PreparedPage
-
-
-@dataclass
-class Options:
-    dpi: int = ingest.DEFAULT_DPI
-    overlays: bool = False
-    engine: str = "rapidocr"
-    review_threshold: float | None = None  # None: the calibrated model's own threshold
-    review_queue: bool = True  # write review/ entries and crops for cells below the threshold
-    features: bool = False  # write the confidence model's inputs (for `scanforms calibrate`)
-    ocr_mode: str = "page"  # "page": whole-page detection; "cells": lines from each grid cell's ink
 
 
 @dataclass
@@ -111,7 +101,8 @@ def process_file(
 ) -> FileResult:
     """Read every page of one file and build its form records (raises ScanformsError)."""
     opts = opts or Options()
-    engine = engine or ocr.LazyEngine(opts.engine)  # made on the first page that needs OCR
+    # made on the first page that needs OCR
+    engine = engine or ocr.LazyEngine(opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads)
     timings: dict[str, float] = {}
     pages: list[PageResult] = []
     t = time.perf_counter()
@@ -197,15 +188,13 @@ class FileOutcome:
 
 
 def init_worker(threads: int) -> None:
-    """Per-process setup for parallel runs: ONNX and OpenCV threads sized to the share of cores.
+    """Per-process setup for parallel runs: OpenCV threads sized to the share of cores (the OCR
+    engine's come from `Options.ocr_threads`).
 
     N worker processes each using every core would oversubscribe the machine N times over.
     """
-    import os
-
     import cv2
 
-    os.environ["SCANFORMS_OCR_THREADS"] = str(threads)
     cv2.setNumThreads(max(1, threads))
 
 

@@ -93,6 +93,43 @@ def read_page(
     return PageResult(prepared=prepared, grids=grids, free_lines=free, kind=kind, kind_reason=reason, timings=pt)
 
 
+def read_file(
+    path: Path,
+    opts: Options,
+    engine: ocr.OcrEngine,
+    timings: dict[str, float],
+    on_page: Callable[[int], None] | None = None,
+) -> list[PageResult]:
+    """ingest, then every page through preprocess, grid and text (`read_page`)."""
+    pages: list[PageResult] = []
+    t = time.perf_counter()
+    for page in ingest.iter_pages(path, dpi=opts.dpi):
+        t_render = time.perf_counter() - t
+        timings["render"] = timings.get("render", 0.0) + t_render
+        pages.append(read_page(page, engine, timings, opts.ocr_mode))
+        pages[-1].timings["render"] = t_render
+        t = time.perf_counter()
+        if on_page:
+            on_page(page.page_no)
+    return pages
+
+
+def build_records(
+    pages: list[PageResult], name: str, timings: dict[str, float]
+) -> tuple[list[FormRecord], list[list[validate.RuleResult]]]:
+    """assemble, normalize, validate: the forms' records before confidence, with each one's failed rules."""
+    t = time.perf_counter()
+    forms = assemble.split_forms(pages)
+    t = _timed(timings, "assemble", t)
+    records = [r for r in normalize.build_records(forms, name) if _looks_like_form(r)]
+    for i, r in enumerate(records):
+        r.form_index = i
+    t = _timed(timings, "normalize", t)
+    failed = [[r for r in validate.validate(rec) if not r.ok] for rec in records]
+    _timed(timings, "validate", t)
+    return records, failed
+
+
 def process_file(
     path: Path,
     opts: Options | None = None,
@@ -104,25 +141,9 @@ def process_file(
     # made on the first page that needs OCR
     engine = engine or ocr.LazyEngine(opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads)
     timings: dict[str, float] = {}
-    pages: list[PageResult] = []
+    pages = read_file(path, opts, engine, timings, on_page)
+    records, failed = build_records(pages, path.name, timings)
     t = time.perf_counter()
-    for page in ingest.iter_pages(path, dpi=opts.dpi):
-        t_render = time.perf_counter() - t
-        timings["render"] = timings.get("render", 0.0) + t_render
-        pages.append(read_page(page, engine, timings, opts.ocr_mode))
-        pages[-1].timings["render"] = t_render
-        t = time.perf_counter()
-        if on_page:
-            on_page(page.page_no)
-    t = time.perf_counter()
-    forms = assemble.split_forms(pages)
-    t = _timed(timings, "assemble", t)
-    records = [r for r in normalize.build_records(forms, path.name) if _looks_like_form(r)]
-    for i, r in enumerate(records):
-        r.form_index = i
-    t = _timed(timings, "normalize", t)
-    failed = [[r for r in validate.validate(rec) if not r.ok] for rec in records]
-    t = _timed(timings, "validate", t)
     contexts = {p.page_no: confidence.PageContext.of(p) for p in pages}
     features = [row for r in records for row in confidence.record_evidence(r, contexts)] if opts.features else []
     for r, rules in zip(records, failed, strict=True):

@@ -86,14 +86,16 @@ def _page_hook(path: Path) -> Callable[[int], None] | None:
     # input-hash cache would need persisted results and would hash the options object
     cache_policy=NO_CACHE,
 )
-def digitize_document(path: Path, sha256: str, out_dir: Path, opts: Options, version: str) -> dict[str, Any]:
-    """One document: process + export (pipeline.process.run_one); returns its manifest entry."""
+def digitize_document(
+    path: Path, sha256: str, out_dir: Path, opts: Options, version: str, output_key: str
+) -> dict[str, Any]:
+    """One document: process + export (pipeline.process.run_one) under its output key; returns its manifest entry."""
     if opts.ocr_threads:
         process.init_worker(opts.ocr_threads)  # OpenCV threads: this worker's share of the cores
-    outcome = process.run_one(path, out_dir, opts, on_page=_page_hook(path))
+    outcome = process.run_one(path, out_dir, opts, on_page=_page_hook(path), output_key=output_key)
     if outcome.error is not None and batch.is_transient(outcome.error):
         raise TransientDocumentError(str(outcome.error))
-    return batch.entry_for(path, sha256, version, outcome, out_dir)
+    return batch.entry_for(path, sha256, version, outcome, out_dir, output_key)
 
 
 @flow(name="digitize", task_runner=ThreadPoolTaskRunner(max_workers=1))
@@ -112,14 +114,17 @@ def digitize(
     out_dir.mkdir(parents=True, exist_ok=True)
     files = ingest.find_inputs([Path(p) for p in inputs])
     plan = batch.plan_run(files, out_dir, opts, force=force)
-    run = batch.RunInfo(skipped=len(plan.skipped), removed=plan.removed, new=plan.new, changed=plan.changed)
+    batch.record_plan(out_dir, plan)
+    run = batch.RunInfo.of(plan)
     log.info(
-        "%d input(s): %d to process, %d unchanged (skipped), %d removed since the last run",
-        len(files), len(plan.todo), len(plan.skipped), len(plan.removed),
+        "%d input(s): %d to process, %d unchanged (skipped), %d removed since the last run, "
+        "%d with the same bytes as another (not processed)",
+        len(files), len(plan.todo), len(plan.skipped), len(plan.removed), len(plan.duplicates),
     )
     listener = _listener()
     if listener is not None:
-        listener.started(len(files), len(plan.skipped), sum(ingest.count_pages(p) for p, _ in plan.todo))
+        listener.started(len(files), len(plan.skipped) + len(plan.duplicates),
+                         sum(ingest.count_pages(p) for p, _ in plan.todo))
     manifest = batch.Manifest(out_dir)
     doc_task = digitize_document.with_options(timeout_seconds=timeout_s)
     # A bounded window of submitted documents: memory stays flat on a 10,000-file archive,
@@ -132,7 +137,7 @@ def digitize(
     def submit_next() -> None:
         path, sha = todo.popleft()
         # absolute paths: a Dask worker's working directory is not ours
-        fut = doc_task.submit(path.resolve(), sha, out_dir.resolve(), opts, plan.version)
+        fut = doc_task.submit(path.resolve(), sha, out_dir.resolve(), opts, plan.version, plan.keys[path])
         in_flight[fut] = (path, sha)
         fut.add_done_callback(done.put)
 
@@ -145,7 +150,7 @@ def digitize(
         result = fut.state.result(raise_on_failure=False)
         if isinstance(result, BaseException):  # timed out, or a transient error outlived its retries
             reason = f"timed out after {timeout_s:g} s" if isinstance(result, TimeoutError) else str(result)
-            entry = batch.failed_entry(path, sha, plan.version, reason)
+            entry = batch.failed_entry(path, sha, plan.version, reason, plan.keys[path])
         else:
             entry = result
         manifest.record(entry)  # from here on this document survives a crash of the rest of the run
@@ -215,9 +220,9 @@ def run_digitize(
         plan = batch.plan_run(inputs, out, opts)
         if not plan.todo:
             if listener is not None:
-                listener.started(len(inputs), len(plan.skipped), 0)
-            run = batch.RunInfo(skipped=len(plan.skipped), removed=plan.removed)
-            return batch.finish_run(out, inputs, run)
+                listener.started(len(inputs), len(plan.skipped) + len(plan.duplicates), 0)
+            batch.record_plan(out, plan)
+            return batch.finish_run(out, inputs, batch.RunInfo.of(plan))
     window = max(1, jobs)
     if dask_address or workers:
         from prefect_dask import DaskTaskRunner

@@ -135,6 +135,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if report["removed"]:
         _progress(f"  {len(report['removed'])} file(s) gone since the last run: see {out / 'run_report.md'}")
+    renamed = sum(1 for f, k in report["output_keys"].items() if k != Path(f).stem)
+    if renamed:
+        _progress(f"  {renamed} file(s) share a name with another input: outputs named by their folders, "
+                  f"see {out / 'run_report.md'}")
+    if report["duplicates"]:
+        _progress(f"  {len(report['duplicates'])} file(s) with the same bytes as another input, processed once: "
+                  f"see {out / 'run_report.md'}")
+    if report["migrated"] or report["relaid"]:
+        _progress(f"  outputs of an older version: {len(report['migrated'])} kept under their name, "
+                  f"{len(report['relaid'])} processed again (see {out / 'run_report.md'})")
     return batch.exit_code(report)
 
 
@@ -142,9 +152,10 @@ def cmd_tables(args: argparse.Namespace) -> int:
     """Every reconstructed table of every page, form or not, as JSON + HTML."""
     import time as _t
 
-    from . import export, ingest, ocr, process
+    from . import export, ingest, naming, ocr, process
 
     inputs = ingest.find_inputs(args.inputs)
+    keys = naming.output_keys(inputs)  # no manifest here: names decided by this command's inputs alone
     opts = options.from_args(args)
     engine = ocr.LazyEngine(opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads)
     failures = 0
@@ -155,9 +166,9 @@ def cmd_tables(args: argparse.Namespace) -> int:
             n = 0
             for page in ingest.iter_pages(path, dpi=opts.dpi):
                 result = process.read_page(page, engine, timings, opts.ocr_mode)
-                written = export.write_tables(args.out, path, result)
+                written = export.write_tables(args.out, keys[path], result)
                 if opts.overlays:
-                    export.write_overlay(args.out, path, result)
+                    export.write_overlay(args.out, keys[path], result)
                 n += len(written) // 2
                 cells = [len(g.cells) for g in result.grids]
                 _progress(f"{path.name} p{page.page_no}: {len(result.grids)} table(s), cells {cells}")

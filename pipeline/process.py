@@ -15,6 +15,7 @@ import numpy as np
 
 from . import assemble, confidence, export, grid, ingest, normalize, ocr, preprocess, textlayer, validate
 from .errors import InputFileError, NoFormFound, ScanformsError
+from .naming import output_keys
 from .options import Options
 from .review.store import apply_decisions
 from .types import FormRecord, Grid, PageImage, PageResult, PreparedPage
@@ -173,23 +174,29 @@ def _looks_like_form(rec: FormRecord) -> bool:
     return len(found) >= 2 or len(rec.indicators) >= 2
 
 
-def export_file(result: FileResult, out_dir: Path, opts: Options) -> list[Path]:
-    """Records, overlays, and every table on a page that belongs to no form (nothing is dropped)."""
+def export_file(result: FileResult, out_dir: Path, opts: Options, output_key: str | None = None) -> list[Path]:
+    """Records, overlays, and every table on a page that belongs to no form (nothing is dropped).
+
+    Every output is named by `output_key` (a batch's naming.output_keys; alone, the file's own key).
+    """
+    key = output_key or output_keys([result.path])[result.path]
+    for rec in result.records:
+        rec.extra_source["output_key"] = key
     written: list[Path] = []
     if result.records:
-        written.append(export.write_records(out_dir, result.path, result.records))
+        written.append(export.write_records(out_dir, key, result.records))
     if opts.review_queue:
-        written += export.write_review_part(out_dir, result.path, result.records, result.pages)
+        written += export.write_review_part(out_dir, result.path, key, result.records, result.pages)
     if opts.features:
-        written.append(export.write_features(out_dir, result.path, result.features))
+        written.append(export.write_features(out_dir, result.path, key, result.features))
     in_forms = {n for r in result.records for n in r.pages}
     for p in result.pages:
         if p.page_no not in in_forms:
-            written += export.write_tables(out_dir, result.path, p)
+            written += export.write_tables(out_dir, key, p)
     if opts.overlays:
         for p in result.pages:
             on_page = [v for r in result.records for *_, v, _k, _r in confidence.iter_cells(r) if v.page == p.page_no]
-            written.append(export.write_overlay(out_dir, result.path, p, on_page if p.page_no in in_forms else None))
+            written.append(export.write_overlay(out_dir, key, p, on_page if p.page_no in in_forms else None))
     if not result.records:
         n_tables = sum(len(p.grids) for p in result.pages)
         what = f"{n_tables} table(s) written under tables/" if n_tables else "no ruled table either"
@@ -225,14 +232,15 @@ def run_one(
     opts: Options,
     engine: ocr.OcrEngine | None = None,
     on_page: Callable[[int], None] | None = None,
+    output_key: str | None = None,
 ) -> FileOutcome:
-    """Process and export one file; errors come back as data so the batch goes on."""
+    """Process and export one file under `output_key`; errors come back as data so the batch goes on."""
     t0 = time.perf_counter()
     result: FileResult | None = None
     try:
         result = process_file(path, opts, engine, on_page=on_page)
         apply_decisions(result.records, out_dir)  # a reviewer's corrections outlive re-runs
-        export_file(result, out_dir, opts)
+        export_file(result, out_dir, opts, output_key)
         return FileOutcome(
             [r.to_json() for r in result.records],
             len(result.pages),

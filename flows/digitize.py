@@ -14,6 +14,7 @@ end-of-run tables and report); this module only adds orchestration:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import queue
@@ -27,6 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline import batch, ingest, process
+from pipeline.options import Options
 
 
 class _DropThreadTimeoutWarning(logging.Filter):
@@ -85,17 +87,11 @@ def _page_hook(path: Path) -> Callable[[int], None] | None:
     cache_policy=NO_CACHE,
 )
 def digitize_document(
-    path: Path,
-    sha256: str,
-    out_dir: Path,
-    opts: process.Options,
-    version: str,
-    output_key: str,
-    ocr_threads: int | None = None,
+    path: Path, sha256: str, out_dir: Path, opts: Options, version: str, output_key: str
 ) -> dict[str, Any]:
     """One document: process + export (pipeline.process.run_one) under its output key; returns its manifest entry."""
-    if ocr_threads and "SCANFORMS_OCR_THREADS" not in os.environ:
-        process.init_worker(ocr_threads)  # Dask worker: its share of the machine's cores
+    if opts.ocr_threads:
+        process.init_worker(opts.ocr_threads)  # OpenCV threads: this worker's share of the cores
     outcome = process.run_one(path, out_dir, opts, on_page=_page_hook(path), output_key=output_key)
     if outcome.error is not None and batch.is_transient(outcome.error):
         raise TransientDocumentError(str(outcome.error))
@@ -106,25 +102,16 @@ def digitize_document(
 def digitize(
     inputs: list[str],
     out: str = "data/clean",
-    dpi: int = ingest.DEFAULT_DPI,
-    overlays: bool = False,
+    opts: Options = Options(),  # frozen: a shared default is safe
     timeout_s: float = DEFAULT_TIMEOUT_S,
     force: bool = False,
-    ocr_threads: int | None = None,
     max_in_flight: int = 1,
     keep_going: bool = True,
-    review_threshold: float | None = None,
-    features: bool = False,
-    pdf: bool = False,
-    xlsx: bool = False,
 ) -> dict[str, Any]:
     """Digitize every pdf/png/jpg/tif under `inputs` into `out`, redoing only new or changed files."""
     log = get_run_logger()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    opts = process.Options(
-        dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features, pdf=pdf, xlsx=xlsx,
-    )
     files = ingest.find_inputs([Path(p) for p in inputs])
     plan = batch.plan_run(files, out_dir, opts, force=force)
     batch.record_plan(out_dir, plan)
@@ -150,7 +137,7 @@ def digitize(
     def submit_next() -> None:
         path, sha = todo.popleft()
         # absolute paths: a Dask worker's working directory is not ours
-        fut = doc_task.submit(path.resolve(), sha, out_dir.resolve(), opts, plan.version, plan.keys[path], ocr_threads)
+        fut = doc_task.submit(path.resolve(), sha, out_dir.resolve(), opts, plan.version, plan.keys[path])
         in_flight[fut] = (path, sha)
         fut.add_done_callback(done.put)
 
@@ -216,29 +203,21 @@ def _share_ephemeral_server() -> None:
 def run_digitize(
     inputs: list[Path],
     out: Path,
+    opts: Options = Options(),
     *,
-    dpi: int = ingest.DEFAULT_DPI,
-    overlays: bool = False,
     jobs: int = 1,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     force: bool = False,
     dask_address: str | None = None,
     workers: int | None = None,
     keep_going: bool = True,
-    review_threshold: float | None = None,
-    features: bool = False,
-    pdf: bool = False,
-    xlsx: bool = False,
     listener: batch.RunListener | None = None,
 ) -> dict[str, Any]:
-    """Run the flow with the right task runner; what `scanforms run` calls."""
+    """Run the flow with the right task runner; what `scanforms run` calls with its Options."""
     global _LISTENER
     if not force and not _api_url():
         # Nothing new and no server to report to: the temporary server (6 s on an idle machine,
         # 25 s on a busy one) would only record a run that does nothing; combine and return.
-        opts = process.Options(
-            dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features, pdf=pdf, xlsx=xlsx,
-        )
         plan = batch.plan_run(inputs, out, opts)
         if not plan.todo:
             batch.write_derived(out, plan, opts, batch.Manifest(out))
@@ -246,7 +225,6 @@ def run_digitize(
                 listener.started(len(inputs), len(plan.skipped) + len(plan.duplicates), 0)
             batch.record_plan(out, plan)
             return batch.finish_run(out, inputs, batch.RunInfo.of(plan))
-    ocr_threads = None
     window = max(1, jobs)
     if dask_address or workers:
         from prefect_dask import DaskTaskRunner
@@ -257,8 +235,10 @@ def run_digitize(
             window = max(window, 64)  # the scheduler spreads them; we don't know the cluster's size
         else:
             n = max(1, int(workers or 1))
-            # one document per worker process; ONNX threads split the cores among them
-            ocr_threads = max(1, (os.cpu_count() or 1) // n)
+            # one document per worker process; ONNX threads split the cores among them (the
+            # workers' share of the same options, unless threads were asked for)
+            if opts.ocr_threads is None:
+                opts = dataclasses.replace(opts, ocr_threads=max(1, (os.cpu_count() or 1) // n))
             window = 2 * n  # one running and one queued per worker keeps them all busy
             runner = DaskTaskRunner(
                 cluster_kwargs={"n_workers": n, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}
@@ -272,17 +252,11 @@ def run_digitize(
         return digitize.with_options(task_runner=runner)(
             inputs=[str(p) for p in inputs],
             out=str(out),
-            dpi=dpi,
-            overlays=overlays,
+            opts=opts,
             timeout_s=timeout_s,
             force=force,
-            ocr_threads=ocr_threads,
             max_in_flight=window,
             keep_going=keep_going,
-            review_threshold=review_threshold,
-            features=features,
-            pdf=pdf,
-            xlsx=xlsx,
         )
     finally:
         _LISTENER = None

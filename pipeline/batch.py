@@ -12,7 +12,6 @@ same functions work from a plain loop. A run is
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -24,7 +23,8 @@ from typing import Any, Protocol
 
 from . import export, ingest, naming
 from .errors import ExitCode, ScanformsError
-from .process import FileOutcome, Options
+from .options import Options, pipeline_version, reading_version
+from .process import FileOutcome
 
 MANIFEST_NAME = naming.MANIFEST_NAME
 # Failures that depend only on the file's bytes: an unchanged file fails the same way again,
@@ -34,39 +34,6 @@ DETERMINISTIC_EXIT_CODES = {int(ExitCode.input_file), int(ExitCode.no_form)}
 # share hiccup, memory pressure from a neighbour), unlike a corrupt file or a pipeline bug.
 TRANSIENT_CAUSES: tuple[type[BaseException], ...] = (OSError, MemoryError, TimeoutError)
 _PERMANENT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
-
-
-def pipeline_version(opts: Options) -> str:
-    """What, besides a file's bytes, decides its output: code version, lexicon, options.
-
-    A change in any of them makes every file "changed" for the manifest.
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ver = version("scanforms")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        ver = "0+unknown"
-    h = hashlib.sha256()
-    models = Path(__file__).resolve().parent.parent / "models"
-    for name in ("schema.yaml", "indicator_terms.yaml", "domain_words.txt", "calibration.json"):
-        if (models / name).exists():
-            h.update((models / name).read_bytes())
-    return (
-        f"scanforms {ver}; models {h.hexdigest()[:12]}; dpi {opts.dpi}; engine {opts.engine}; "
-        f"overlays {int(opts.overlays)}; review threshold {opts.review_threshold}; features {int(opts.features)}"
-        f"{ARCHIVE_SEP}pdf {int(opts.pdf)} xlsx {int(opts.xlsx)}"
-    )
-
-
-# The archive outputs (--pdf, --xlsx) are made from the per-file outputs, not the pages: a version
-# differing only after this mark makes them for a skipped file (Plan.derive), it reads nothing again.
-ARCHIVE_SEP = "; archive "
-
-
-def reading_version(version: str) -> str:
-    """The part of a pipeline version that decides what is read off the pages."""
-    return version.split(ARCHIVE_SEP)[0]
 
 
 def is_transient(error: ScanformsError) -> bool:

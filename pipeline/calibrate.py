@@ -4,7 +4,7 @@
     scanforms calibrate --truth ../shared/corpus/dev/truth --pred /tmp/cal
 
 Each scored cell (see `evaluate`) is joined to the features the run wrote for
-it; boosted shallow trees are fitted on all of them, and the isotonic map on top of
+it (`confidence.features`); boosted shallow trees are fitted on all of them, and the isotonic map on top of
 it is fitted on out-of-fold scores (folds by file), so that the map corrects
 the trees' optimism rather than memorising it. The default review
 threshold is the lowest that keeps the out-of-fold accepted-error rate under
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import confidence, evaluate
+from .confidence.model import Tree, tree_value
 from .export import atomic_write_text
 from .types import FormRecord
 
@@ -102,10 +103,10 @@ def fit(X: np.ndarray, y: np.ndarray, files: list[str], target_error: float = 0.
         tr, te = folds != k, folds == k
         if not te.any() or len(set(y[tr])) < 2:
             continue
-        base, trees = confidence.fit_trees(X[tr], y[tr])
+        base, trees = fit_trees(X[tr], y[tr])
         raw_oof[te] = confidence.Calibration(base, trees).raw(X[te].tolist())
-    iso_x, iso_y = confidence.fit_isotonic(raw_oof, y)
-    base, trees = confidence.fit_trees(X, y)
+    iso_x, iso_y = fit_isotonic(raw_oof, y)
+    base, trees = fit_trees(X, y)
     oof = np.interp(raw_oof, iso_x, iso_y)
     model = confidence.Calibration(base, trees, list(confidence.FEATURES), iso_x, iso_y,
                                    choose_threshold(oof, y, target_error))
@@ -135,3 +136,90 @@ def fit_folder(truth_dir: Path, pred_dir: Path, save: Path | None, target_error:
         atomic_write_text(save, json.dumps(model.to_json(), ensure_ascii=False, indent=1) + "\n")
         report["saved"] = str(save)
     return report
+
+
+# --- fitting the trees and the isotonic map ----------------------------------------------------
+
+
+def _grow_tree(
+    X: np.ndarray, binned: np.ndarray, edges: list[np.ndarray], g: np.ndarray, h: np.ndarray,
+    lr: float, lam: float, depth: int, min_hess: float,
+) -> Tree:
+    """One Newton-step tree on gradients g and hessians h: the split of best gain at each node."""
+    nodes: Tree = []
+
+    def build(idx: np.ndarray, level: int) -> int:
+        G, H = float(g[idx].sum()), float(h[idx].sum())
+        k = len(nodes)
+        nodes.append({"v": round(lr * G / (H + lam), 6)})
+        if level == depth or len(idx) < 20:
+            return k
+        best_gain, best_j, best_b = 0.0, -1, -1
+        for j, e in enumerate(edges):
+            nb = len(e) + 1
+            if nb < 2:
+                continue
+            gl = np.cumsum(np.bincount(binned[idx, j], g[idx], nb))[:-1]
+            hl = np.cumsum(np.bincount(binned[idx, j], h[idx], nb))[:-1]
+            ok = (hl >= min_hess) & (H - hl >= min_hess)
+            if not ok.any():
+                continue
+            gain = np.where(ok, gl**2 / (hl + lam) + (G - gl) ** 2 / (H - hl + lam) - G * G / (H + lam), -1.0)
+            b = int(np.argmax(gain))
+            if gain[b] > best_gain:
+                best_gain, best_j, best_b = float(gain[b]), j, b
+        if best_j < 0:
+            return k
+        thr = float(edges[best_j][best_b])
+        go_left = X[idx, best_j] < thr
+        if go_left.all() or not go_left.any():
+            return k
+        nodes[k].update({"f": best_j, "t": round(thr, 6)})
+        nodes[k]["l"] = build(idx[go_left], level + 1)
+        nodes[k]["r"] = build(idx[~go_left], level + 1)
+        return k
+
+    build(np.arange(len(X)), 0)
+    return nodes
+
+
+def fit_trees(
+    X: np.ndarray, y: np.ndarray, rounds: int = 100, lr: float = 0.1, depth: int = 2, lam: float = 1.0,
+    min_hess: float = 3.0, n_bins: int = 32,
+) -> tuple[float, list[Tree]]:
+    """Gradient-boosted trees for log loss (Newton steps), split points from per-feature quantiles."""
+    d = X.shape[1]
+    edges = [np.unique(np.quantile(X[:, j], np.linspace(0, 1, n_bins + 1)[1:-1])) for j in range(d)]
+    binned = np.stack([np.searchsorted(e, X[:, j], side="right") for j, e in enumerate(edges)], 1)
+    mean = float(np.clip(y.mean(), 1e-4, 1 - 1e-4))
+    base = float(np.log(mean / (1 - mean)))
+    F = np.full(len(X), base)
+    trees: list[Tree] = []
+    for _ in range(rounds):
+        p = 1 / (1 + np.exp(-F))
+        tree = _grow_tree(X, binned, edges, y - p, p * (1 - p) + 1e-9, lr, lam, depth, min_hess)
+        trees.append(tree)
+        F += np.array([tree_value(tree, list(r)) for r in X])
+    return base, trees
+
+
+def fit_isotonic(p: np.ndarray, y: np.ndarray, n_knots: int = 200) -> tuple[list[float], list[float]]:
+    """Pool-adjacent-violators on (score, outcome), reduced to a few knots for np.interp."""
+    order = np.argsort(p)
+    ps, ys = p[order], y[order].astype(float)
+    blocks: list[list[float]] = []  # [sum_y, count, min_p, max_p]
+    for pi, yi in zip(ps, ys, strict=True):
+        blocks.append([yi, 1.0, pi, pi])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            s, c, lo, hi = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += c
+            blocks[-1][3] = hi
+    xs, vs = [], []
+    for s, c, lo, hi in blocks:
+        xs.append((lo + hi) / 2)
+        vs.append(s / c)
+    if len(xs) > n_knots:  # keep the map small; np.interp between knots is monotone too
+        idx = np.unique(np.linspace(0, len(xs) - 1, n_knots).round().astype(int))
+        xs, vs = [xs[i] for i in idx], [vs[i] for i in idx]
+    return [round(float(a), 6) for a in xs], [round(float(b), 6) for b in vs]

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import options
 from .errors import ExitCode, ScanformsError
 
 DEFAULT_INPUT = Path("data/raw")
@@ -103,27 +104,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     _prefect_defaults()
     from flows.digitize import run_digitize
 
+    opts = options.from_args(args)  # the one Options of this run, passed whole to the flow
     kwargs = dict(
-        dpi=args.dpi,
-        overlays=args.overlays,
         jobs=args.jobs,
         timeout_s=args.timeout,
         force=args.force,
         dask_address=args.dask_address,
         workers=args.workers,
         keep_going=args.keep_going,
-        review_threshold=args.review_threshold,
-        features=args.features,
-        pdf=args.pdf,
-        xlsx=args.xlsx,
     )
     t0 = time.perf_counter()
     try:
         if args.quiet:
-            report = run_digitize(inputs, out, **kwargs)
+            report = run_digitize(inputs, out, opts, **kwargs)
         else:
             with _ProgressBar() as bar:
-                report = run_digitize(inputs, out, listener=bar, **kwargs)
+                report = run_digitize(inputs, out, opts, listener=bar, **kwargs)
     except ScanformsError as e:  # e.g. the output folder filled up while combining
         _progress(f"scanforms: {e}")
         return int(e.exit_code)
@@ -160,17 +156,18 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
     inputs = ingest.find_inputs(args.inputs)
     keys = naming.output_keys(inputs)  # no manifest here: names decided by this command's inputs alone
-    engine = engines.LazyEngine()
+    opts = options.from_args(args)
+    engine = engines.LazyEngine(opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads)
     failures = 0
     for path in inputs:
         t0 = _t.perf_counter()
         try:
             timings: dict[str, float] = {}
             n = 0
-            for page in ingest.iter_pages(path, dpi=args.dpi):
+            for page in ingest.iter_pages(path, dpi=opts.dpi):
                 result = process.read_page(page, engine, timings)
                 written = export.write_tables(args.out, keys[path], result)
-                if args.overlays:
+                if opts.overlays:
                     export.write_overlay(args.out, keys[path], result)
                 n += len(written) // 2
                 cells = [len(g.cells) for g in result.grids]
@@ -218,6 +215,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return ExitCode.ok
 
 
+def _env_defaults() -> dict[str, object]:
+    """Defaults a test harness may set from outside: SCANFORMS_OCR_CACHE for --ocr-cache (subprocess
+    runs of the CLI share the tests' warm cache). Read here only; below the CLI options come from
+    the Options object."""
+    cache = os.environ.get("SCANFORMS_OCR_CACHE")
+    return {"ocr_cache": Path(cache)} if cache else {}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="scanforms",
@@ -228,8 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="extract form records from PDFs / images", description="Extract form records.")
     r.add_argument("inputs", nargs="*", type=Path, help=f"files or folders (default: {DEFAULT_INPUT})")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
-    r.add_argument("--dpi", type=int, default=200, help="render DPI for PDF pages (default: 200)")
-    r.add_argument("--overlays", action="store_true", help="write a PNG per page: grid, cells coloured by confidence")
+    options.add_arguments(r)  # --dpi, --overlays, --review-threshold, --features, --pdf, --xlsx, --ocr-cache, ...
     r.add_argument(
         "--keep-going",
         action=argparse.BooleanOptionalAction,
@@ -244,18 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    r.add_argument(
-        "--review-threshold",
-        type=float,
-        default=None,
-        help="cells under this calibrated confidence go to the review queue (default: the calibration's, see README)",
-    )
-    r.add_argument("--features", action="store_true", help="also write the confidence model's inputs (features/)")
-    r.add_argument("--pdf", action="store_true",
-                   help="also write pdf/<key>.pdf: each page upright and deskewed with a searchable text layer")
-    r.add_argument("--xlsx", action="store_true",
-                   help="also write xlsx/<key>.xlsx: each form as its grid, doubtful cells marked")
-    r.set_defaults(func=cmd_run)
+    r.set_defaults(func=cmd_run, **_env_defaults())
     e = sub.add_parser(
         "eval",
         help="score records against ground truth: accuracy, ECE, review curve, reliability diagram",
@@ -286,9 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("inputs", nargs="+", type=Path, help="files or folders")
     t.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
-    t.add_argument("--dpi", type=int, default=200, help="render DPI for PDF pages (default: 200)")
-    t.add_argument("--overlays", action="store_true", help="also write overlay PNGs")
-    t.set_defaults(func=cmd_tables)
+    options.add_arguments(t, only=("dpi", "overlays", "ocr_cache", "ocr_threads"))
+    t.set_defaults(func=cmd_tables, **_env_defaults())
     from .review.command import add_parser as add_review_parser
 
     add_review_parser(sub, DEFAULT_OUT)

@@ -58,7 +58,7 @@ class RapidOcrEngine:
     def __init__(self, threads: int | None = None) -> None:
         from rapidocr import RapidOCR
 
-        n = threads or int(os.environ.get("SCANFORMS_OCR_THREADS", 0)) or max(1, min(os.cpu_count() or 1, 4))
+        n = threads or max(1, min(os.cpu_count() or 1, 4))
         params = {
             "Global.log_level": "error",
             "Global.use_cls": False,
@@ -105,52 +105,64 @@ class RapidOcrEngine:
         return results
 
 
-_ENGINES: dict[str, OcrEngine] = {}
+# one engine per (name, cache folder, threads) and process: Options give the same triple to every
+# document of a run
+EngineKey = tuple[str, str | None, int | None]
+_ENGINES: dict[EngineKey, OcrEngine] = {}
 _ENGINES_LOCK = threading.Lock()  # threads (-j N) reach their first OCR page together: make one engine
 
 
-def get_engine(name: str = "rapidocr") -> OcrEngine:
-    """The process-wide engine of that name, created on first use (model load ≈ 1 s)."""
-    if name in _ENGINES:
-        return _ENGINES[name]
+def _engine_key(name: str, cache_dir: os.PathLike[str] | str | None, threads: int | None) -> EngineKey:
+    if name != "rapidocr":
+        raise ValueError(f"unknown OCR engine {name!r}")
+    return name, (os.fspath(cache_dir) if cache_dir else None), threads
+
+
+def get_engine(
+    name: str = "rapidocr", cache_dir: os.PathLike[str] | str | None = None, threads: int | None = None
+) -> OcrEngine:
+    """The process-wide engine of that name, created on first use (model load ≈ 1 s).
+
+    `cache_dir`: results cached by image hash there (tests and benchmarks: re-reading the same
+    images costs nothing); `threads`: ONNX Runtime threads (None: min(cores, 4)).
+    """
+    key = _engine_key(name, cache_dir, threads)
+    if key in _ENGINES:
+        return _ENGINES[key]
     with _ENGINES_LOCK:
-        return _make_engine(name)
-
-
-def _make_engine(name: str) -> OcrEngine:
-    if name not in _ENGINES:
-        if name != "rapidocr":
-            raise ValueError(f"unknown OCR engine {name!r}")
-        engine: OcrEngine = RapidOcrEngine()
-        cache = os.environ.get("SCANFORMS_OCR_CACHE")
-        if cache:  # tests and benchmarks: re-reading the same images costs nothing
-            engine = CachedEngine(engine, cache)
-        _ENGINES[name] = engine
-    return _ENGINES[name]
+        if key not in _ENGINES:
+            engine: OcrEngine = RapidOcrEngine(threads)
+            if key[1]:
+                engine = CachedEngine(engine, key[1])
+            _ENGINES[key] = engine
+        return _ENGINES[key]
 
 
 class LazyEngine:
-    """`get_engine(name)` made on first use, so that a file of born-digital pages (read from the
+    """`get_engine(...)` made on first use, so that a file of born-digital pages (read from the
     text layer) never pays for the ONNX sessions (≈ 1 s and a few hundred MB)."""
 
-    def __init__(self, name: str = "rapidocr") -> None:
-        if name != "rapidocr":
-            raise ValueError(f"unknown OCR engine {name!r}")
-        self._name = name
+    def __init__(
+        self, name: str = "rapidocr", cache_dir: os.PathLike[str] | str | None = None, threads: int | None = None
+    ) -> None:
+        self._key = _engine_key(name, cache_dir, threads)
+
+    def _engine(self) -> OcrEngine:
+        return get_engine(*self._key)
 
     @property
     def loaded(self) -> bool:
-        return self._name in _ENGINES
+        return self._key in _ENGINES
 
     @property
     def name(self) -> str:
-        return get_engine(self._name).name
+        return self._engine().name
 
     def detect(self, image: np.ndarray) -> list[Quad]:
-        return get_engine(self._name).detect(image)
+        return self._engine().detect(image)
 
     def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float, list[float] | None]]:
-        return get_engine(self._name).recognize(crops)
+        return self._engine().recognize(crops)
 
 
 class CachedEngine:
@@ -219,3 +231,4 @@ class CachedEngine:
         out = self.engine.recognize(crops)
         self._save(key, [list(r) for r in out])
         return out
+

@@ -28,20 +28,9 @@ from . import (
 from .archive import write_outputs as write_archive_outputs
 from .errors import InputFileError, NoFormFound, ScanformsError
 from .naming import output_keys
+from .options import Options
 from .review.store import apply_decisions
 from .types import FormRecord, Grid, PageImage, PageResult, PageScale, PreparedPage
-
-
-@dataclass
-class Options:
-    dpi: int = ingest.DEFAULT_DPI
-    overlays: bool = False
-    engine: str = "rapidocr"
-    review_threshold: float | None = None  # None: the calibrated model's own threshold
-    review_queue: bool = True  # write review/ entries and crops for cells below the threshold
-    features: bool = False  # write the confidence model's inputs (for `scanforms calibrate`)
-    pdf: bool = False  # write pdf/<key>.pdf: the scan upright with a text layer (pipeline.archive_pdf)
-    xlsx: bool = False  # write xlsx/<key>.xlsx: each form as its grid (pipeline.spreadsheet)
 
 
 @dataclass
@@ -117,16 +106,14 @@ def read_page(
     return PageResult(prepared=prepared, grids=grids, free_lines=free, kind=kind, kind_reason=reason, timings=pt)
 
 
-def process_file(
+def read_file(
     path: Path,
-    opts: Options | None = None,
-    engine: engines.OcrEngine | None = None,
+    opts: Options,
+    engine: engines.OcrEngine,
+    timings: dict[str, float],
     on_page: Callable[[int], None] | None = None,
-) -> FileResult:
-    """Read every page of one file and build its form records (raises ScanformsError)."""
-    opts = opts or Options()
-    engine = engine or engines.LazyEngine(opts.engine)  # made on the first page that needs OCR
-    timings: dict[str, float] = {}
+) -> list[PageResult]:
+    """ingest, then every page through preprocess, grid and text (`read_page`)."""
     pages: list[PageResult] = []
     t = time.perf_counter()
     for page in ingest.iter_pages(path, dpi=opts.dpi):
@@ -137,15 +124,39 @@ def process_file(
         t = time.perf_counter()
         if on_page:
             on_page(page.page_no)
+    return pages
+
+
+def build_records(
+    pages: list[PageResult], name: str, timings: dict[str, float]
+) -> tuple[list[FormRecord], list[list[validate.RuleResult]]]:
+    """assemble, normalize, validate: the forms' records before confidence, with each one's failed rules."""
     t = time.perf_counter()
     forms = assemble.split_forms(pages)
     t = _timed(timings, "assemble", t)
-    records = [r for r in normalize.build_records(forms, path.name) if _looks_like_form(r)]
+    records = [r for r in normalize.build_records(forms, name) if _looks_like_form(r)]
     for i, r in enumerate(records):
         r.form_index = i
     t = _timed(timings, "normalize", t)
     failed = [[r for r in validate.validate(rec) if not r.ok] for rec in records]
-    t = _timed(timings, "validate", t)
+    _timed(timings, "validate", t)
+    return records, failed
+
+
+def process_file(
+    path: Path,
+    opts: Options | None = None,
+    engine: engines.OcrEngine | None = None,
+    on_page: Callable[[int], None] | None = None,
+) -> FileResult:
+    """Read every page of one file and build its form records (raises ScanformsError)."""
+    opts = opts or Options()
+    # made on the first page that needs OCR
+    engine = engine or engines.LazyEngine(opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads)
+    timings: dict[str, float] = {}
+    pages = read_file(path, opts, engine, timings, on_page)
+    records, failed = build_records(pages, path.name, timings)
+    t = time.perf_counter()
     contexts = {p.page_no: confidence.PageContext.of(p) for p in pages}
     features = [row for r in records for row in confidence.record_evidence(r, contexts)] if opts.features else []
     for r, rules in zip(records, failed, strict=True):
@@ -219,15 +230,13 @@ class FileOutcome:
 
 
 def init_worker(threads: int) -> None:
-    """Per-process setup for parallel runs: ONNX and OpenCV threads sized to the share of cores.
+    """Per-process setup for parallel runs: OpenCV threads sized to the share of cores (the OCR
+    engine's come from `Options.ocr_threads`).
 
     N worker processes each using every core would oversubscribe the machine N times over.
     """
-    import os
-
     import cv2
 
-    os.environ["SCANFORMS_OCR_THREADS"] = str(threads)
     cv2.setNumThreads(max(1, threads))
 
 

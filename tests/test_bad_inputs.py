@@ -12,6 +12,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import new_cache_entries
+
+pytestmark = pytest.mark.slow  # the CLI in subprocesses, some as `nobody`
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,9 +58,11 @@ def test_twenty_bad_five_good() -> None:
         cache = work / "ocr_cache"
         shutil.copytree(REPO / "tests" / "ocr_cache", cache)
         o = bad_inputs.run(work, cache)
+        miss = new_cache_entries(cache)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     assert not o.traceback, o.stderr
+    assert miss is None, miss
     assert o.rc == 3, o.stderr  # the worst failure: a file held no form
     assert sorted(o.good) == ["d025.json", "d025_page1.json", "d026.json", "d028.json", "d030.json"]
     assert all(n == 1 for n in o.good.values())

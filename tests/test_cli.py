@@ -25,6 +25,7 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert "run" in out and "tables" in out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not DEV.exists(), reason="shared dev corpus not present")
 def test_batch_goes_on_past_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "in"
@@ -78,6 +79,7 @@ def _report(out: Path) -> dict:
     return json.loads((out / "run_report.json").read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not DEV.exists(), reason="shared dev corpus not present")
 def test_encrypted_pdfs(tmp_path: Path) -> None:
     from pypdf import PdfWriter
@@ -99,6 +101,7 @@ def test_encrypted_pdfs(tmp_path: Path) -> None:
     assert rec["fields"]["project_name"]["value"] == "办公设备购置"
 
 
+@pytest.mark.slow
 def test_output_under_a_regular_file(tmp_path: Path) -> None:
     blocker = tmp_path / "afile"
     blocker.write_text("x")
@@ -107,6 +110,7 @@ def test_output_under_a_regular_file(tmp_path: Path) -> None:
     assert "not writable" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_output_folder_not_writable(tmp_path: Path) -> None:
     out = Path(tempfile.mkdtemp(prefix="scanforms-ro-"))
     try:
@@ -120,6 +124,7 @@ def test_output_folder_not_writable(tmp_path: Path) -> None:
         shutil.rmtree(out)
 
 
+@pytest.mark.slow
 def test_no_keep_going_stops_at_first_failure(tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
@@ -131,6 +136,7 @@ def test_no_keep_going_stops_at_first_failure(tmp_path: Path) -> None:
     assert [Path(f["file"]).name for f in _report(out)["failures"]] == ["a.pdf"]  # b.pdf never tried
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not DEV.exists(), reason="shared dev corpus not present")
 def test_capped_page_is_processed_and_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -150,6 +156,7 @@ def test_capped_page_is_processed_and_reported(
     assert rec["source"]["warnings"] == [warning["reason"]]
 
 
+@pytest.mark.slow
 def test_parallel_batch_reports_failures(tmp_path: Path) -> None:
     """With -j 2 the errors come back from worker processes (they must survive pickling)."""
     src = tmp_path / "in"

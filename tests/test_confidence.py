@@ -15,7 +15,6 @@ from pipeline.types import FormRecord, Value
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "raw"
-CACHE = REPO / "tests" / "ocr_cache"
 DEV = REPO.parent / "shared" / "corpus" / "dev"
 
 
@@ -30,7 +29,7 @@ def test_trees_learn_an_interaction() -> None:
     p_true = np.where(bad_page, 0.3 + 0.7 * ocr, 0.97)
     y = (rng.random(n) < p_true).astype(float)
     X = np.c_[ocr, bad_page.astype(float)]
-    base, trees = confidence.fit_trees(X, y, rounds=60)
+    base, trees = calibrate.fit_trees(X, y, rounds=60)
     model = confidence.Calibration(base, trees, ["ocr", "bad"])
     p = model.raw([[0.1, 1.0], [0.9, 1.0], [0.1, 0.0], [0.9, 0.0]])
     assert p[0] < 0.55 < 0.85 < p[1]  # on a bad page the OCR score matters
@@ -42,7 +41,7 @@ def test_isotonic_map_is_monotone_and_calibrated() -> None:
     score = rng.random(5000)
     truth_p = score**3  # a miscalibrated score: the real probability is its cube
     y = (rng.random(5000) < truth_p).astype(float)
-    xs, ys = confidence.fit_isotonic(score, y)
+    xs, ys = calibrate.fit_isotonic(score, y)
     assert all(b >= a for a, b in zip(ys, ys[1:], strict=False))
     mapped = np.interp(score, xs, ys)
     assert calibrate._ece(mapped, y) < 0.03
@@ -75,12 +74,12 @@ def test_shipped_model_exists_and_orders_evidence() -> None:
     page = confidence.PageContext(kind="image", dpi=200, quality=0.98, low_frac=0.05)
 
     def p(v: Value) -> float:
-        return model.predict(confidence.features(v, "number", "indicators", page))
+        return model.predict(confidence.cell_features(v, "number", "indicators", page))
 
     assert p(_value(0.99)) >= p(_value(0.55))  # a surer read is not less likely right
     assert p(_value(0.99, rules_ok=2.0)) >= p(_value(0.99, rules_failed=2.0))  # arithmetic that holds counts
     bad_page = confidence.PageContext(kind="image", dpi=150, quality=0.75, low_frac=0.5)
-    assert model.predict(confidence.features(_value(0.99), "number", "indicators", bad_page)) <= p(_value(0.99))
+    assert model.predict(confidence.cell_features(_value(0.99), "number", "indicators", bad_page)) <= p(_value(0.99))
     for q in (0.3, 0.6, 0.9, 0.999):
         assert 0.0 <= p(_value(q)) <= 1.0
 
@@ -120,8 +119,8 @@ def test_rows_align_by_name() -> None:
 
 
 @pytest.fixture(scope="module")
-def engine() -> engines.OcrEngine:
-    return engines.CachedEngine(engines.RapidOcrEngine(), CACHE)
+def engine(ocr_engine: engines.OcrEngine) -> engines.OcrEngine:
+    return ocr_engine  # tests/ocr_cache; a miss fails the test (conftest)
 
 
 def test_review_queue_has_crops_sorted_by_confidence(tmp_path: Path, engine: engines.OcrEngine) -> None:
@@ -244,7 +243,7 @@ def test_a_text_read_alike_in_another_form_of_the_document_counts_as_agreement()
     ctx = confidence.PageContext()
     for rec, agree in ((a, 1.0), (c, 0.0)):
         v = rec.indicators[0]["explanation"]
-        x = confidence.features(v, "text", "indicators", ctx, rec.indicators[0],
+        x = confidence.cell_features(v, "text", "indicators", ctx, rec.indicators[0],
                                 confidence.RecordContext.of(rec, [a, b, c]), "explanation")
         assert x["agree"] == agree
 

@@ -22,9 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import new_cache_entries
 
 from pipeline import batch, frames, ingest, process
 from pipeline.errors import InputFileError, ScanformsError
+
+pytestmark = pytest.mark.slow  # Prefect flows and servers, Dask clusters, CLI runs in subprocesses
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = REPO / "data" / "raw"
@@ -32,10 +35,13 @@ SAMPLES = ["d025.pdf", "d026.pdf", "d028.pdf", "d030.pdf"]  # 1 + 2 + 2 + 1 page
 
 
 @pytest.fixture(scope="session")
-def ocr_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def ocr_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     dst = tmp_path_factory.mktemp("ocr") / "cache"
     shutil.copytree(REPO / "tests" / "ocr_cache", dst)
-    return dst
+    yield dst
+    why = new_cache_entries(dst)  # the runs went through the real engine: slow, and not what we test
+    if why:
+        pytest.fail(why, pytrace=False)
 
 
 def _free_port() -> int:

@@ -16,12 +16,11 @@ from pipeline.types import FormRecord
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "raw"  # the sample scans we ship (copies of dev corpus files)
-CACHE = REPO / "tests" / "ocr_cache"
 
 
 @pytest.fixture(scope="module")
-def engine() -> engines.OcrEngine:
-    return engines.CachedEngine(engines.RapidOcrEngine(), CACHE)
+def engine(ocr_engine: engines.OcrEngine) -> engines.OcrEngine:
+    return ocr_engine  # tests/ocr_cache; a miss fails the test (conftest)
 
 
 def _run(name: str, engine: engines.OcrEngine) -> list[FormRecord]:

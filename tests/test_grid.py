@@ -376,16 +376,3 @@ def test_find_grids_rule_erased_along_its_whole_length() -> None:
     assert (g.n_rows, g.n_cols) == (3, 3)
     assert sorted((c.row, c.col, c.row_span, c.col_span) for c in g.cells) == [
         (r, c, 1, 1) for r in range(3) for c in range(3)]
-
-
-SHARED_DEV_PDF = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "dev" / "d001.pdf"
-
-
-@pytest.mark.skipif(not SHARED_DEV_PDF.exists(), reason="shared dev corpus not present")
-def test_camelot_lattice_matches_golden_structure() -> None:
-    """The born-digital route (camelot over the PDF's rules) and the scan route agree."""
-    (gold,) = json.loads((Path(__file__).parent / "golden" / "grid" / "d001_p1.json").read_text(encoding="utf-8"))
-    (g,) = G.grids_from_pdf(str(SHARED_DEV_PDF), 1, 200 / 72, 841.89)
-    assert sorted([c.row, c.col, c.row_span, c.col_span] for c in g.cells) == sorted(gold["cells"])
-    assert all(abs(a - b) <= 3 for a, b in zip(g.col_lines, gold["col_lines"], strict=True))
-    assert all(abs(a - b) <= 3 for a, b in zip(g.row_lines, gold["row_lines"], strict=True))

@@ -15,6 +15,8 @@ import pytest
 from pipeline import engines, ingest, ocr, preprocess
 from pipeline.engines import RapidOcrEngine
 
+pytestmark = pytest.mark.slow  # the real engine, no cache (≈ 25 s)
+
 REPO = Path(__file__).resolve().parents[1]
 SCAN = REPO / "data" / "raw" / "d025.pdf"  # a clean scan we ship
 

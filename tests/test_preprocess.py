@@ -235,6 +235,7 @@ def test_prepare_level_page_untouched(form: np.ndarray) -> None:
     assert prep.binary[form < 128].mean() > 200
 
 
+@pytest.mark.slow  # the real engine, no cache
 def test_prepare_rotated_scan_with_engine() -> None:
     """A real page scanned turned 270° comes out upright and level (OCR picks 270 over 90)."""
     f = DEV / "d035.pdf"

@@ -16,6 +16,8 @@ from pipeline.review import labelstudio
 from pipeline.review.app import create_app
 from pipeline.review.session import ReviewSession
 
+pytestmark = pytest.mark.slow  # the fixture runs the pipeline (CLI, Prefect) in a subprocess
+
 BASE_URL = "http://127.0.0.1:8765"
 JSON = {"content-type": "application/json"}
 

@@ -86,6 +86,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_review_command_serves_on_loopback(tmp_path: Path) -> None:
     """`scanforms review` starts the app; with no queue the page says what to do."""
     port = _free_port()

@@ -27,6 +27,8 @@ import pytest
 
 from pipeline.review.session import ReviewSession
 
+pytestmark = pytest.mark.slow  # the CLI in subprocesses
+
 REPO = Path(__file__).resolve().parents[1]
 RAW = REPO / "data" / "raw"
 

@@ -25,6 +25,7 @@ def _expected() -> list[tuple[str, int, str]]:
     return rows
 
 
+@pytest.mark.slow  # every page of the dev corpus rendered and classified
 @pytest.mark.skipif(not DEV.exists(), reason="shared dev corpus not present")
 def test_every_dev_page_kind() -> None:
     expected = _expected()

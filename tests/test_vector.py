@@ -289,13 +289,12 @@ def test_lazy_engine_is_made_once_on_first_use(monkeypatch: pytest.MonkeyPatch) 
     class Fake:
         name = "fake"
 
-        def __init__(self) -> None:
+        def __init__(self, threads: int | None = None) -> None:
             time.sleep(0.05)  # long enough for the threads to meet
             made.append(1)
 
     monkeypatch.setattr(engines, "_ENGINES", {})
     monkeypatch.setattr(engines, "RapidOcrEngine", Fake)
-    monkeypatch.delenv("SCANFORMS_OCR_CACHE", raising=False)
     lazy = engines.LazyEngine()
     assert not lazy.loaded and made == []  # nothing made until an OCR call
     ts = [threading.Thread(target=lambda: engines.LazyEngine().name) for _ in range(4)]

@@ -1,33 +1,26 @@
-"""Confidence: one calibrated probability per cell that its value is exactly right.
+"""Confidence, the features: what the model reads of each cell.
 
-The evidence each stage leaves on a value (`Value.evidence`: OCR character
-scores, label-match score, type parse, the forms' arithmetic holding or
-failing, a repaired reading) plus what is known of its page (page kind, how
-well the whole page read, skew) and its row goes
-through boosted shallow trees, then an isotonic map, both fitted on the dev corpus by `scanforms calibrate`
-and saved as data in `models/calibration.json`. A cell whose calibrated
-confidence is under the threshold, or that takes part in a rule of the form's
-arithmetic that fails, gets `needs_review: true`.
+The evidence each stage leaves on a value (`Value.evidence`: OCR character scores, label-match
+score, type parse, the forms' arithmetic holding or failing, a repaired reading), what the text
+itself says (characters that fit in no dictionary word, a term of the closed vocabulary or not),
+what the same document's other forms read under the same key, and what is known of the cell's
+page and row: one row of FEATURES per cell. Also the way cells are walked and addressed
+(`iter_cells`) and their evidence saved beside the records and read back (`--features`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .types import FormRecord, PageResult, Value
-
-MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "calibration.json"
-DEFAULT_THRESHOLD = 0.9  # replaced by the fitted model's own threshold when one is saved
+from ..types import FormRecord, PageResult, Value
 
 FEATURES = [
     "bias",
@@ -68,9 +61,6 @@ FEATURES = [
     "off_vocab",
     "agree",
 ]
-
-
-UNREAD_INK_MAX = 0.5  # confidence cap of an empty value read from a cell with unread ink
 
 
 def _logit(p: float, eps: float = 1e-4) -> float:
@@ -151,7 +141,7 @@ def _texts_by_key(rec: FormRecord) -> set[tuple[str, str]]:
     return out
 
 
-def features(
+def cell_features(
     v: Value,
     kind: str,
     section: str,
@@ -202,7 +192,7 @@ def features(
     }
     text = v.value if kind == "text" and isinstance(v.value, str) else ""
     if text and len(text) <= 12 and section != "funding":
-        from .lexicon import get_matcher
+        from ..lexicon import get_matcher
 
         # a value that reads as a label ('分值', '二级指标') was taken from the wrong cell; indicator
         # names may share a header field's words (预算执行率), so there only column headers count
@@ -268,7 +258,7 @@ def _word_tokenizer() -> Any:
 
             import jieba
 
-            from .lexicon import MODELS_DIR, Schema, indicator_terms
+            from ..lexicon import MODELS_DIR, Schema, indicator_terms
 
             jieba.setLogLevel(logging.WARNING)
             tok = jieba.Tokenizer()
@@ -284,151 +274,9 @@ def _word_tokenizer() -> Any:
     return _tokenizer
 
 
-Tree = list[dict[str, Any]]  # nodes: {"v": leaf value} or {"f": feature, "t": threshold, "l": k, "r": k, "v": ...}
-
-
-def _tree_value(tree: Tree, x: list[float]) -> float:
-    k = 0
-    while "f" in tree[k]:
-        node = tree[k]
-        k = node["l"] if x[node["f"]] < node["t"] else node["r"]
-    return float(tree[k]["v"])
-
-
-class _FlatTrees:
-    """A list of trees as flat node arrays, for walking every tree for many rows at once."""
-
-    def __init__(self, trees: list[Tree]) -> None:
-        feat, thr, left, right, val, roots = [], [], [], [], [], []
-        for tree in trees:
-            off = len(feat)
-            roots.append(off)
-            for node in tree:
-                leaf = "f" not in node
-                feat.append(0 if leaf else int(node["f"]))
-                thr.append(0.0 if leaf else float(node["t"]))
-                # a leaf points at itself: extra steps leave it where it is
-                left.append(len(feat) - 1 if leaf else off + int(node["l"]))
-                right.append(len(feat) - 1 if leaf else off + int(node["r"]))
-                val.append(float(node.get("v", 0.0)))
-        self.feat = np.array(feat, dtype=np.int64)
-        self.thr = np.array(thr, dtype=np.float64)
-        self.left = np.array(left, dtype=np.int64)
-        self.right = np.array(right, dtype=np.int64)
-        self.val = np.array(val, dtype=np.float64)
-        self.roots = np.array(roots, dtype=np.int64)
-        self.depth = max((_depth(t) for t in trees), default=0)
-
-    def leaf_values(self, x: np.ndarray) -> np.ndarray:
-        """(rows, trees) leaf values for feature rows x (rows, features)."""
-        nodes = np.broadcast_to(self.roots, (x.shape[0], len(self.roots))).copy()
-        r = np.arange(x.shape[0])[:, None]
-        for _ in range(self.depth):
-            go_left = x[r, self.feat[nodes]] < self.thr[nodes]
-            nodes = np.where(go_left, self.left[nodes], self.right[nodes])
-        return self.val[nodes]
-
-
-def _depth(tree: Tree, k: int = 0) -> int:
-    node = tree[k]
-    if "f" not in node:
-        return 0
-    return 1 + max(_depth(tree, node["l"]), _depth(tree, node["r"]))
-
-
-_FLAT: dict[int, tuple[list[Tree], _FlatTrees]] = {}
-
-
-def _flat_trees(trees: list[Tree]) -> _FlatTrees:
-    """The flat form of a model's trees, made once per trees list (models are loaded once)."""
-    hit = _FLAT.get(id(trees))
-    if hit is None or hit[0] is not trees or len(hit[1].roots) != len(trees):
-        hit = (trees, _FlatTrees(trees))
-        if len(_FLAT) >= 8:  # calibration fits many models: keep the cache small
-            _FLAT.clear()
-        _FLAT[id(trees)] = hit
-    return hit[1]
-
-
-@dataclass
-class Calibration:
-    """Boosted shallow trees over FEATURES (log-odds), then an isotonic map of their probability.
-
-    Trees rather than one linear score because the same OCR score means different things on a
-    clean scan and on a blurred, specked one: the model has to condition on the page.
-    """
-
-    base: float = 0.0
-    trees: list[Tree] = field(default_factory=list)
-    features: list[str] = field(default_factory=lambda: list(FEATURES))
-    iso_x: list[float] = field(default_factory=list)
-    iso_y: list[float] = field(default_factory=list)
-    threshold: float = DEFAULT_THRESHOLD
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def raw(self, rows: list[list[float]]) -> np.ndarray:
-        """Uncalibrated probabilities for feature rows in `self.features` order."""
-        if not rows or not self.trees:
-            z = np.array([self.base + sum(_tree_value(t, r) for t in self.trees) for r in rows])
-        else:
-            # all trees walked at once (a cell's ~100 trees one node at a time were a visible share
-            # of a born-digital page); leaf values summed in tree order, as the plain loop does
-            leaves = _flat_trees(self.trees).leaf_values(np.asarray(rows, dtype=np.float64))
-            z = np.array([self.base + sum(vals) for vals in leaves.tolist()])
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
-
-    def predict_many(self, xs: list[dict[str, float]]) -> list[float]:
-        """`predict` for many feature dicts at once (one walk of the trees for all of them)."""
-        if not self.trees:
-            return [float("nan")] * len(xs)
-        if not xs:
-            return []
-        p = self.raw([[x.get(k, 0.0) for k in self.features] for x in xs])
-        if self.iso_x:
-            p = np.interp(p, self.iso_x, self.iso_y)
-        return [float(v) for v in p]
-
-    def predict(self, x: dict[str, float]) -> float:
-        if not self.trees:
-            return float("nan")
-        p = float(self.raw([[x.get(k, 0.0) for k in self.features]])[0])
-        if self.iso_x:
-            p = float(np.interp(p, self.iso_x, self.iso_y))
-        return p
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "features": self.features,
-            "base": self.base,
-            "trees": self.trees,
-            "isotonic": {"x": self.iso_x, "y": self.iso_y},
-            "threshold": self.threshold,
-            "meta": self.meta,
-        }
-
-    @classmethod
-    def load(cls, path: Path = MODEL_PATH) -> Calibration:
-        if not path.exists():
-            return cls()
-        d = json.loads(path.read_text(encoding="utf-8"))
-        iso = d.get("isotonic") or {}
-        return cls(float(d.get("base", 0.0)), d.get("trees", []), d.get("features", list(FEATURES)),
-                   iso.get("x", []), iso.get("y", []), d.get("threshold", DEFAULT_THRESHOLD), d.get("meta", {}))
-
-
-_MODEL: Calibration | None = None
-
-
-def get_model() -> Calibration:
-    global _MODEL
-    if _MODEL is None:
-        _MODEL = Calibration.load()
-    return _MODEL
-
-
 def iter_cells(rec: FormRecord) -> Iterator[tuple[str, int | None, str, Value, str, dict[str, Value] | None]]:
     """(section, row index or None, key, value, row) for every cell of a record, once each."""
-    from .lexicon import get_matcher
+    from ..lexicon import get_matcher
 
     m = get_matcher()
     for key, v in rec.fields.items():
@@ -439,55 +287,6 @@ def iter_cells(rec: FormRecord) -> Iterator[tuple[str, int | None, str, Value, s
     for i, row in enumerate(rec.indicators):
         for key, v in row.items():
             yield "indicators", i, key, v, m.kind("indicators", key), row
-
-
-def score_record(
-    rec: FormRecord,
-    pages: dict[int, PageContext],
-    model: Calibration | None = None,
-    threshold: float | None = None,
-    failed_rules: Sequence[Any] | None = None,
-    peers: Iterable[FormRecord] = (),
-) -> None:
-    """Set every cell's calibrated confidence and needs_review (in place).
-
-    `failed_rules` are the rules of the form's arithmetic that fail (validate.RuleResult, or a
-    plain list of a rule's cells). Where one of a rule's cells is doubtful, that misread explains
-    the failure and goes to review on its own; where all read surely, the form itself is
-    inconsistent, and the rule's cells go to a person (for a sum, the cells stating it).
-    `peers` are the other forms of the same document (see RecordContext.elsewhere).
-    """
-    model = model or get_model()
-    thr = model.threshold if threshold is None else threshold
-    done: set[int] = set()
-    rctx = RecordContext.of(rec, peers)
-    todo: list[Value] = []
-    xs: list[dict[str, float]] = []
-    for section, _i, key, v, kind, row in iter_cells(rec):
-        if id(v) in done:  # a value shared by two keys (funding total row → fields)
-            continue
-        done.add(id(v))
-        ctx = pages.get(v.page or 0) or PageContext()
-        v.evidence.setdefault("conf0", v.confidence)
-        todo.append(v)
-        xs.append(features(v, kind, section, ctx, row, rctx, key))
-    # one model call for the whole form: features read the stages' scores (conf0), never a
-    # calibrated one, so predicting after collecting them all gives the same values
-    for v, p in zip(todo, model.predict_many(xs), strict=True):
-        if math.isnan(p):
-            p = v.confidence  # no fitted model: the stages' own product of scores
-        if v.evidence.get("unread_ink"):
-            # a cell with ink that nothing read is not known to be blank, whatever else the
-            # model sees (the dev corpus, fitted on, had few such cells: white text on colour)
-            p = min(p, UNREAD_INK_MAX)
-        v.confidence = p
-        v.needs_review = bool(p < thr)
-    for rule in failed_rules or []:
-        sure = [c for c in getattr(rule, "cells", rule) if c is not None]
-        if all(not c.needs_review for c in sure):
-            for c in getattr(rule, "to_flag", sure):
-                if c is not None:
-                    c.needs_review = True
 
 
 def record_evidence(rec: FormRecord, pages: dict[int, PageContext]) -> list[dict[str, Any]]:
@@ -540,92 +339,5 @@ def record_features(
     for section, i, key, v, kind, row in iter_cells(rec):
         ctx = pages.get(v.page or 0) or PageContext()
         out.append({"form_index": rec.form_index, "section": section, "row": i, "key": key,
-                    "x": features(v, kind, section, ctx, row, rctx, key)})
+                    "x": cell_features(v, kind, section, ctx, row, rctx, key)})
     return out
-
-
-# --- fitting ---------------------------------------------------------------------------------
-
-
-def _grow_tree(
-    X: np.ndarray, binned: np.ndarray, edges: list[np.ndarray], g: np.ndarray, h: np.ndarray,
-    lr: float, lam: float, depth: int, min_hess: float,
-) -> Tree:
-    """One Newton-step tree on gradients g and hessians h: the split of best gain at each node."""
-    nodes: Tree = []
-
-    def build(idx: np.ndarray, level: int) -> int:
-        G, H = float(g[idx].sum()), float(h[idx].sum())
-        k = len(nodes)
-        nodes.append({"v": round(lr * G / (H + lam), 6)})
-        if level == depth or len(idx) < 20:
-            return k
-        best_gain, best_j, best_b = 0.0, -1, -1
-        for j, e in enumerate(edges):
-            nb = len(e) + 1
-            if nb < 2:
-                continue
-            gl = np.cumsum(np.bincount(binned[idx, j], g[idx], nb))[:-1]
-            hl = np.cumsum(np.bincount(binned[idx, j], h[idx], nb))[:-1]
-            ok = (hl >= min_hess) & (H - hl >= min_hess)
-            if not ok.any():
-                continue
-            gain = np.where(ok, gl**2 / (hl + lam) + (G - gl) ** 2 / (H - hl + lam) - G * G / (H + lam), -1.0)
-            b = int(np.argmax(gain))
-            if gain[b] > best_gain:
-                best_gain, best_j, best_b = float(gain[b]), j, b
-        if best_j < 0:
-            return k
-        thr = float(edges[best_j][best_b])
-        go_left = X[idx, best_j] < thr
-        if go_left.all() or not go_left.any():
-            return k
-        nodes[k].update({"f": best_j, "t": round(thr, 6)})
-        nodes[k]["l"] = build(idx[go_left], level + 1)
-        nodes[k]["r"] = build(idx[~go_left], level + 1)
-        return k
-
-    build(np.arange(len(X)), 0)
-    return nodes
-
-
-def fit_trees(
-    X: np.ndarray, y: np.ndarray, rounds: int = 100, lr: float = 0.1, depth: int = 2, lam: float = 1.0,
-    min_hess: float = 3.0, n_bins: int = 32,
-) -> tuple[float, list[Tree]]:
-    """Gradient-boosted trees for log loss (Newton steps), split points from per-feature quantiles."""
-    d = X.shape[1]
-    edges = [np.unique(np.quantile(X[:, j], np.linspace(0, 1, n_bins + 1)[1:-1])) for j in range(d)]
-    binned = np.stack([np.searchsorted(e, X[:, j], side="right") for j, e in enumerate(edges)], 1)
-    mean = float(np.clip(y.mean(), 1e-4, 1 - 1e-4))
-    base = float(np.log(mean / (1 - mean)))
-    F = np.full(len(X), base)
-    trees: list[Tree] = []
-    for _ in range(rounds):
-        p = 1 / (1 + np.exp(-F))
-        tree = _grow_tree(X, binned, edges, y - p, p * (1 - p) + 1e-9, lr, lam, depth, min_hess)
-        trees.append(tree)
-        F += np.array([_tree_value(tree, list(r)) for r in X])
-    return base, trees
-
-
-def fit_isotonic(p: np.ndarray, y: np.ndarray, n_knots: int = 200) -> tuple[list[float], list[float]]:
-    """Pool-adjacent-violators on (score, outcome), reduced to a few knots for np.interp."""
-    order = np.argsort(p)
-    ps, ys = p[order], y[order].astype(float)
-    blocks: list[list[float]] = []  # [sum_y, count, min_p, max_p]
-    for pi, yi in zip(ps, ys, strict=True):
-        blocks.append([yi, 1.0, pi, pi])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
-            s, c, lo, hi = blocks.pop()
-            blocks[-1][0] += s
-            blocks[-1][1] += c
-            blocks[-1][3] = hi
-    xs, vs = [], []
-    for s, c, lo, hi in blocks:
-        xs.append((lo + hi) / 2)
-        vs.append(s / c)
-    if len(xs) > n_knots:  # keep the map small; np.interp between knots is monotone too
-        idx = np.unique(np.linspace(0, len(xs) - 1, n_knots).round().astype(int))
-        xs, vs = [xs[i] for i in idx], [vs[i] for i in idx]
-    return [round(float(a), 6) for a in xs], [round(float(b), 6) for b in vs]

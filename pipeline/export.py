@@ -225,8 +225,15 @@ def review_entries(input_path: Path, records: list[FormRecord]) -> list[dict[str
     out = []
     for rec in records:
         sha = str(rec.extra_source.get("sha256", ""))
+        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
         for section, row, key, v, _kind, _row in iter_cells(rec):
             if not v.needs_review:
+                continue
+            # a merged cell (一级/二级指标) is repeated down the rows it spans: one entry, whose
+            # decision lands on every row it covers
+            span = (section, key, v.page, tuple(v.bbox), v.raw) if row is not None and v.bbox else None
+            if span is not None and span in merged:
+                merged[span]["rows"].append(row)
                 continue
             rid = "-" if row is None else str(row)
             out.append({
@@ -236,6 +243,7 @@ def review_entries(input_path: Path, records: list[FormRecord]) -> list[dict[str
                 "form_index": rec.form_index,
                 "section": section,
                 "row": row,
+                "rows": [row],
                 "key": key,
                 "label": v.label,
                 "value": v.value,
@@ -248,6 +256,8 @@ def review_entries(input_path: Path, records: list[FormRecord]) -> list[dict[str
                 "crop": None,
                 "row_crop": None,
             })
+            if span is not None:
+                merged[span] = out[-1]
     return out
 
 
@@ -281,7 +291,10 @@ def write_review_part(out_dir: Path, input_path: Path, records: list[FormRecord]
 
 
 def combine_review_queue(out_dir: Path, stems: Iterable[str] | None = None) -> Path:
-    """`review/queue.jsonl`: every file's entries (of `stems`, or all parts), least confident first."""
+    """`review/queue.jsonl`: every file's entries (of `stems`, or all parts), least confident first,
+    each with its `group` (entries across the folder that read the same, see review.groups)."""
+    from .review.groups import assign_groups
+
     parts_dir = out_dir / REVIEW_DIR / "parts"
     wanted = set(stems) if stems is not None else None
     entries: list[dict[str, Any]] = []
@@ -290,9 +303,22 @@ def combine_review_queue(out_dir: Path, stems: Iterable[str] | None = None) -> P
             continue
         entries += [json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line.strip()]
     entries.sort(key=lambda e: (e["confidence"], e["file"], e["form_index"], e["section"], e["row"] or 0, e["key"]))
+    assign_groups(entries, out_dir / REVIEW_DIR)
     path = out_dir / REVIEW_DIR / "queue.jsonl"
     write_jsonl(path, entries)
     return path
+
+
+def review_queue_counts(out_dir: Path) -> dict[str, int]:
+    """Cells to review (a merged cell counts each row it covers), queue entries, and groups:
+    the decisions a reviewer needs."""
+    from .review.groups import cells_of
+
+    path = out_dir / REVIEW_DIR / "queue.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    entries = [json.loads(line) for line in lines if line.strip()]
+    return {"cells": sum(cells_of(e) for e in entries), "entries": len(entries),
+            "groups": len({e.get("group", e["id"]) for e in entries})}
 
 
 def write_features(out_dir: Path, input_path: Path, rows: list[dict[str, Any]]) -> Path:

@@ -39,13 +39,13 @@ def read_queue(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def output_cell(out: Path, entry: dict[str, Any]) -> dict[str, Any]:
-    """The entry's cell as it stands in `<out>/<stem>.json`."""
+def output_cell(out: Path, entry: dict[str, Any], row: int | None = None) -> dict[str, Any]:
+    """The entry's cell (at `row`, for a merged cell's other rows) as it stands in `<out>/<stem>.json`."""
     recs = json.loads((out / f"{Path(entry['file']).stem}.json").read_text(encoding="utf-8"))
     (rec,) = [r for r in recs if r["source"]["form_index"] == entry["form_index"]]
     if entry["section"] == "fields":
         return rec["fields"][entry["key"]]
-    return rec[entry["section"]][entry["row"]][entry["key"]]
+    return rec[entry["section"]][entry["row"] if row is None else row][entry["key"]]
 
 
 def jsonl_cell(out: Path, entry: dict[str, Any]) -> dict[str, Any]:

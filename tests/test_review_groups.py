@@ -1,0 +1,139 @@
+"""Groups in the review queue, on a real pipeline output: cells that read the same get one
+decision; a merged cell is one entry; crops that differ never join; split and undo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from review_fixtures import fresh_output, jsonl_cell, output_cell, read_queue
+
+from pipeline import export
+from pipeline.review.groups import norm_text
+from pipeline.review.session import ReviewSession
+
+
+@pytest.fixture
+def out(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fresh_output(tmp_path_factory.getbasetemp(), tmp_path / "out")
+
+
+def _groups(queue: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    g: dict[str, list[dict[str, Any]]] = {}
+    for e in queue:
+        g.setdefault(e["group"], []).append(e)
+    return g
+
+
+def _cells(entries: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int | None]]:
+    return [(e, r) for e in entries for r in e["rows"]]
+
+
+def _multi(queue: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A group of two or more entries (over two rows or more, so not one merged cell)."""
+    return next(m for m in _groups(queue).values() if len(m) >= 2)
+
+
+def test_queue_entries_carry_group_and_size(out: Path) -> None:
+    queue = read_queue(out)
+    groups = _groups(queue)
+    assert len(groups) < len(queue)  # the sample repeats readings (weights, 100%, indicator kinds)
+    for members in groups.values():
+        assert {e["group_size"] for e in members} == {len(members)}
+        # one key, one reading (the scorer's normalisation), one value in a group
+        assert len({(e["section"], e["key"], norm_text(e["raw"]), json.dumps(e["value"])) for e in members}) == 1
+    report = json.loads((out / "run_report.json").read_text(encoding="utf-8"))
+    assert (report["review_entries"], report["review_groups"]) == (len(queue), len(groups))
+    assert report["review_cells"] == sum(len(e["rows"]) for e in queue)
+    md = (out / "run_report.md").read_text(encoding="utf-8")
+    assert f"{len(groups)} groups to review" in md
+
+
+def test_merged_level1_cell_is_one_entry_and_its_decision_lands_on_every_row(out: Path) -> None:
+    queue = read_queue(out)
+    merged = next(e for e in queue if e["key"] == "level1" and len(e["rows"]) > 1)
+    # no other entry for a row it covers
+    others = [e for e in queue if e["key"] == "level1" and e["form_index"] == merged["form_index"]
+              and e["id"] != merged["id"]]
+    assert not set(merged["rows"]) & {r for e in others for r in e["rows"]}
+    recs = json.loads((out / "d025.json").read_text(encoding="utf-8"))
+    bbox = recs[0]["indicators"][merged["rows"][0]]["level1"]["bbox"]
+    assert [recs[0]["indicators"][r]["level1"]["bbox"] for r in merged["rows"]] == [bbox] * len(merged["rows"])
+    s = ReviewSession(out, "dora")
+    s.split(merged["id"])  # on its own, so only this entry's rows are decided
+    o = s.decide(merged["id"], "set", text="产出指标")
+    s.close()
+    assert o.cells == len(merged["rows"])
+    for r in merged["rows"]:
+        c = output_cell(out, merged, r)
+        assert (c["value"], c["reviewed"]) == ("产出指标", True)
+
+
+def test_one_decision_for_the_group_each_cell_audited_undo_takes_it_all_back(out: Path) -> None:
+    queue = read_queue(out)
+    members = _multi(queue)
+    before = {(e["id"], r): output_cell(out, e, r) for e, r in _cells(members)}
+    s = ReviewSession(out, "erin")
+    o = s.decide(members[-1]["id"], "set", text="77" if isinstance(members[0]["value"], (int, float)) else "改正")
+    want = o.value
+    assert o.cells == len(before) >= 2
+    for e, r in _cells(members):
+        for c in (output_cell(out, e, r), jsonl_cell(out, e) if r == e["row"] else output_cell(out, e, r)):
+            assert (c["value"], c["reviewed"], c["confidence"]) == (want, True, 1.0)
+    trail = s.store.audit()
+    assert len(trail) == len(before) and {a["action"] for a in trail} == {"set"}
+    assert {(a["row"], a["file"]) for a in trail} == {(r, e["file"]) for e, r in _cells(members)}
+    # undo takes back the whole group decision
+    u = s.undo()
+    assert u is not None and u.cells == len(before)
+    for e, r in _cells(members):
+        assert output_cell(out, e, r) == before[(e["id"], r)]
+    assert s.decisions() == {} and s.undo() is None
+    s.close()
+
+
+def test_a_split_cell_is_decided_on_its_own(out: Path) -> None:
+    queue = read_queue(out)
+    members = _multi(queue)
+    odd, rest = members[0], members[1:]
+    s = ReviewSession(out, "finn")
+    s.split(odd["id"])
+    assert s.item(odd["id"]).group != s.item(rest[0]["id"]).group
+    assert s.item(rest[0]["id"]).group_size == len(rest)
+    s.decide(rest[0]["id"], "accept")
+    assert not output_cell(out, odd).get("reviewed")
+    for e, r in _cells(rest):
+        assert output_cell(out, e, r)["reviewed"] is True
+    s.decide(odd["id"], "set", text="")
+    assert output_cell(out, odd)["value"] is None
+    # the split is kept in the decisions file: a new session sees it
+    s.close()
+    s = ReviewSession(out)
+    assert s.item(odd["id"]).group.startswith("split:")
+    s.close()
+    con = sqlite3.connect(out / "review" / "decisions.sqlite")
+    assert con.execute("SELECT count(*) FROM splits").fetchone()[0] == 1
+
+
+def test_crops_that_differ_never_join(out: Path) -> None:
+    """Same key, same reading, same value, but one crop shows other ink: it leaves the group."""
+    queue = read_queue(out)
+    members = _multi(queue)
+    # another cell's crop with different text under the first member's crop name
+    other = next(e for e in queue if e["group"] != members[0]["group"] and e["crop"]
+                 and norm_text(e["raw"]) != norm_text(members[0]["raw"]) and len(norm_text(e["raw"])) > 3)
+    review = out / "review"
+    shutil.copyfile(review / other["crop"], review / members[0]["crop"])
+    export.combine_review_queue(out)
+    after = {e["id"]: e for e in read_queue(out)}
+    assert after[members[0]["id"]]["group"] != after[members[1]["id"]]["group"]
+    assert after[members[0]["id"]]["group_size"] == 1
+    # and put back, it rejoins (the check is on the crops, nothing else changed)
+    copy = fresh_output(out.parent, out.parent / "again")
+    export.combine_review_queue(copy)
+    again = {e["id"]: e for e in read_queue(copy)}
+    assert again[members[0]["id"]]["group"] == again[members[1]["id"]]["group"]

@@ -25,10 +25,11 @@ def run_pipeline(inp: Path, out: Path) -> subprocess.CompletedProcess[str]:
     or re-applying the decisions would go untested. A review threshold of 1.0 queues every cell
     (a clean scan's numbers are otherwise accepted, and which ones are depends on the OCR and
     the confidence model), so the tests have numbers and text to edit whatever those read.
+    --features: the reviewed cells are training data (`scanforms calibrate --reviews`).
     """
     env = dict(os.environ, SCANFORMS_OCR_CACHE=str(CACHE))
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", str(inp), "--out", str(out), "-q", "--force",
+        [sys.executable, "-m", "pipeline.cli", "run", str(inp), "--out", str(out), "-q", "--force", "--features",
          "--review-threshold", "1.0"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=True,
     )

@@ -137,3 +137,38 @@ def test_crops_that_differ_never_join(out: Path) -> None:
     export.combine_review_queue(copy)
     again = {e["id"]: e for e in read_queue(copy)}
     assert again[members[0]["id"]]["group"] == again[members[1]["id"]]["group"]
+
+
+def test_reviewed_cells_become_calibration_data_and_terms(out: Path, tmp_path: Path) -> None:
+    """Accepted cells are right, corrected ones wrong, with the features the pipeline saw."""
+    from pipeline import calibrate, confidence
+    from pipeline.cli import main
+
+    queue = read_queue(out)
+    s = ReviewSession(out, "gus")
+    level1 = next(e for e in queue if e["key"] == "level1")
+    s.split(level1["id"])
+    s.decide(level1["id"], "set", text="新型一级指标")  # no such term in the vocabulary
+    number = next(e for e in queue if e["group_size"] == 1 and len(e["rows"]) == 1
+                  and isinstance(e["value"], (int, float)) and not isinstance(e["value"], bool))
+    s.decide(number["id"], "set", text=str(number["value"] + 7))
+    accepted = [e for e in queue if e["group_size"] == 1 and len(e["rows"]) == 1
+                and e["id"] != number["id"] and e["value"] is not None][:5]
+    for e in accepted:
+        s.decide(e["id"], "accept")
+    s.close()
+    X, y, files = calibrate.review_set(out)
+    assert len(X) == len(level1["rows"]) + 1 + len(accepted) and len(X[0]) == len(confidence.FEATURES)
+    assert sorted(y) == [0.0] * (len(level1["rows"]) + 1) + [1.0] * len(accepted)
+    # the features are those of the record before review: the corrected number's own
+    # evidence, not a reviewed cell's (whose OCR evidence would be gone)
+    feats = calibrate.load_features(out)
+    key = (number["file"], number["form_index"], number["section"], number["row"], number["key"])
+    assert key in feats
+    assert main(["calibrate", "--reviews", str(out), "--dry-run"]) == 0
+    terms = tmp_path / "terms.yaml"
+    assert main(["review", "--out", str(out), "--export-terms", str(terms)]) == 0
+    import yaml
+
+    data = yaml.safe_load(terms.read_text(encoding="utf-8"))
+    assert data == {"level1": ["新型一级指标"]}

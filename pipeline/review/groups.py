@@ -18,23 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..evaluate import norm_text  # the scorer's normalisation: NFKC, whitespace removed
 
 CROP_MARGIN = 12  # export._crop_jpeg's margin round the cell box
 RULE_TRIM = 5  # a few more pixels, for the cell's own rulings
 SIG_H, SIG_W = 12, 48  # the grid the ink is scaled to
 CROP_MATCH = 0.80  # correlation of two crops' ink, scaled, to be called the same print
 ASPECT_TOLERANCE = 0.25  # ink-box width/height ratios may differ by this factor
-
-
-def norm_text(v: Any) -> str:
-    """The scorer's text normalisation: NFKC, no whitespace."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(v)))
 
 
 def reading_key(e: dict[str, Any]) -> tuple[str, str, str, str] | None:

@@ -293,7 +293,7 @@ def write_review_part(out_dir: Path, input_path: Path, records: list[FormRecord]
 def combine_review_queue(out_dir: Path, stems: Iterable[str] | None = None) -> Path:
     """`review/queue.jsonl`: every file's entries (of `stems`, or all parts), least confident first,
     each with its `group` (entries across the folder that read the same, see review.groups)."""
-    from .review.groups import assign_groups
+    from .review.groups import assign_groups, merge_spanning
 
     parts_dir = out_dir / REVIEW_DIR / "parts"
     wanted = set(stems) if stems is not None else None
@@ -303,6 +303,7 @@ def combine_review_queue(out_dir: Path, stems: Iterable[str] | None = None) -> P
             continue
         entries += [json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line.strip()]
     entries.sort(key=lambda e: (e["confidence"], e["file"], e["form_index"], e["section"], e["row"] or 0, e["key"]))
+    entries = merge_spanning(entries)
     assign_groups(entries, out_dir / REVIEW_DIR)
     path = out_dir / REVIEW_DIR / "queue.jsonl"
     write_jsonl(path, entries)

@@ -172,3 +172,29 @@ def test_reviewed_cells_become_calibration_data_and_terms(out: Path, tmp_path: P
 
     data = yaml.safe_load(terms.read_text(encoding="utf-8"))
     assert data == {"level1": ["新型一级指标"]}
+
+
+def _print(text: str, dx: int, dy: int, noise: float, seed: int) -> Any:
+    """A cell crop as the queue writer cuts it: the cell's rules 12 px in, grey print, grain."""
+    import cv2
+    import numpy as np
+
+    img = np.full((70, 110), 245, np.uint8)
+    cv2.rectangle(img, (12, 12), (97, 57), 40, 2)
+    cv2.putText(img, text, (40 + dx, 42 + dy), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 60, 1, cv2.LINE_AA)
+    img = cv2.GaussianBlur(img, (3, 3), 0)
+    grain = np.random.default_rng(seed).normal(0, noise, img.shape)
+    return np.clip(img.astype(float) + grain, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("10", "10", True), ("95%", "95%", True), ("5", "5", True),
+    ("10", "18", False), ("95%", "96%", False), ("100", "108", False), ("12", "17", False), ("5", "6", False),
+])
+def test_crop_check_tells_one_glyph_apart(a: str, b: str, same: bool) -> None:
+    """Two prints, shifted and with other grain: the same text matches, one glyph changed does not."""
+    from pipeline.review.groups import crop_signature, crops_match
+
+    sa, sb = crop_signature(_print(a, 0, 0, 8, 1)), crop_signature(_print(b, 3, -2, 12, 2))
+    assert sa is not None and sb is not None
+    assert crops_match(sa, sb) is same

@@ -15,6 +15,8 @@
 
   field.focus();
   field.select();
+  const here = document.querySelector(".queue a.q.current");
+  if (here) here.scrollIntoView({block: "center"});
 
   function go(id) {
     if (id) window.location.href = "/?item=" + encodeURIComponent(id);

@@ -134,7 +134,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _progress(
         f"done: {report['inputs'] - len(failures)}/{report['inputs']} files "
         f"({report['processed']} processed, {report['skipped']} unchanged), {report['forms']} forms, "
-        f"{len(failures)} failed, {report['review_cells']} cells to review, {time.perf_counter() - t0:.1f}s -> {out}"
+        f"{len(failures)} failed, {report['review_cells']} cells to review "
+        f"({report.get('review_groups', 0)} groups), {time.perf_counter() - t0:.1f}s -> {out}"
     )
     if report["removed"]:
         _progress(f"  {len(report['removed'])} file(s) gone since the last run: see {out / 'run_report.md'}")

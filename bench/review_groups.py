@@ -4,7 +4,8 @@
 
 OUT is a `scanforms run` output folder (left untouched: its `review/` is copied to a temp
 folder and the queue rebuilt there with this version's grouping, so an output written by
-an older version is measured too). Reports the cells queued (a merged cell counts every row
+an older version is measured too; such parts get their cells' OCR score profile from
+OUT/features/, so run it with `--features`). Reports the cells queued (a merged cell counts every row
 it covers), queue entries, groups (the decisions a reviewer makes), their ratio to the
 cells, and wrong groups: a group whose cells do not all have the same truth value by the
 scorer's rules (`pipeline.evaluate.same`, as `eval/score.py`), which one decision would
@@ -26,7 +27,31 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline import evaluate, export  # noqa: E402
-from pipeline.review.groups import cells_of  # noqa: E402
+from pipeline.review.groups import cells_of, row_in_cell  # noqa: E402
+
+
+def _add_ocr_profile(out: Path, parts: Path) -> None:
+    """Parts written before the queue carried `ocr_min` and `in_cell`: take them from the run's
+    features/ and records."""
+    ev: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for f in sorted((out / "features").glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                r = json.loads(line)
+                ev[(r["file"], r["form_index"], r["section"], r["row"], r["key"])] = r.get("evidence") or {}
+    records = evaluate.load_records(out)
+    for part in sorted(parts.glob("*.jsonl")):
+        entries = [json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line.strip()]
+        for e in entries:
+            rec = records.get((e["file"], e["form_index"]))
+            if "in_cell" not in e and rec is not None and e["row"] is not None and e["bbox"]:
+                row = (rec.get(e["section"]) or [])[e["row"]]
+                cells = [(c.get("page"), c.get("bbox")) for c in row.values() if isinstance(c, dict)]
+                e["in_cell"] = row_in_cell(e["page"], e["bbox"], cells)
+            if "ocr_min" not in e:
+                m = ev.get((e["file"], e["form_index"], e["section"], e["row"], e["key"]), {}).get("ocr_min")
+                e["ocr_min"] = None if m is None else round(float(m), 4)
+        export.write_jsonl(part, entries)
 
 
 def measure(out: Path, truth: Path) -> dict[str, Any]:
@@ -34,6 +59,7 @@ def measure(out: Path, truth: Path) -> dict[str, Any]:
         copy = Path(tmp)
         shutil.copytree(out / export.REVIEW_DIR, copy / export.REVIEW_DIR,
                         ignore=shutil.ignore_patterns("decisions.sqlite*", "queue.jsonl"))
+        _add_ocr_profile(out, copy / export.REVIEW_DIR / "parts")
         path = export.combine_review_queue(copy)
         entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     scored, _n, _missing = evaluate.score_folder(truth, out)

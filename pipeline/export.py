@@ -221,21 +221,16 @@ def _crop_jpeg(image: np.ndarray, box: tuple[int, int, int, int], mark: tuple[in
 def review_entries(input_path: Path, records: list[FormRecord]) -> list[dict[str, Any]]:
     """One queue entry per cell flagged for review (needs_review), in the format the review app reads."""
     from .confidence import iter_cells
+    from .review.groups import merge_spanning, row_in_cell
 
     out = []
     for rec in records:
         sha = str(rec.extra_source.get("sha256", ""))
-        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for section, row, key, v, _kind, _row in iter_cells(rec):
+        for section, row, key, v, _kind, cells in iter_cells(rec):
             if not v.needs_review:
                 continue
-            # a merged cell (一级/二级指标) is repeated down the rows it spans: one entry, whose
-            # decision lands on every row it covers
-            span = (section, key, v.page, tuple(v.bbox), v.raw) if row is not None and v.bbox else None
-            if span is not None and span in merged:
-                merged[span]["rows"].append(row)
-                continue
             rid = "-" if row is None else str(row)
+            in_cell = cells is None or not v.bbox or row_in_cell(v.page, v.bbox, [(c.page, c.bbox) for c in cells.values()])
             out.append({
                 "id": f"{sha[:12]}:{rec.form_index}:{section}:{rid}:{key}",
                 "file": input_path.name,
@@ -255,10 +250,14 @@ def review_entries(input_path: Path, records: list[FormRecord]) -> list[dict[str
                 "bbox": list(v.bbox) if v.bbox else None,
                 "crop": None,
                 "row_crop": None,
+                # the crop's own OCR score profile: its least sure character (groups trust a
+                # reading every character of which is sure)
+                "ocr_min": round(float(v.evidence["ocr_min"]), 4) if "ocr_min" in v.evidence else None,
+                "in_cell": in_cell,  # False: the row borrowed this value from a cell it is not in
             })
-            if span is not None:
-                merged[span] = out[-1]
-    return out
+    # a merged cell (一级/二级指标) is repeated down the rows it spans: one entry, whose
+    # decision lands on every row it covers
+    return merge_spanning(out)
 
 
 def write_review_part(out_dir: Path, input_path: Path, records: list[FormRecord], pages: list[PageResult]) -> list[Path]:

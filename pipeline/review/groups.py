@@ -27,6 +27,12 @@ import numpy as np
 
 from ..evaluate import norm_text  # the scorer's normalisation: NFKC, whitespace removed
 
+INK_DARKER = 25  # grey levels under the paper that are ink
+BLANK_DARKER = 18  # ... when looking for any print at all in a cell read as blank
+OCR_SURE = 0.99  # every character at this OCR score or more: the reading is the crop's text
+ROW_HEIGHT_TOLERANCE = 1.6  # per-row heights of two cells may differ by this factor
+LONG_READING = 8  # characters: two different texts of this length do not read the same (see _joins)
+OCR_FAIR = 0.9  # under this, a reading joins no group by its print alone
 CROP_MARGIN = 12  # export._crop_jpeg's margin round the cell box
 RULE_SHARE = 0.6  # a row or column of the crop this dark is a ruling
 RULE_WIDTH = 6  # pixels: a ruling is at most this thick at 200 DPI
@@ -43,13 +49,27 @@ ASPECT_TOLERANCE = 0.25  # ink-box width/height ratios may differ by this factor
 
 def reading_key(e: dict[str, Any]) -> tuple[str, str, str, str] | None:
     """What must be equal for two entries to group; None: this entry never groups."""
-    raw = norm_text(e.get("raw") or "")
-    if not raw or not e.get("crop"):
+    if not e.get("crop") or e.get("shared_cell"):
         return None
+    raw = norm_text(e.get("raw") or "")
     return (str(e["section"]), str(e["key"]), raw, json.dumps(e.get("value"), ensure_ascii=False, sort_keys=True))
 
 
-def crop_signature(image: np.ndarray) -> tuple[np.ndarray, float] | None:
+def ocr_sure(e: dict[str, Any]) -> bool:
+    """Every character of the reading recognised at OCR_SURE or more (the crop's own OCR
+    score profile), or read from a healthy text layer."""
+    m = e.get("ocr_min")
+    return m is not None and float(m) >= OCR_SURE
+
+
+def blank_crop(image: np.ndarray) -> bool:
+    """No print in the cell at all, looked for harder than for a signature: a reading of
+    nothing groups only with readings of nothing that show nothing (faint text the OCR missed
+    is no blank)."""
+    return crop_signature(image, BLANK_DARKER) is None
+
+
+def crop_signature(image: np.ndarray, darker: float = INK_DARKER) -> tuple[np.ndarray, float] | None:
     """The crop's text ink, cut to its box (0 paper .. 1 darkest), and the box's aspect ratio
     (width / height); None when the crop holds no ink.
 
@@ -65,7 +85,7 @@ def crop_signature(image: np.ndarray) -> tuple[np.ndarray, float] | None:
         g = g[CROP_MARGIN:-CROP_MARGIN, CROP_MARGIN:-CROP_MARGIN]  # the cell box (rules at or near its edge)
     h, w = g.shape
     paper = float(np.percentile(g, 75))
-    dark = cv2.GaussianBlur(g, (3, 3), 0) < paper - 25  # blurred: grain is no ink
+    dark = cv2.GaussianBlur(g, (3, 3), 0) < paper - darker  # blurred: grain is no ink
     ink = dark.astype(np.uint8) * 255
     # rulings: rows / columns mostly dark (a faint rule breaks up at this threshold, so a
     # run-length test would miss it), and a pixel either side
@@ -146,26 +166,85 @@ def _load_signature(review_dir: Path, crop: str) -> tuple[np.ndarray, float] | N
     return None if img is None else crop_signature(img)
 
 
+def _clean_term(raw: str, key: str) -> bool:
+    """Is a 一级/二级指标 cell's reading exactly a vocabulary term (points suffix aside)?"""
+    from ..lexicon import indicator_terms
+    from ..values import nfkc, split_level1
+
+    name = split_level1(raw)[0] if key.startswith("level1") else raw
+    term_key = "level1" if key.startswith("level1") else "level2"
+    return norm_text(nfkc(name)) in indicator_terms().get(term_key, frozenset())
+
+
+def row_in_cell(page: int | None, bbox: Any, row_cells: Any) -> bool:
+    """Does a row lie in a (merged) cell: is some other cell of the row, `(page, bbox)` each,
+    on the cell's page with its middle inside the cell's height? A row that borrowed the
+    value of a cell it is not in (a label carried over a page break, a blank piece that took
+    its neighbour's label) is not part of that cell's span."""
+    others = [(p, b) for p, b in row_cells if b and tuple(b) != tuple(bbox)]
+    if not others:
+        return True
+    return any(p == page and bbox[1] <= (b[1] + b[3]) / 2 <= bbox[3] for p, b in others)
+
+
 def merge_spanning(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per cell: a merged cell (一级/二级指标) the records repeat down the rows it
-    spans, queued once per row, becomes one entry whose `rows` are all of them. The queue
-    writer already does this per file; here for parts an older version wrote."""
+    spans, queued once per row, becomes one entry whose `rows` are all of them.
+
+    Only when its reading is a vocabulary term: a cell whose text runs two labels together
+    (可持续影响指标服务对象满意度指标) or carries other text is a merge across a rule the grid
+    missed, and its rows differ (measured on the dev corpus: every span whose rows' truths
+    differ read as no term). Such rows stay one entry each, marked `shared_cell`, and
+    never group: each is decided on its own. The queue writer calls this per file; the
+    combiner again, for parts an older version wrote."""
     out: list[dict[str, Any]] = []
-    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    spans: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for e in entries:
         e.setdefault("rows", [e.get("row")])
-        span = None
-        if e.get("row") is not None and e.get("bbox"):
+        if e.get("row") is not None and e.get("bbox") and len(e["rows"]) == 1:
             span = (e["file"], e["sha256"], e["form_index"], e["section"], e["key"], e.get("page"),
                     tuple(e["bbox"]), e.get("raw"))
-        if span is not None and span in seen:
-            first = seen[span]
-            first["rows"] = sorted(set(first["rows"]) | set(e["rows"]))
-            continue
-        if span is not None:
-            seen[span] = e
-        out.append(e)
+            spans.setdefault(span, []).append(e)
+    for e in entries:
+        span = None
+        if e.get("row") is not None and e.get("bbox") and len(e["rows"]) == 1:
+            span = (e["file"], e["sha256"], e["form_index"], e["section"], e["key"], e.get("page"),
+                    tuple(e["bbox"]), e.get("raw"))
+        same = [x for x in spans.get(span, [e]) if x.get("in_cell", True)] if span is not None else [e]
+        if not e.get("in_cell", True):
+            e["shared_cell"] = True  # a borrowed value: decided on its own
+            out.append(e)
+        elif len(same) == 1:
+            out.append(e)
+        elif _clean_term(str(e.get("raw") or ""), str(e["key"])):
+            if same[0] is e:
+                e["rows"] = sorted({r for x in same for r in x["rows"]})
+                out.append(e)
+        else:
+            e["shared_cell"] = True
+            out.append(e)
     return out
+
+
+def _row_heights_agree(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Cells of one shape: a cell as tall as two printed rows (the grid lost a rule, so its
+    row holds what truth has in two) is not like one a row high, whatever it reads."""
+    ha = (a["bbox"][3] - a["bbox"][1]) / max(1, len(a.get("rows") or [None]))
+    hb = (b["bbox"][3] - b["bbox"][1]) / max(1, len(b.get("rows") or [None]))
+    return max(ha, hb) <= ROW_HEIGHT_TOLERANCE * max(1, min(ha, hb))
+
+
+def _joins(a: dict[str, Any], b: dict[str, Any], sa: Any, sb: Any) -> bool:
+    """Two entries of one reading hold the same text: both readings OCR-sure, or one print
+    that the OCR read without much doubt (a blurred 5 read as 3 looks like a blurred 3)."""
+    if not _row_heights_agree(a, b):
+        return False
+    if ocr_sure(a) and ocr_sure(b):
+        return True
+    fair = all(e.get("ocr_min") is None or float(e["ocr_min"]) >= OCR_FAIR for e in (a, b))
+    if fair and len(norm_text(a.get("raw") or "")) >= LONG_READING and all(e.get("ocr_min") is not None for e in (a, b)):
+        return True  # two prints of one long text in other fonts or wrapped otherwise
+    return fair and crops_match(sa, sb)
 
 
 def assign_groups(entries: list[dict[str, Any]], review_dir: Path) -> None:
@@ -178,20 +257,26 @@ def assign_groups(entries: list[dict[str, Any]], review_dir: Path) -> None:
         if k is not None:
             buckets.setdefault(k, []).append(i)
     group_of: dict[int, str] = {}
-    for members in buckets.values():
+    for k, members in buckets.items():
         if len(members) == 1:
             continue
-        sigs = {i: _load_signature(review_dir, str(entries[i]["crop"])) for i in members}
         clusters: list[list[int]] = []
-        for i in members:
-            if sigs[i] is None:
-                continue
-            for c in clusters:
-                if all(crops_match(sigs[i], sigs[j]) for j in c):  # type: ignore[arg-type]
-                    c.append(i)
-                    break
-            else:
-                clusters.append([i])
+        if not k[2]:  # read as blank: those whose crops show nothing are one group
+            import cv2
+
+            imgs = {i: cv2.imread(str(review_dir / str(entries[i]["crop"])), cv2.IMREAD_GRAYSCALE) for i in members}
+            clusters = [[i for i in members if imgs[i] is not None and blank_crop(imgs[i])]]
+        else:
+            sigs = {i: _load_signature(review_dir, str(entries[i]["crop"])) for i in members}
+            for i in members:
+                if sigs[i] is None:
+                    continue
+                for c in clusters:
+                    if all(_joins(entries[i], entries[j], sigs[i], sigs[j]) for j in c):
+                        c.append(i)
+                        break
+                else:
+                    clusters.append([i])
         for c in clusters:
             if len(c) > 1:
                 gid = "g-" + hashlib.sha1(str(entries[c[0]]["id"]).encode()).hexdigest()[:12]

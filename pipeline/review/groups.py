@@ -3,17 +3,23 @@
 Two queue entries are in one group when
 - they share section, key, typed value and raw reading after the scorer's normalisation
   (NFKC, whitespace removed: `eval/score.py`'s `norm_text`), and
-- their crops look alike: each crop's print (the cell's rulings, cut-off rule stubs and scan
-  specks taken out, the ink cut to its box) scaled to 24 px high and one width, aligned at
-  the best shift of up to 2 px, correlates with every other member's at CROP_MATCH as a
-  whole and at GLYPH_MATCH in every glyph-wide window (one changed glyph of a long reading,
-  10 / 18 or 95% / 96%, barely moves the whole's figure but sinks its window's), and the
-  ink boxes' aspect ratios agree within ASPECT_TOLERANCE. Complete linkage: a cell joins a
-  group only if it matches all of it, so a chain of near matches never joins two prints.
+- their crops hold that text: both readings OCR-sure (every character scored >= OCR_SURE;
+  on the dev corpus no two different truths read alike at that level, the worst wrong
+  pair scored 0.976), or LONG_READING+ characters both scored >= OCR_FAIR, or else (both
+  scored >= OCR_FAIR, or from a text layer) their prints look alike: each crop's print
+  (the cell's rulings, cut-off rule stubs and scan specks taken out, the ink cut to its
+  box) scaled to 24 px high and one width, aligned at the best shift of up to 2 px,
+  correlates at CROP_MATCH as a whole and at GLYPH_MATCH in every glyph-wide window (one
+  changed glyph of a long reading, 10 / 18 or 95% / 96%, barely moves the whole's figure
+  but sinks its window's), with ink boxes' aspect ratios within ASPECT_TOLERANCE, and
+- whichever way, the cells' per-row heights agree within ROW_HEIGHT_TOLERANCE.
+Complete linkage: a cell joins a group only if it matches every member, so a chain of
+near matches never joins two prints.
 
-An empty reading never groups (a blank read says nothing about what is printed), nor
-does an entry without a crop. Entries are the pipeline's queue entries: a merged cell
-repeated down its rows is already one entry there (`rows` lists the rows it covers).
+An empty reading groups only with empty readings whose crops show no print at all (faint
+text the OCR missed is no blank); an entry without a crop, or a `shared_cell`, never
+groups. A merged cell repeated down its rows is one entry (`rows` lists the rows it
+covers; see merge_spanning).
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ def reading_key(e: dict[str, Any]) -> tuple[str, str, str, str] | None:
 
 def ocr_sure(e: dict[str, Any]) -> bool:
     """Every character of the reading recognised at OCR_SURE or more (the crop's own OCR
-    score profile), or read from a healthy text layer."""
+    score profile; a cell read from a text layer has none, and joins by its print)."""
     m = e.get("ocr_min")
     return m is not None and float(m) >= OCR_SURE
 

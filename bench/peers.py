@@ -172,17 +172,17 @@ def measure_ours(pages: list[dict[str, Any]], floor: bool) -> dict[str, tuple[di
     With floor: bare RapidOCR det+rec on the same prepared page image, same engine object.
     """
     sys.path.insert(0, str(REPO))
-    from pipeline import ingest, ocr, process
+    from pipeline import engines, ingest, process
 
     t = time.perf_counter()
-    engine = ocr.RapidOcrEngine()  # the real engine, no cache: this is a timing
+    engine = engines.RapidOcrEngine()  # the real engine, no cache: this is a timing
     load_s = time.perf_counter() - t
     # one-off first-inference costs paid apart, on the top third of the first page (as the peers do)
     t = time.perf_counter()
     first = next(iter(ingest.iter_pages(Path(_source(pages[0])))), None) if pages else None
     if first is not None:
         top = first.image[: first.image.shape[0] // 3]
-        engine.recognize([ocr.crop_quad(top, q) for q in engine.detect(top)])
+        engine.recognize([engines.crop_quad(top, q) for q in engine.detect(top)])
     warmup_s = time.perf_counter() - t
     secs, cpus, units, kinds = [], [], {}, {}
     per_page: dict[tuple[str, int], float] = {}
@@ -209,7 +209,7 @@ def measure_ours(pages: list[dict[str, Any]], floor: bool) -> dict[str, tuple[di
                 img = result.prepared.image
                 t1, c1 = time.perf_counter(), _cpu()
                 quads = engine.detect(img)
-                rec = engine.recognize([ocr.crop_quad(img, q) for q in quads])
+                rec = engine.recognize([engines.crop_quad(img, q) for q in quads])
                 fsecs.append(time.perf_counter() - t1)
                 fcpus.append(_cpu() - c1)
                 funits[_page_key(p)] = [r[0] for r in rec]

@@ -12,6 +12,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 venvs="$here/.venvs"
 py="${PYTHON:-python3}"
 want="${1:-all}"
+if [ -L "$venvs" ] && [ ! -d "$venvs" ]; then
+    # an older checkout tracked bench/.venvs as a link into one developer's machine: on any other
+    # machine it dangles and `mkdir -p` fails with "File exists"
+    echo "[setup_peers] removing dangling link $venvs -> $(readlink "$venvs")"
+    rm "$venvs"
+fi
 mkdir -p "$venvs"
 
 log() { echo "[setup_peers] $*"; }

@@ -1,6 +1,6 @@
 """Speed benchmark: seconds per page by route (vector / scan / garbled) and by stage, against the floor.
 
-    .venv/bin/python bench/speed.py [FOLDER|FILE ...] [--limit N] [--ocr-mode cells|page]
+    .venv/bin/python bench/speed.py [FOLDER|FILE ...] [--limit N]
         [--no-floor] [--peers img2table-rapidocr,img2table-tesseract,paddleocr] [--json OUT] [--out DIR]
     .venv/bin/python bench/speed.py [FOLDER|FILE ...] --workers N   (throughput, RSS per worker)
 
@@ -40,7 +40,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline import ingest, ocr, process  # noqa: E402
+from pipeline import engines, ingest, process  # noqa: E402
 from pipeline.errors import NoFormFound, ScanformsError  # noqa: E402
 
 ROUTES = {"vector": "vector", "image": "scan", "garbled": "garbled"}
@@ -83,7 +83,7 @@ class Floor:
         return time.perf_counter() - t, n
 
 
-def _one_file(f: Path, opts: process.Options, out: Path, engine: ocr.OcrEngine | None = None
+def _one_file(f: Path, opts: process.Options, out: Path, engine: engines.OcrEngine | None = None
               ) -> tuple[process.FileResult | None, float, str | None]:
     """process_file + export_file on one file: (result, export seconds, error)."""
     try:
@@ -155,7 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("inputs", nargs="*", type=Path, default=[DEFAULT_CORPUS], help="files or folders (default: dev corpus)")
     ap.add_argument("--limit", type=int, default=0, help="at most N files (0: all)")
-    ap.add_argument("--ocr-mode", choices=ocr.OCR_MODES, default=process.Options.ocr_mode)
     ap.add_argument("--dpi", type=int, default=ingest.DEFAULT_DPI)
     ap.add_argument("--no-floor", action="store_true", help="skip timing bare RapidOCR on each OCRed page")
     ap.add_argument("--peers", default="", help="comma-separated peer tools to time on the same pages (bench/peers.py)")
@@ -172,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         files = files[: args.limit]
     if args.workers > 1:
         # throughput of several documents at once; the floor and peers need the single-process run
-        opts = process.Options(dpi=args.dpi, ocr_mode=args.ocr_mode)
+        opts = process.Options(dpi=args.dpi)
         out = args.out or Path(tempfile.mkdtemp(prefix="scanforms-speed-"))
-        report = {"ocr_mode": opts.ocr_mode, "files": len(files), "cpu_count": os.cpu_count(),
+        report = {"files": len(files), "cpu_count": os.cpu_count(),
                   **run_workers(files, opts, out, args.workers)}
         print(json.dumps(report, indent=1, ensure_ascii=False, default=str))
         if args.json:
@@ -182,9 +181,9 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
         return 0
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
-    opts = process.Options(dpi=args.dpi, ocr_mode=args.ocr_mode, review_queue=True)
+    opts = process.Options(dpi=args.dpi, review_queue=True)
     t_load = time.perf_counter()
-    engine = ocr.get_engine(opts.engine) if os.environ.get("SCANFORMS_OCR_CACHE") else ocr.RapidOcrEngine()
+    engine = engines.get_engine(opts.engine) if os.environ.get("SCANFORMS_OCR_CACHE") else engines.RapidOcrEngine()
     load_s = time.perf_counter() - t_load
     floor = None if args.no_floor else Floor()
     if os.environ.get("SCANFORMS_OCR_CACHE"):
@@ -243,7 +242,6 @@ def main(argv: list[str] | None = None) -> int:
 
     all_vals = [v for vals in per_route.values() for v in vals]
     report: dict[str, Any] = {
-        "ocr_mode": opts.ocr_mode,
         "files": len(files),
         "pages": n_pages,
         "cpu_count": os.cpu_count(),
@@ -323,7 +321,7 @@ def run_peers(pages: list[dict[str, Any]], which: list[str], truth: Path,
 def print_table(report: dict[str, Any]) -> None:
     routes = report["routes"]
     names = list(routes)
-    print(f"\nocr mode {report['ocr_mode']}: {report['pages']} pages, {report['pages_per_s']} pages/s, "
+    print(f"\n{report['pages']} pages, {report['pages_per_s']} pages/s, "
           f"peak RSS {report['peak_rss_mb']} MB")
     print(f"{'':22s}" + "".join(f"{n:>10s}" for n in names))
     rows = ["pages", "s_per_page_median", "s_per_page_p90", "pages_per_s"]

@@ -85,15 +85,21 @@ def _page_hook(path: Path) -> Callable[[int], None] | None:
     cache_policy=NO_CACHE,
 )
 def digitize_document(
-    path: Path, sha256: str, out_dir: Path, opts: process.Options, version: str, ocr_threads: int | None = None
+    path: Path,
+    sha256: str,
+    out_dir: Path,
+    opts: process.Options,
+    version: str,
+    output_key: str,
+    ocr_threads: int | None = None,
 ) -> dict[str, Any]:
-    """One document: process + export (pipeline.process.run_one); returns its manifest entry."""
+    """One document: process + export (pipeline.process.run_one) under its output key; returns its manifest entry."""
     if ocr_threads and "SCANFORMS_OCR_THREADS" not in os.environ:
         process.init_worker(ocr_threads)  # Dask worker: its share of the machine's cores
-    outcome = process.run_one(path, out_dir, opts, on_page=_page_hook(path))
+    outcome = process.run_one(path, out_dir, opts, on_page=_page_hook(path), output_key=output_key)
     if outcome.error is not None and batch.is_transient(outcome.error):
         raise TransientDocumentError(str(outcome.error))
-    return batch.entry_for(path, sha256, version, outcome, out_dir)
+    return batch.entry_for(path, sha256, version, outcome, out_dir, output_key)
 
 
 @flow(name="digitize", task_runner=ThreadPoolTaskRunner(max_workers=1))
@@ -109,25 +115,25 @@ def digitize(
     keep_going: bool = True,
     review_threshold: float | None = None,
     features: bool = False,
-    ocr_mode: str = process.Options.ocr_mode,
 ) -> dict[str, Any]:
     """Digitize every pdf/png/jpg/tif under `inputs` into `out`, redoing only new or changed files."""
     log = get_run_logger()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    opts = process.Options(
-        dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features, ocr_mode=ocr_mode
-    )
+    opts = process.Options(dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features)
     files = ingest.find_inputs([Path(p) for p in inputs])
     plan = batch.plan_run(files, out_dir, opts, force=force)
-    run = batch.RunInfo(skipped=len(plan.skipped), removed=plan.removed, new=plan.new, changed=plan.changed)
+    batch.record_plan(out_dir, plan)
+    run = batch.RunInfo.of(plan)
     log.info(
-        "%d input(s): %d to process, %d unchanged (skipped), %d removed since the last run",
-        len(files), len(plan.todo), len(plan.skipped), len(plan.removed),
+        "%d input(s): %d to process, %d unchanged (skipped), %d removed since the last run, "
+        "%d with the same bytes as another (not processed)",
+        len(files), len(plan.todo), len(plan.skipped), len(plan.removed), len(plan.duplicates),
     )
     listener = _listener()
     if listener is not None:
-        listener.started(len(files), len(plan.skipped), sum(ingest.count_pages(p) for p, _ in plan.todo))
+        listener.started(len(files), len(plan.skipped) + len(plan.duplicates),
+                         sum(ingest.count_pages(p) for p, _ in plan.todo))
     manifest = batch.Manifest(out_dir)
     doc_task = digitize_document.with_options(timeout_seconds=timeout_s)
     # A bounded window of submitted documents: memory stays flat on a 10,000-file archive,
@@ -140,7 +146,7 @@ def digitize(
     def submit_next() -> None:
         path, sha = todo.popleft()
         # absolute paths: a Dask worker's working directory is not ours
-        fut = doc_task.submit(path.resolve(), sha, out_dir.resolve(), opts, plan.version, ocr_threads)
+        fut = doc_task.submit(path.resolve(), sha, out_dir.resolve(), opts, plan.version, plan.keys[path], ocr_threads)
         in_flight[fut] = (path, sha)
         fut.add_done_callback(done.put)
 
@@ -153,7 +159,7 @@ def digitize(
         result = fut.state.result(raise_on_failure=False)
         if isinstance(result, BaseException):  # timed out, or a transient error outlived its retries
             reason = f"timed out after {timeout_s:g} s" if isinstance(result, TimeoutError) else str(result)
-            entry = batch.failed_entry(path, sha, plan.version, reason)
+            entry = batch.failed_entry(path, sha, plan.version, reason, plan.keys[path])
         else:
             entry = result
         manifest.record(entry)  # from here on this document survives a crash of the rest of the run
@@ -216,7 +222,6 @@ def run_digitize(
     keep_going: bool = True,
     review_threshold: float | None = None,
     features: bool = False,
-    ocr_mode: str = process.Options.ocr_mode,
     listener: batch.RunListener | None = None,
 ) -> dict[str, Any]:
     """Run the flow with the right task runner; what `scanforms run` calls."""
@@ -224,15 +229,13 @@ def run_digitize(
     if not force and not _api_url():
         # Nothing new and no server to report to: the temporary server (6 s on an idle machine,
         # 25 s on a busy one) would only record a run that does nothing; combine and return.
-        opts = process.Options(
-            dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features, ocr_mode=ocr_mode
-        )
+        opts = process.Options(dpi=dpi, overlays=overlays, review_threshold=review_threshold, features=features)
         plan = batch.plan_run(inputs, out, opts)
         if not plan.todo:
             if listener is not None:
-                listener.started(len(inputs), len(plan.skipped), 0)
-            run = batch.RunInfo(skipped=len(plan.skipped), removed=plan.removed)
-            return batch.finish_run(out, inputs, run)
+                listener.started(len(inputs), len(plan.skipped) + len(plan.duplicates), 0)
+            batch.record_plan(out, plan)
+            return batch.finish_run(out, inputs, batch.RunInfo.of(plan))
     ocr_threads = None
     window = max(1, jobs)
     if dask_address or workers:
@@ -268,7 +271,6 @@ def run_digitize(
             keep_going=keep_going,
             review_threshold=review_threshold,
             features=features,
-            ocr_mode=ocr_mode,
         )
     finally:
         _LISTENER = None

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import export, ingest
+from . import export, ingest, naming
 from .errors import ExitCode, ScanformsError
 from .process import FileOutcome, Options
 
-MANIFEST_NAME = "manifest.jsonl"
+MANIFEST_NAME = naming.MANIFEST_NAME
 # Failures that depend only on the file's bytes: an unchanged file fails the same way again,
 # so a re-run skips it (and reports it again). Anything else (internal error, timeout) is retried.
 DETERMINISTIC_EXIT_CODES = {int(ExitCode.input_file), int(ExitCode.no_form)}
@@ -54,8 +54,7 @@ def pipeline_version(opts: Options) -> str:
             h.update((models / name).read_bytes())
     return (
         f"scanforms {ver}; models {h.hexdigest()[:12]}; dpi {opts.dpi}; engine {opts.engine}; "
-        f"overlays {int(opts.overlays)}; review threshold {opts.review_threshold}; features {int(opts.features)}; "
-        f"ocr {opts.ocr_mode}"
+        f"overlays {int(opts.overlays)}; review threshold {opts.review_threshold}; features {int(opts.features)}"
     )
 
 
@@ -73,14 +72,17 @@ def is_transient(error: ScanformsError) -> bool:
     return False
 
 
-def entry_for(path: Path, sha256: str, version: str, outcome: FileOutcome, out_dir: Path) -> dict[str, Any]:
+def entry_for(
+    path: Path, sha256: str, version: str, outcome: FileOutcome, out_dir: Path, output_key: str
+) -> dict[str, Any]:
     """The manifest line for one processed file (plain JSON)."""
     entry: dict[str, Any] = {
         "path": str(path.resolve()),
         "sha256": sha256,
         "pipeline": version,
         "status": "ok" if outcome.error is None else "failed",
-        "output": export.record_file(out_dir, path).name if outcome.error is None else None,
+        "output_key": output_key,  # kept by every later run (naming.output_keys), failed or not
+        "output": export.record_file(out_dir, output_key).name if outcome.error is None else None,
         "forms": len(outcome.records),
         "pages": outcome.n_pages,
         "warnings": list(outcome.warnings),
@@ -96,10 +98,21 @@ def error_json(err: ScanformsError) -> dict[str, Any]:
     return {"page": err.page, "reason": err.reason, "exit_code": int(err.exit_code), "type": type(err).__name__}
 
 
-def failed_entry(path: Path, sha256: str, version: str, reason: str, seconds: float = 0.0) -> dict[str, Any]:
+def failed_entry(
+    path: Path, sha256: str, version: str, reason: str, output_key: str, seconds: float = 0.0
+) -> dict[str, Any]:
     """A file whose task died (timeout, retries exhausted): retried on the next run."""
     err = ScanformsError(path, reason)
-    return entry_for(path, sha256, version, FileOutcome([], 0, seconds, err), path.parent)
+    return entry_for(path, sha256, version, FileOutcome([], 0, seconds, err), path.parent, output_key)
+
+
+def duplicate_entry(path: Path, sha256: str, version: str, same_as: Path) -> dict[str, Any]:
+    """An input with the same bytes as another (`same_as`), which is processed instead: no outputs."""
+    return {
+        "path": str(path.resolve()), "sha256": sha256, "pipeline": version, "status": "duplicate",
+        "duplicate_of": str(same_as.resolve()), "output_key": None, "output": None, "forms": 0, "pages": 0,
+        "warnings": [], "seconds": 0.0, "error": None,
+    }
 
 
 class Manifest:
@@ -150,31 +163,143 @@ class Plan:
     removed: list[str]  # in the manifest, no longer among the inputs
     new: int = 0
     changed: int = 0
+    keys: dict[Path, str] = field(default_factory=dict)  # output key of every input but the duplicates
+    duplicates: dict[Path, Path] = field(default_factory=dict)  # same bytes as the value, processed instead
+    migrated: list[Path] = field(default_factory=list)  # 0.3.0 outputs adopted under their name, not redone
+    relaid: list[tuple[Path, str]] = field(default_factory=list)  # 0.3.0 outputs redone under a new key: why
+    shas: dict[Path, str] = field(default_factory=dict)
 
 
 def plan_run(inputs: list[Path], out_dir: Path, opts: Options, force: bool = False) -> Plan:
-    """Split the inputs into work to do and files whose outputs are already current."""
+    """Split the inputs into work to do and files whose outputs are already current.
+
+    Also decides every input's output key (naming.output_keys, keeping the keys the
+    manifest holds), and sets aside inputs whose bytes another input already has (one of
+    them is processed: the one with current outputs, else the first). Writes nothing:
+    `record_plan` does, once the plan is carried out.
+    """
     version = pipeline_version(opts)
     manifest = Manifest(out_dir)
     plan = Plan(version=version, todo=[], skipped=[], removed=[])
+    shas: dict[Path, str] = {}
+    by_sha: dict[str, list[Path]] = {}
+    for path in inputs:
+        try:
+            shas[path] = ingest.file_sha256(path)
+        except OSError:
+            shas[path] = ""  # unreadable: run_one reports why
+        if shas[path]:
+            by_sha.setdefault(shas[path], []).append(path)
+    recorded, old_layout = _recorded_keys(inputs, manifest, out_dir)
+    for sha, same in by_sha.items():
+        if len(same) > 1:  # keep one whose outputs stand, so that none is processed again
+            done = [p for p in same if str(p.resolve()) in recorded
+                    and _still_current(manifest.get(p) or {}, sha, version, out_dir)]
+            keep = (done or same)[0]
+            plan.duplicates |= {p: keep for p in same if p != keep}
+    unique = [p for p in inputs if p not in plan.duplicates]
+    plan.keys = naming.output_keys(unique, recorded)
+    old_layout = {p: old for p, old in old_layout.items() if p not in plan.duplicates}
+    for path, old in old_layout.items():
+        e = manifest.get(path) or {}
+        if old and plan.keys[path] == old:
+            if not force and _still_current(e, shas[path], version, out_dir):
+                plan.migrated.append(path)  # else processed again anyway, under the same name
+        else:
+            plan.relaid.append((path, _why_relaid(e, out_dir, plan.keys[path])))
+    migrated = set(plan.migrated)
     current = set()
     for path in inputs:
         current.add(str(path.resolve()))
-        try:
-            sha = ingest.file_sha256(path)
-        except OSError:
-            sha = ""  # unreadable: run_one reports why
+        if path in plan.duplicates:
+            continue
+        sha = shas[path]
         e = manifest.get(path)
         if e is None:
             plan.new += 1
         elif e.get("sha256") != sha or e.get("pipeline") != version:
             plan.changed += 1
-        if not force and sha and e is not None and _still_current(e, sha, version, out_dir):
+        same_key = e is not None and (e.get("output_key") == plan.keys[path] or path in migrated)
+        if not force and sha and same_key and _still_current(e or {}, sha, version, out_dir):
             plan.skipped.append(path)
         else:
             plan.todo.append((path, sha))
+    plan.shas = shas
     plan.removed = sorted(k for k in manifest.entries if k not in current)
     return plan
+
+
+def _recorded_keys(
+    inputs: list[Path], manifest: Manifest, out_dir: Path
+) -> tuple[dict[str, str], dict[Path, str]]:
+    """Keys the manifest gives the inputs (resolved path -> key), and the 0.3.0 entries among them.
+
+    0.3.0 wrote no key and named outputs by the stem, so of two inputs called a.pdf the later
+    one overwrote the earlier's a.json: only the entry whose content hash that file holds
+    claims the name (its old stem; "" for none). A failure (no records; maybe tables) claims
+    its stem too, unless a successful entry claims it."""
+    recorded: dict[str, str] = {}
+    old_layout: dict[Path, str] = {}
+    for path in inputs:
+        e = manifest.get(path)
+        if e is None:
+            continue
+        if e.get("output_key"):
+            recorded[str(path.resolve())] = e["output_key"]
+        elif "output_key" not in e and e.get("status") in ("ok", "failed"):
+            old_layout[path] = _old_output_stem(e, out_dir) if e.get("status") == "ok" else ""
+    ok_claims = {k.casefold() for k in old_layout.values() if k}
+    for path in old_layout:
+        e = manifest.get(path) or {}
+        if e.get("status") == "failed" and path.stem.casefold() not in ok_claims:
+            old_layout[path] = path.stem
+        if old_layout[path]:
+            recorded[str(path.resolve())] = old_layout[path]
+    return recorded, old_layout
+
+
+def _why_relaid(e: dict[str, Any], out_dir: Path, key: str) -> str:
+    if e.get("status") != "ok":
+        return f"its outputs were named {Path(e.get('path', '')).stem}, now {key}"
+    if not (out_dir / str(e.get("output") or "")).is_file():
+        return f"its output {e.get('output')} is missing"
+    return "its output had been overwritten by another input of the same name (0.3.0 named outputs by stem)"
+
+
+def _old_output_stem(e: dict[str, Any], out_dir: Path) -> str:
+    out = out_dir / str(e.get("output") or "")
+    try:
+        records = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    shas = {(r.get("source") or {}).get("sha256") for r in records if isinstance(r, dict)}
+    return out.stem if shas == {e.get("sha256")} else ""
+
+
+def record_plan(out_dir: Path, plan: Plan) -> None:
+    """What the plan settled without processing, into the manifest (and the migrated outputs).
+
+    Duplicates get their line (no outputs, `duplicate_of`). 0.3.0 outputs kept under their
+    name get `output_key` in their records and review part, and in their manifest line."""
+    manifest = Manifest(out_dir)
+    for path in plan.migrated:
+        e = manifest.get(path) or {}
+        key = plan.keys[path]
+        records_file = export.record_file(out_dir, key)
+        if e.get("status") == "ok":
+            records = json.loads(records_file.read_text(encoding="utf-8"))
+            for r in records:
+                r.setdefault("source", {})["output_key"] = key
+            export.atomic_write_text(records_file, json.dumps(records, ensure_ascii=False, indent=1))
+        part = export.review_part_file(out_dir, key)
+        if part.exists():
+            entries = [json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line.strip()]
+            export.write_jsonl(part, [en | {"output_key": key} for en in entries])
+        manifest.record(e | {"output_key": key})
+    for path, same_as in plan.duplicates.items():
+        dup = duplicate_entry(path, plan.shas.get(path, ""), plan.version, same_as)
+        if manifest.get(path) != dup:
+            manifest.record(dup)
 
 
 def _still_current(e: dict[str, Any], sha: str, version: str, out_dir: Path) -> bool:
@@ -204,7 +329,17 @@ class RunInfo:
     removed: list[str] = field(default_factory=list)
     new: int = 0
     changed: int = 0
+    migrated: list[str] = field(default_factory=list)  # 0.3.0 outputs given their key, not processed
+    relaid: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"}: 0.3.0 outputs redone
     started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def of(cls, plan: Plan) -> RunInfo:
+        return cls(
+            skipped=len(plan.skipped), removed=plan.removed, new=plan.new, changed=plan.changed,
+            migrated=[str(p) for p in plan.migrated],
+            relaid=[{"file": str(p), "reason": why} for p, why in plan.relaid],
+        )
 
 
 def iter_current_records(out_dir: Path, inputs: list[Path], manifest: Manifest) -> Iterator[dict[str, Any]]:
@@ -214,7 +349,9 @@ def iter_current_records(out_dir: Path, inputs: list[Path], manifest: Manifest) 
             continue
         f = out_dir / e["output"]
         if f.exists():
-            yield from json.loads(f.read_text(encoding="utf-8"))
+            for rec in json.loads(f.read_text(encoding="utf-8")):
+                rec.setdefault("source", {}).setdefault("output_key", e.get("output_key") or f.stem)
+                yield rec
 
 
 def finish_run(out_dir: Path, inputs: list[Path], run: RunInfo | None = None) -> dict[str, Any]:
@@ -230,10 +367,11 @@ def finish_run(out_dir: Path, inputs: list[Path], run: RunInfo | None = None) ->
     manifest = Manifest(out_dir)
     records = sorted(
         iter_current_records(out_dir, inputs, manifest),
-        key=lambda r: (r["source"]["file"], r["source"]["form_index"]),
+        key=lambda r: (r["source"]["file"], r["source"]["output_key"], r["source"]["form_index"]),
     )
     export.write_jsonl(out_dir / "records.jsonl", records)
-    export.combine_review_queue(out_dir, [p.stem for p in inputs])
+    keys = [k for k in (output_key_of(manifest, p) for p in inputs) if k]
+    export.combine_review_queue(out_dir, keys)
     frames.write_tables(out_dir, records)
     report = build_report(inputs, records, manifest, run)
     queue = export.review_queue_counts(out_dir)
@@ -244,6 +382,11 @@ def finish_run(out_dir: Path, inputs: list[Path], run: RunInfo | None = None) ->
     return report
 
 
+def output_key_of(manifest: Manifest, path: Path) -> str | None:
+    e = manifest.get(path) or {}
+    return e.get("output_key")
+
+
 def count_review_cells(rec: dict[str, Any]) -> int:
     cells = list(rec.get("fields", {}).values())
     for section in ("funding", "indicators"):
@@ -252,7 +395,7 @@ def count_review_cells(rec: dict[str, Any]) -> int:
     return sum(1 for c in cells if isinstance(c, dict) and c.get("needs_review"))
 
 
-RUN_KEYS = ("seconds", "processed", "skipped", "new", "changed", "removed")  # differ between equal runs
+RUN_KEYS = ("seconds", "processed", "skipped", "new", "changed", "removed", "migrated", "relaid")  # differ between equal runs
 
 
 def build_report(
@@ -266,14 +409,20 @@ def build_report(
             form_pages += 1
     failures = []
     warnings: list[dict[str, Any]] = []
+    keys: dict[str, str] = {}
+    duplicates: list[dict[str, str]] = []
     pages = 0
     for path in inputs:
         e = manifest.get(path)
         if e is None:
             continue
+        if e.get("output_key"):
+            keys[str(path)] = e["output_key"]
         pages += int(e.get("pages") or 0)
         warnings += e.get("warnings") or []
-        if e.get("status") != "ok":
+        if e.get("status") == "duplicate":
+            duplicates.append({"file": str(path), "same_as": str(e.get("duplicate_of"))})
+        elif e.get("status") != "ok":
             err = e.get("error") or {}
             failures.append(
                 {
@@ -293,6 +442,10 @@ def build_report(
         "review_cells": sum(count_review_cells(r) for r in records),
         "failures": failures,
         "warnings": warnings,
+        # the name each input's outputs are written under (<key>.json, ...): see naming.output_keys
+        "output_keys": keys,
+        # inputs with the same bytes as another, which was processed instead: no outputs of their own
+        "duplicates": duplicates,
         "pipeline": manifest.get(inputs[0])["pipeline"] if inputs and manifest.get(inputs[0]) else None,
         # this run only (a re-run and a full run differ here, nowhere else)
         "processed": run.processed,
@@ -300,6 +453,8 @@ def build_report(
         "new": run.new,
         "changed": run.changed,
         "removed": run.removed,
+        "migrated": run.migrated,
+        "relaid": run.relaid,
         "seconds": round(time.perf_counter() - run.started, 2),
     }
 
@@ -333,6 +488,15 @@ def report_markdown(report: dict[str, Any]) -> str:
             reason = str(f["reason"]).replace("|", "\\|")
             lines.append(f"| {f['file']} | {f['page'] if f['page'] is not None else ''} | {reason} |")
         lines.append("")
+    renamed = {f: k for f, k in report.get("output_keys", {}).items() if k != Path(f).stem}
+    if renamed or report.get("duplicates"):
+        lines += ["## Output names", "", "Outputs are named `<output key>.json` etc.; these inputs' keys are not",
+                  "their file's stem (another input has the same name), or they have no outputs of their own:", "",
+                  "| input | output key |", "|---|---|"]
+        lines += [f"| {f} | {k} |" for f, k in renamed.items()]
+        lines += [f"| {d['file']} | none: same bytes as {d['same_as']}, processed once |"
+                  for d in report.get("duplicates", [])]
+        lines.append("")
     lines += [
         RUN_SECTION,
         "",
@@ -340,6 +504,12 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"- skipped (unchanged): {report['skipped']}",
         f"- removed since the last run: {len(report['removed'])}",
         *[f"  - {p}" for p in report["removed"]],
+        *([f"- outputs of an older version kept, given their output key: {len(report['migrated'])}"]
+          if report.get("migrated") else []),
+        *[f"  - {p}" for p in report.get("migrated", [])],
+        *([f"- outputs of an older version processed again: {len(report['relaid'])}"]
+          if report.get("relaid") else []),
+        *[f"  - {r['file']}: {r['reason']}" for r in report.get("relaid", [])],
         f"- seconds: {report['seconds']}",
         "",
     ]

@@ -114,7 +114,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         keep_going=args.keep_going,
         review_threshold=args.review_threshold,
         features=args.features,
-        ocr_mode=args.ocr_mode,
     )
     t0 = time.perf_counter()
     try:
@@ -139,6 +138,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if report["removed"]:
         _progress(f"  {len(report['removed'])} file(s) gone since the last run: see {out / 'run_report.md'}")
+    renamed = sum(1 for f, k in report["output_keys"].items() if k != Path(f).stem)
+    if renamed:
+        _progress(f"  {renamed} file(s) share a name with another input: outputs named by their folders, "
+                  f"see {out / 'run_report.md'}")
+    if report["duplicates"]:
+        _progress(f"  {len(report['duplicates'])} file(s) with the same bytes as another input, processed once: "
+                  f"see {out / 'run_report.md'}")
+    if report["migrated"] or report["relaid"]:
+        _progress(f"  outputs of an older version: {len(report['migrated'])} kept under their name, "
+                  f"{len(report['relaid'])} processed again (see {out / 'run_report.md'})")
     return batch.exit_code(report)
 
 
@@ -146,10 +155,11 @@ def cmd_tables(args: argparse.Namespace) -> int:
     """Every reconstructed table of every page, form or not, as JSON + HTML."""
     import time as _t
 
-    from . import export, ingest, ocr, process
+    from . import engines, export, ingest, naming, process
 
     inputs = ingest.find_inputs(args.inputs)
-    engine = ocr.LazyEngine()
+    keys = naming.output_keys(inputs)  # no manifest here: names decided by this command's inputs alone
+    engine = engines.LazyEngine()
     failures = 0
     for path in inputs:
         t0 = _t.perf_counter()
@@ -158,9 +168,9 @@ def cmd_tables(args: argparse.Namespace) -> int:
             n = 0
             for page in ingest.iter_pages(path, dpi=args.dpi):
                 result = process.read_page(page, engine, timings)
-                written = export.write_tables(args.out, path, result)
+                written = export.write_tables(args.out, keys[path], result)
                 if args.overlays:
-                    export.write_overlay(args.out, path, result)
+                    export.write_overlay(args.out, keys[path], result)
                 n += len(written) // 2
                 cells = [len(g.cells) for g in result.grids]
                 _progress(f"{path.name} p{page.page_no}: {len(result.grids)} table(s), cells {cells}")
@@ -247,13 +257,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="cells under this calibrated confidence go to the review queue (default: the calibration's, see README)",
     )
     r.add_argument("--features", action="store_true", help="also write the confidence model's inputs (features/)")
-    r.add_argument(
-        "--ocr-mode",
-        choices=("cells", "page"),
-        default="page",
-        help="cells: read each grid cell's lines from its own ink (faster); page: whole-page text detection "
-        "(default: page)",
-    )
     r.set_defaults(func=cmd_run)
     e = sub.add_parser(
         "eval",

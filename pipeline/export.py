@@ -68,13 +68,13 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def record_file(out_dir: Path, input_path: Path) -> Path:
-    """`<out>/<input name>.json` (the name keeps its suffix: a.pdf -> a.pdf.json would be ugly)."""
-    return out_dir / f"{input_path.stem}.json"
+def record_file(out_dir: Path, output_key: str) -> Path:
+    """`<out>/<output key>.json`: the input's stem unless another input shares it (naming.output_keys)."""
+    return out_dir / f"{output_key}.json"
 
 
-def write_records(out_dir: Path, input_path: Path, records: list[FormRecord]) -> Path:
-    path = record_file(out_dir, input_path)
+def write_records(out_dir: Path, output_key: str, records: list[FormRecord]) -> Path:
+    path = record_file(out_dir, output_key)
     data = [r.to_json() for r in records]
     atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1))
     return path
@@ -128,10 +128,10 @@ def overlay_image(page: PageResult, values: list[Value] | None = None) -> np.nda
     return out
 
 
-def write_overlay(out_dir: Path, input_path: Path, page: PageResult, values: list[Value] | None = None) -> Path:
+def write_overlay(out_dir: Path, output_key: str, page: PageResult, values: list[Value] | None = None) -> Path:
     import cv2
 
-    path = out_dir / "overlays" / f"{input_path.stem}-p{page.page_no}.png"
+    path = out_dir / "overlays" / f"{output_key}-p{page.page_no}.png"
     ok, buf = cv2.imencode(".png", overlay_image(page, values))
     if not ok:
         raise OutputError(path, "could not encode overlay PNG")
@@ -183,11 +183,11 @@ def table_html(grid: Grid) -> str:
     )
 
 
-def write_tables(out_dir: Path, input_path: Path, page: PageResult) -> list[Path]:
-    """`<out>/tables/<input>-p<page>-t<k>.json` and `.html` for every grid on the page."""
+def write_tables(out_dir: Path, output_key: str, page: PageResult) -> list[Path]:
+    """`<out>/tables/<output key>-p<page>-t<k>.json` and `.html` for every grid on the page."""
     written = []
     for k, g in enumerate(page.grids, 1):
-        base = out_dir / "tables" / f"{input_path.stem}-p{page.page_no}-t{k}"
+        base = out_dir / "tables" / f"{output_key}-p{page.page_no}-t{k}"
         atomic_write_text(base.with_suffix(".json"), json.dumps(table_json(g), ensure_ascii=False, indent=1))
         atomic_write_text(base.with_suffix(".html"), table_html(g))
         written += [base.with_suffix(".json"), base.with_suffix(".html")]
@@ -218,7 +218,7 @@ def _crop_jpeg(image: np.ndarray, box: tuple[int, int, int, int], mark: tuple[in
     return buf.tobytes()
 
 
-def review_entries(input_path: Path, records: list[FormRecord]) -> list[dict[str, Any]]:
+def review_entries(input_path: Path, output_key: str, records: list[FormRecord]) -> list[dict[str, Any]]:
     """One queue entry per cell flagged for review (needs_review), in the format the review app reads."""
     from .confidence import iter_cells
     from .review.groups import merge_spanning, row_in_cell
@@ -234,6 +234,7 @@ def review_entries(input_path: Path, records: list[FormRecord]) -> list[dict[str
             out.append({
                 "id": f"{sha[:12]}:{rec.form_index}:{section}:{rid}:{key}",
                 "file": input_path.name,
+                "output_key": output_key,  # where the review app finds the file's records: <output_key>.json
                 "sha256": sha,
                 "form_index": rec.form_index,
                 "section": section,
@@ -260,9 +261,15 @@ def review_entries(input_path: Path, records: list[FormRecord]) -> list[dict[str
     return merge_spanning(out)
 
 
-def write_review_part(out_dir: Path, input_path: Path, records: list[FormRecord], pages: list[PageResult]) -> list[Path]:
-    """This file's share of the review queue, `review/parts/<stem>.jsonl`, with a crop of each cell and its row."""
-    entries = review_entries(input_path, records)
+def review_part_file(out_dir: Path, output_key: str) -> Path:
+    return out_dir / REVIEW_DIR / "parts" / f"{output_key}.jsonl"
+
+
+def write_review_part(
+    out_dir: Path, input_path: Path, output_key: str, records: list[FormRecord], pages: list[PageResult]
+) -> list[Path]:
+    """This file's share of the review queue, `review/parts/<output key>.jsonl`, with crops of each cell and row."""
+    entries = review_entries(input_path, output_key, records)
     by_page = {p.page_no: p for p in pages}
     base = out_dir / REVIEW_DIR
     written = []
@@ -271,7 +278,7 @@ def write_review_part(out_dir: Path, input_path: Path, records: list[FormRecord]
         if page is None or not e["bbox"]:
             continue
         x0, y0, x1, y1 = e["bbox"]
-        name = f"{input_path.stem}-f{e['form_index']}-{e['section']}-{e['row'] if e['row'] is not None else 'x'}-{e['key']}"
+        name = f"{output_key}-f{e['form_index']}-{e['section']}-{e['row'] if e['row'] is not None else 'x'}-{e['key']}"
         img = page.prepared.image
         cell_path = base / "crops" / f"{name}.jpg"
         atomic_write_bytes(cell_path, _crop_jpeg(img, (x0 - 12, y0 - 12, x1 + 12, y1 + 12)), durable=False)
@@ -284,24 +291,25 @@ def write_review_part(out_dir: Path, input_path: Path, records: list[FormRecord]
         e["crop"] = f"crops/{cell_path.name}"
         e["row_crop"] = f"crops/{row_path.name}"
         written += [cell_path, row_path]
-    part = base / "parts" / f"{input_path.stem}.jsonl"
+    part = review_part_file(out_dir, output_key)
     write_jsonl(part, entries)
     return written + [part]
 
 
-def combine_review_queue(out_dir: Path, stems: Iterable[str] | None = None) -> Path:
-    """`review/queue.jsonl`: every file's entries (of `stems`, or all parts), least confident first,
+def combine_review_queue(out_dir: Path, output_keys: Iterable[str] | None = None) -> Path:
+    """`review/queue.jsonl`: every file's entries (of `output_keys`, or all parts), least confident first,
     each with its `group` (entries across the folder that read the same, see review.groups)."""
     from .review.groups import assign_groups, merge_spanning
 
     parts_dir = out_dir / REVIEW_DIR / "parts"
-    wanted = set(stems) if stems is not None else None
+    wanted = set(output_keys) if output_keys is not None else None
     entries: list[dict[str, Any]] = []
     for part in sorted(parts_dir.glob("*.jsonl")) if parts_dir.exists() else []:
         if wanted is not None and part.stem not in wanted:
             continue
         entries += [json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line.strip()]
-    entries.sort(key=lambda e: (e["confidence"], e["file"], e["form_index"], e["section"], e["row"] or 0, e["key"]))
+    entries.sort(key=lambda e: (e["confidence"], e["file"], e.get("output_key") or "", e["form_index"], e["section"],
+                                e["row"] or 0, e["key"]))
     entries = merge_spanning(entries)
     assign_groups(entries, out_dir / REVIEW_DIR)
     path = out_dir / REVIEW_DIR / "queue.jsonl"
@@ -321,8 +329,8 @@ def review_queue_counts(out_dir: Path) -> dict[str, int]:
             "groups": len({e.get("group", e["id"]) for e in entries})}
 
 
-def write_features(out_dir: Path, input_path: Path, rows: list[dict[str, Any]]) -> Path:
-    """The confidence model's inputs per cell, `features/<stem>.jsonl`, for `scanforms calibrate`."""
-    path = out_dir / "features" / f"{input_path.stem}.jsonl"
+def write_features(out_dir: Path, input_path: Path, output_key: str, rows: list[dict[str, Any]]) -> Path:
+    """The confidence model's inputs per cell, `features/<output key>.jsonl`, for `scanforms calibrate`."""
+    path = out_dir / "features" / f"{output_key}.jsonl"
     write_jsonl(path, [{"file": input_path.name, **r} for r in rows])
     return path

@@ -1,7 +1,9 @@
 """Tables for analysts: records and indicators as pandas frames, written as parquet and CSV.
 
 records.parquet    one row per form: source columns, then each field as `<key>` and `<key>_confidence`
-indicators.parquet one row per indicator, with its form's file / form_index / project_name
+indicators.parquet one row per indicator, with its form's file / output_key / form_index / project_name
+
+`file` is the input's name; `output_key` tells apart two inputs of the same name (naming.output_keys).
 
 Columns holding mixed types (a number on most forms, a string where the typing
 failed) are written as strings: parquet needs one type per column.
@@ -16,7 +18,7 @@ from typing import Any
 
 from . import export
 
-SOURCE_COLUMNS = ("file", "form_index", "pages", "sha256")
+SOURCE_COLUMNS = ("file", "output_key", "form_index", "pages", "sha256")
 
 
 def _flatten(cells: dict[str, Any]) -> dict[str, Any]:
@@ -32,6 +34,7 @@ def _source(rec: dict[str, Any]) -> dict[str, Any]:
     src = rec["source"]
     return {
         "file": src["file"],
+        "output_key": src.get("output_key"),
         "form_index": src["form_index"],
         "pages": ",".join(str(p) for p in src.get("pages", [])),
         "sha256": src.get("sha256"),
@@ -47,10 +50,12 @@ def indicators_frame(records: list[dict[str, Any]]):  # -> pd.DataFrame
     rows = []
     for r in records:
         name = (r.get("fields", {}).get("project_name") or {}).get("value")
-        head = {"file": r["source"]["file"], "form_index": r["source"]["form_index"], "project_name": name}
+        src = r["source"]
+        head = {"file": src["file"], "output_key": src.get("output_key"), "form_index": src["form_index"],
+                "project_name": name}
         for i, ind in enumerate(r.get("indicators", [])):
             rows.append(head | {"indicator_index": i} | _flatten(ind))
-    return _frame(rows, ("file", "form_index", "project_name", "indicator_index"))
+    return _frame(rows, ("file", "output_key", "form_index", "project_name", "indicator_index"))
 
 
 def _frame(rows: list[dict[str, Any]], first: tuple[str, ...]):

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .types import BBox, Cell, Grid
+from .celltext import cut_cell
+from .measure import glyph_or_default, page_unit
+from .types import BBox, Cell, Grid, PageScale
 
-REF_SIDE = 1654.0  # short side of an A4 page at 200 DPI: the size the constants below are tuned at
 H_KERNEL = 40  # px at REF_SIDE: horizontal opening length (and >= 2 glyph heights, see _kernels)
 V_KERNEL = 18  # px: vertical opening; short, since a separator may close a ~30 px row only
 LONG_V = 60  # px: a vertical longer than this is a rule on its own; shorter ones must bridge two rules
@@ -79,11 +80,6 @@ class Lattice:
     @property
     def n_cols(self) -> int:
         return len(self.col_lines) - 1
-
-
-def page_unit(shape: tuple[int, ...]) -> float:
-    """Page size in units of a 200-DPI A4 short side; kernels scale with it."""
-    return max(0.2, min(shape[:2]) / REF_SIDE)
 
 
 def _px(v: float, unit: float, lo: int = 1) -> int:
@@ -191,25 +187,10 @@ def _segments(mask: np.ndarray, binary: np.ndarray, horizontal: bool, unit: floa
     return out
 
 
-def glyph_size(binary: np.ndarray) -> float:
-    """Typical glyph height (px): 75th percentile of the heights of character-sized components.
-
-    Kernels must be long relative to the text, and a crop of a table (or a
-    page in small print) has text much larger or smaller than the page size suggests.
-    """
-    _, _, st, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    h, w = st[1:, 3], st[1:, 2]
-    lim = min(binary.shape[:2]) / 15.0
-    ok = (h >= 4) & (w >= 2) & (h < lim) & (w < lim)  # not specks, not rules or whole tables
-    if ok.sum() < 20:
-        return 20.0 * page_unit(binary.shape)
-    return float(np.percentile(h[ok], 75))
-
-
 def _kernels(binary: np.ndarray, glyph: float | None) -> tuple[int, int, int]:
     """(horizontal opening, vertical opening, long vertical) lengths for this page."""
     unit = page_unit(binary.shape)
-    g = glyph_size(binary) if glyph is None else glyph
+    g = glyph_or_default(binary) if glyph is None else glyph
     hk = max(_px(H_KERNEL, unit, 10), int(round(2.0 * g)))
     vk = max(_px(V_KERNEL, unit, 8), int(round(1.0 * g)))
     long_v = max(_px(LONG_V, unit, 15), int(round(2.5 * g)))
@@ -240,7 +221,7 @@ def find_rules(binary: np.ndarray, glyph: float | None = None) -> tuple[list[Rul
     hs = _segments(hmask, bin8, True, unit, hk)
     vs = _segments(vmask, bin8, False, unit, vk)
     tol = _px(CLUSTER_TOL, unit, 3)
-    g = glyph_size(bin8) if glyph is None else glyph
+    g = glyph_or_default(bin8) if glyph is None else glyph
     # a horizontal meeting no long vertical must be long itself: aligned glyph strokes
     # (一二三 in a monospaced line) make runs a few glyphs long, table rules meet verticals
     long_vs = [v for v in vs if v.length >= long_v]
@@ -725,15 +706,14 @@ def grid_from_rules(hs: list[Rule], vs: list[Rule], shape: tuple[int, int],
     return Grid(row_lines=lat.row_lines, col_lines=lat.col_lines, cells=cells)
 
 
-def find_grids(binary: np.ndarray, grey: np.ndarray | None = None, min_cells: int = 2) -> list[Grid]:
+def find_grids(binary: np.ndarray, scale: PageScale | None = None, min_cells: int = 2) -> list[Grid]:
     """Every ruled table on an upright page (ink = 255), top to bottom.
 
-    `grey` is accepted for callers that have it; line finding works on the binary alone.
+    `scale` is the page's (its glyph height sizes the kernels); measured here when not given.
     """
-    del grey
     shape = (int(binary.shape[0]), int(binary.shape[1]))
     bin8 = (binary > 0).astype(np.uint8) * 255
-    glyph = glyph_size(bin8)
+    glyph = glyph_or_default(bin8) if scale is None else scale.glyph
     hs, vs = find_rules(bin8, glyph)
     grids: list[Grid] = []
     for ghs, gvs in group_tables(hs, vs, shape):
@@ -818,12 +798,8 @@ def split_by_whitespace(grid: Grid, binary: np.ndarray, glyph: float) -> int:
                     if not (_has_glyph(before, glyph) and _has_glyph(after, glyph)):
                         continue
                     cut = lines[base + k]
-                    if axis == 0:
-                        a = Cell(c.row, c.col, c.row_span, k, (x0, y0, cut, y1))
-                        b = Cell(c.row, c.col + k, c.row_span, c.col_span - k, (cut, y0, x1, y1))
-                    else:
-                        a = Cell(c.row, c.col, k, c.col_span, (x0, y0, x1, cut))
-                        b = Cell(c.row + k, c.col, c.row_span - k, c.col_span, (x0, cut, x1, y1))
+                    a = cut_cell(c, axis, base, k, c.bbox[axis], cut)
+                    b = cut_cell(c, axis, base + k, span - k, cut, c.bbox[axis + 2])
                     grid.cells.remove(c)
                     grid.cells += [a, b]
                     n += 1

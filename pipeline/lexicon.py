@@ -323,10 +323,6 @@ class LabelMatch:
     variant: str = ""  # the schema variant nearest the text ('分值' for key weight, label 权重)
     text: str = field(default="", compare=False)  # the cleaned text that matched
 
-    @property
-    def structural(self) -> bool:
-        return self.section == "structure"
-
 
 @dataclass(frozen=True)
 class _Choice:
@@ -450,22 +446,11 @@ class LabelMatcher:
         variant = self._variant.get((c.section, c.key, c.pattern), c.label)
         return LabelMatch(c.key, c.section, c.label, score, variant, clean)
 
-    # --- running text ---------------------------------------------------------------------
-    def annotate(self, text: str) -> Doc:
-        """Run the whole spaCy pipeline: label spans in doc.spans["labels"], typed
-        values in doc.ents."""
-        return self.nlp(text)
-
 
 @functools.lru_cache(maxsize=1)
 def get_matcher() -> LabelMatcher:
     """The process-wide matcher (loading spaCy and OpenCC once)."""
     return LabelMatcher()
-
-
-def is_label_like(text: str) -> bool:
-    """True when `text` is some label of the forms (see LabelMatcher.match)."""
-    return get_matcher().is_label_like(text)
 
 
 # ---------------------------------------------------------------------------------------

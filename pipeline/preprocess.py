@@ -18,7 +18,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .ocr import OcrEngine, crop_quad
+from .engines import OcrEngine, crop_quad
+from .measure import glyph_height_of, scale_of_ink
 from .types import PageImage, PreparedPage
 
 MAX_SKEW = 12.0  # degrees searched either side of level (scans are within ±10°)
@@ -245,18 +246,6 @@ def _fine_skew(binary: np.ndarray, coarse: float) -> float:
     return _profile_skew(_small(binary, FINE_SIDE), both=False, start=coarse)
 
 
-def estimate_skew(image: np.ndarray) -> float:
-    """Skew of an upright page in degrees, counter-clockwise positive, within ±MAX_SKEW.
-
-    Accepts a grey/colour page or an ink = 255 binary. A projection-profile
-    search gives the angle to ~0.1°; a line fit on the long rulings of the
-    page turned level by that angle refines it (to ~0.01°). Without rulings a
-    finer row-profile search refines it instead.
-    """
-    binary = _as_binary(image)
-    return _fine_skew(binary, _coarse_skew(binary))
-
-
 # --- orientation ------------------------------------------------------------------------------
 
 
@@ -365,21 +354,6 @@ def _upside_down_heuristic(binary: np.ndarray, coarse: float) -> bool:
     return bool(top > 2 * bottom + 0.1 * lv.shape[0])
 
 
-def detect_orientation(
-    grey: np.ndarray, engine: OcrEngine | None = None, binary: np.ndarray | None = None
-) -> int:
-    """Clockwise turn (0/90/180/270) that makes the page upright.
-
-    Geometry (text-line direction) settles 0/180 vs 90/270; the OCR engine
-    (if given) reads the widest lines both ways round and the better mean
-    score wins; without an engine the page's margins decide.
-    """
-    if binary is None:
-        binary = binarize(normalize_background(grey))
-    coarse = _coarse_skew(binary)
-    return _orientation(grey, binary, coarse, engine)
-
-
 def _orientation(grey: np.ndarray, binary: np.ndarray, coarse: float, engine: OcrEngine | None) -> int:
     text = _levelled_text(binary, coarse)
     first = 90 if _text_runs_vertically(text) else 0  # candidates: first, first + 180
@@ -419,11 +393,9 @@ def find_specks(grey: np.ndarray) -> np.ndarray | None:
     n, lab, st, _ = cv2.connectedComponentsWithStats(loose, connectivity=8)
     if n <= 1:
         return None
-    h, w = st[1:, 3], st[1:, 2]
-    ok = (h >= 4) & (w >= 2) & (h < min(grey.shape) / 15.0) & (w < min(grey.shape) / 15.0)
-    if ok.sum() < 20:
+    g = glyph_height_of(st, grey.shape)  # of the loose ink: kernels below scale with the print
+    if g is None:
         return None
-    g = float(np.percentile(h[ok], 75))  # glyph height: kernels below scale with the print
     dark = np.bincount(lab[grey < SPECK_DARK], minlength=n).astype(np.float64)
     sharp = dark / np.maximum(1, st[:, 4])
     size = np.maximum(st[:, 2], st[:, 3])
@@ -452,15 +424,6 @@ def _paint_specks(grey: np.ndarray, mask: np.ndarray) -> np.ndarray:
     out = grey.copy()
     out[grown] = 255
     return out
-
-
-def despeckle(grey: np.ndarray) -> tuple[np.ndarray, int]:
-    """The page with its speckle dots painted over with paper (see `find_specks`), and how many."""
-    mask = find_specks(grey)
-    if mask is None:
-        return grey, 0
-    n = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
-    return _paint_specks(grey, mask), n
 
 
 # --- the stage --------------------------------------------------------------------------------
@@ -504,5 +467,6 @@ def prepare(
         binary = binarize(flat)  # thresholding the rotated grey beats interpolating a binary
     if timings is not None:
         timings["preprocess"] = timings.get("preprocess", 0.0) + (time.perf_counter() - t2) + (t1 - t0)
-    return PreparedPage(page=page, image=grey, binary=binary, rotation=rotation, skew_deg=float(skew))
+    return PreparedPage(page=page, image=grey, binary=binary, rotation=rotation, skew_deg=float(skew),
+                        scale=scale_of_ink(binary, page.dpi))
 

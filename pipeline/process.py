@@ -11,12 +11,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from . import assemble, confidence, export, grid, ingest, normalize, ocr, preprocess, textlayer, validate
+from . import (
+    assemble,
+    confidence,
+    engines,
+    export,
+    grid,
+    ingest,
+    measure,
+    normalize,
+    ocr,
+    preprocess,
+    textlayer,
+    validate,
+)
 from .errors import InputFileError, NoFormFound, ScanformsError
+from .naming import output_keys
 from .review.store import apply_decisions
-from .types import FormRecord, Grid, PageImage, PageResult, PreparedPage
+from .types import FormRecord, Grid, PageImage, PageResult, PageScale, PreparedPage
 
 
 @dataclass
@@ -27,7 +39,6 @@ class Options:
     review_threshold: float | None = None  # None: the calibrated model's own threshold
     review_queue: bool = True  # write review/ entries and crops for cells below the threshold
     features: bool = False  # write the confidence model's inputs (for `scanforms calibrate`)
-    ocr_mode: str = "page"  # "page": whole-page detection; "cells": lines from each grid cell's ink
 
 
 @dataclass
@@ -46,7 +57,7 @@ def _timed(timings: dict[str, float], stage: str, t0: float) -> float:
     return t1
 
 
-def vector_grids(page: PageImage) -> list[Grid]:
+def vector_grids(page: PageImage, scale: PageScale | None = None) -> list[Grid]:
     """Tables of a born-digital page from the PDF's own rules ([] if none: the caller reads the render).
 
     The rules were read from the page's vector graphics at ingest: exact and
@@ -55,14 +66,12 @@ def vector_grids(page: PageImage) -> list[Grid]:
     """
     if not page.vector_lines:
         return []
-    boxes = page.text_layer or []
-    heights = [t.bbox[3] - t.bbox[1] for t in boxes if t.text.strip()]
-    glyph = float(np.percentile(heights, 75)) if len(heights) >= 5 else None
-    return grid.grids_from_lines(page.vector_lines, page.image.shape[:2], glyph)
+    scale = scale or measure.scale_of_layer(page.text_layer, page.image.shape, page.dpi)
+    return grid.grids_from_lines(page.vector_lines, page.image.shape[:2], scale.glyph)
 
 
 def read_page(
-    page: PageImage, engine: ocr.OcrEngine, timings: dict[str, float], ocr_mode: str = "page"
+    page: PageImage, engine: engines.OcrEngine, timings: dict[str, float]
 ) -> PageResult:
     """One page through preprocess, grid and text: from the layer (vector) or by OCR.
 
@@ -76,22 +85,24 @@ def read_page(
         # born-digital: upright and straight by construction; the layer's boxes fit the render.
         # No binary yet: only the image fallback of the grid needs one.
         grey = preprocess.to_grey(page.image)
-        prepared = PreparedPage(page=page, image=grey, binary=None, rotation=0, skew_deg=0.0)
+        scale = measure.scale_of_layer(page.text_layer, page.image.shape, page.dpi)
+        prepared = PreparedPage(page=page, image=grey, binary=None, rotation=0, skew_deg=0.0, scale=scale)
         t = _timed(pt, "preprocess", t)
     else:
         prepared = preprocess.prepare(page, engine, pt)
         t = time.perf_counter()
-    grids = vector_grids(page) if kind == "vector" else []
+    grids = vector_grids(page, prepared.scale) if kind == "vector" else []
     if not grids:
-        if prepared.binary is None:
+        if prepared.binary is None:  # a born-digital page read by image: its scale is its ink's
             prepared.binary = preprocess.binarize(prepared.image)
-        grids = grid.find_grids(prepared.binary, prepared.image)
+            prepared.scale = measure.scale_of_ink(prepared.binary, page.dpi)
+        grids = grid.find_grids(prepared.binary, prepared.scale)
     t = _timed(pt, "grid", t)
     if kind == "vector":
-        grids, free = textlayer.read_layer(grids, page.text_layer or [])
+        grids, free = textlayer.read_layer(grids, page.text_layer or [], prepared.scale.unit if prepared.scale else 1.0)
         _timed(pt, "text_layer", t)
     else:
-        grids, free = ocr.read_page(prepared.image, grids, engine, prepared.binary, mode=ocr_mode, timings=pt)
+        grids, free = ocr.read_page(prepared.image, grids, engine, prepared.binary, prepared.scale, timings=pt)
         if kind == "image" and page.text_layer:
             # the layer looked plausible: check it against what we read before calling it healthy
             ours = " ".join(c.text for g in grids for c in g.cells) + " ".join(f.text for f in free)
@@ -106,19 +117,19 @@ def read_page(
 def process_file(
     path: Path,
     opts: Options | None = None,
-    engine: ocr.OcrEngine | None = None,
+    engine: engines.OcrEngine | None = None,
     on_page: Callable[[int], None] | None = None,
 ) -> FileResult:
     """Read every page of one file and build its form records (raises ScanformsError)."""
     opts = opts or Options()
-    engine = engine or ocr.LazyEngine(opts.engine)  # made on the first page that needs OCR
+    engine = engine or engines.LazyEngine(opts.engine)  # made on the first page that needs OCR
     timings: dict[str, float] = {}
     pages: list[PageResult] = []
     t = time.perf_counter()
     for page in ingest.iter_pages(path, dpi=opts.dpi):
         t_render = time.perf_counter() - t
         timings["render"] = timings.get("render", 0.0) + t_render
-        pages.append(read_page(page, engine, timings, opts.ocr_mode))
+        pages.append(read_page(page, engine, timings))
         pages[-1].timings["render"] = t_render
         t = time.perf_counter()
         if on_page:
@@ -161,23 +172,29 @@ def _looks_like_form(rec: FormRecord) -> bool:
     return len(found) >= 2 or len(rec.indicators) >= 2
 
 
-def export_file(result: FileResult, out_dir: Path, opts: Options) -> list[Path]:
-    """Records, overlays, and every table on a page that belongs to no form (nothing is dropped)."""
+def export_file(result: FileResult, out_dir: Path, opts: Options, output_key: str | None = None) -> list[Path]:
+    """Records, overlays, and every table on a page that belongs to no form (nothing is dropped).
+
+    Every output is named by `output_key` (a batch's naming.output_keys; alone, the file's own key).
+    """
+    key = output_key or output_keys([result.path])[result.path]
+    for rec in result.records:
+        rec.extra_source["output_key"] = key
     written: list[Path] = []
     if result.records:
-        written.append(export.write_records(out_dir, result.path, result.records))
+        written.append(export.write_records(out_dir, key, result.records))
     if opts.review_queue:
-        written += export.write_review_part(out_dir, result.path, result.records, result.pages)
+        written += export.write_review_part(out_dir, result.path, key, result.records, result.pages)
     if opts.features:
-        written.append(export.write_features(out_dir, result.path, result.features))
+        written.append(export.write_features(out_dir, result.path, key, result.features))
     in_forms = {n for r in result.records for n in r.pages}
     for p in result.pages:
         if p.page_no not in in_forms:
-            written += export.write_tables(out_dir, result.path, p)
+            written += export.write_tables(out_dir, key, p)
     if opts.overlays:
         for p in result.pages:
             on_page = [v for r in result.records for *_, v, _k, _r in confidence.iter_cells(r) if v.page == p.page_no]
-            written.append(export.write_overlay(out_dir, result.path, p, on_page if p.page_no in in_forms else None))
+            written.append(export.write_overlay(out_dir, key, p, on_page if p.page_no in in_forms else None))
     if not result.records:
         n_tables = sum(len(p.grids) for p in result.pages)
         what = f"{n_tables} table(s) written under tables/" if n_tables else "no ruled table either"
@@ -213,16 +230,17 @@ def run_one(
     path: Path,
     out_dir: Path,
     opts: Options,
-    engine: ocr.OcrEngine | None = None,
+    engine: engines.OcrEngine | None = None,
     on_page: Callable[[int], None] | None = None,
+    output_key: str | None = None,
 ) -> FileOutcome:
-    """Process and export one file; errors come back as data so the batch goes on."""
+    """Process and export one file under `output_key`; errors come back as data so the batch goes on."""
     t0 = time.perf_counter()
     result: FileResult | None = None
     try:
         result = process_file(path, opts, engine, on_page=on_page)
         apply_decisions(result.records, out_dir)  # a reviewer's corrections outlive re-runs
-        export_file(result, out_dir, opts)
+        export_file(result, out_dir, opts, output_key)
         return FileOutcome(
             [r.to_json() for r in result.records],
             len(result.pages),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .celltext import finish_cell
 from .types import BBox, Cell, Grid, TextLine
 
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
@@ -117,10 +118,12 @@ def _merge_line(chars: list[TextLine]) -> TextLine:
     return TextLine(text=text.strip(), bbox=box, score=1.0)
 
 
-def read_layer(grids: list[Grid], chars: list[TextLine]) -> tuple[list[Grid], list[TextLine]]:
-    """Fill cells from a healthy layer's characters (by centre point); the rest are free lines."""
-    from .ocr import finish_cell
+def read_layer(grids: list[Grid], chars: list[TextLine], unit: float = 1.0) -> tuple[list[Grid], list[TextLine]]:
+    """Fill cells from a healthy layer's characters (by centre point); the rest are free lines.
 
+    `unit` is the page's PageScale.unit: the tolerances below are pixels at 200 DPI.
+    """
+    near_rule, same_rule = 8 * unit, 10 * unit
     cells: list[Cell] = [c for g in grids for c in g.cells]
     per_cell: dict[int, list[TextLine]] = {}
     outside: list[TextLine] = []
@@ -142,15 +145,15 @@ def read_layer(grids: list[Grid], chars: list[TextLine]) -> tuple[list[Grid], li
         i = int(first[k])
         if i >= 0:
             x0 = cells[i].bbox[0]
-            if not ch.text.isalnum() and cx - x0 < 8:
+            if not ch.text.isalnum() and cx - x0 < near_rule:
                 # a mark overflowing the cell on its left (。 after a full line) ends that cell's text
-                left = [j for j, o in enumerate(cells) if abs(o.bbox[2] - x0) <= 10 and o.bbox[1] <= cy <= o.bbox[3]]
+                left = [j for j, o in enumerate(cells) if abs(o.bbox[2] - x0) <= same_rule and o.bbox[1] <= cy <= o.bbox[3]]
                 i = left[0] if left else i
             per_cell.setdefault(i, []).append(ch)
         else:
             # a mark set tight against a rule (。 at a full line's end) may sit just past the cell
             near = [i for i, c in enumerate(cells)
-                    if c.bbox[0] - 8 <= cx <= c.bbox[2] + 8 and c.bbox[1] <= cy <= c.bbox[3]]
+                    if c.bbox[0] - near_rule <= cx <= c.bbox[2] + near_rule and c.bbox[1] <= cy <= c.bbox[3]]
             if len(near) >= 1 and not ch.text.isalnum():
                 per_cell.setdefault(min(near, key=lambda i: abs(cx - cells[i].bbox[2])), []).append(ch)
             else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -51,6 +51,20 @@ class PageImage:
     vector_lines: list[Any] | None = None
 
 
+@dataclass(frozen=True)
+class PageScale:
+    """How big things are on one page (see `pipeline.measure`), measured once per page."""
+
+    REF_DPI: ClassVar[float] = 200.0  # the resolution the pipeline's pixel constants are tuned at
+
+    unit: float  # pixels of this page per pixel at 200 DPI (1.0 for a 200-DPI render)
+    glyph: float  # typical glyph height, px
+
+    def px(self, v: float) -> float:
+        """`v` pixels at 200 DPI, in this page's pixels."""
+        return v * self.unit
+
+
 @dataclass
 class PreparedPage:
     """A page turned upright and deskewed, with a binary copy for line finding."""
@@ -62,6 +76,8 @@ class PreparedPage:
     binary: np.ndarray | None
     rotation: int  # clockwise degrees applied to turn the page upright: 0/90/180/270
     skew_deg: float  # skew angle that was removed (degrees, counter-clockwise positive)
+    # the page's scale, measured once (from the binary, or a born-digital page's text layer)
+    scale: PageScale | None = None
 
 
 @dataclass

@@ -41,8 +41,8 @@ def read_queue(out: Path) -> list[dict[str, Any]]:
 
 
 def output_cell(out: Path, entry: dict[str, Any], row: int | None = None) -> dict[str, Any]:
-    """The entry's cell (at `row`, for a merged cell's other rows) as it stands in `<out>/<stem>.json`."""
-    recs = json.loads((out / f"{Path(entry['file']).stem}.json").read_text(encoding="utf-8"))
+    """The entry's cell (at `row`, for a merged cell's other rows) as it stands in `<out>/<output key>.json`."""
+    recs = json.loads((out / f"{entry['output_key']}.json").read_text(encoding="utf-8"))
     (rec,) = [r for r in recs if r["source"]["form_index"] == entry["form_index"]]
     if entry["section"] == "fields":
         return rec["fields"][entry["key"]]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.ocr import _split_at_cells, finish_cell, group_visual_lines, split_by_text
+from pipeline.celltext import finish_cell, group_visual_lines, split_by_text
+from pipeline.ocr import _split_at_cells
 from pipeline.types import Cell, Grid, TextLine
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import calibrate, confidence, evaluate, export, ocr, process
+from pipeline import calibrate, confidence, engines, evaluate, export, process
 from pipeline.cli import main
 from pipeline.types import FormRecord, Value
 
@@ -120,11 +120,11 @@ def test_rows_align_by_name() -> None:
 
 
 @pytest.fixture(scope="module")
-def engine() -> ocr.OcrEngine:
-    return ocr.CachedEngine(ocr.RapidOcrEngine(), CACHE)
+def engine() -> engines.OcrEngine:
+    return engines.CachedEngine(engines.RapidOcrEngine(), CACHE)
 
 
-def test_review_queue_has_crops_sorted_by_confidence(tmp_path: Path, engine: ocr.OcrEngine) -> None:
+def test_review_queue_has_crops_sorted_by_confidence(tmp_path: Path, engine: engines.OcrEngine) -> None:
     opts = process.Options()
     result = process.process_file(DATA / "d030.pdf", opts, engine)  # a heavy scan: some cells are doubtful
     process.export_file(result, tmp_path, opts)
@@ -177,7 +177,7 @@ def test_eval_command_on_truth_itself(tmp_path: Path, capsys: pytest.CaptureFixt
     shutil.rmtree(tmp_path)
 
 
-def test_features_rebuilt_from_written_records_match_the_run(tmp_path: Path, engine: ocr.OcrEngine) -> None:
+def test_features_rebuilt_from_written_records_match_the_run(tmp_path: Path, engine: engines.OcrEngine) -> None:
     # calibration rebuilds features from records + saved evidence: they must be what the run computed
     opts = process.Options(features=True)
     result = process.process_file(DATA / "d025.pdf", opts, engine)

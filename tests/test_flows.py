@@ -121,7 +121,8 @@ def _combined(out: Path) -> dict[str, object]:
         "records.jsonl": (out / "records.jsonl").read_bytes(),
         "csv": {n: (out / f"{n}.csv").read_bytes() for n in ("records", "indicators")},
         "parquet": {n: _frame_key(pd.read_parquet(out / f"{n}.parquet")) for n in ("records", "indicators")},
-        "report": {k: v for k, v in report.items() if k not in batch.RUN_KEYS},
+        "report": {k: v for k, v in report.items() if k not in (*batch.RUN_KEYS, "output_keys")},
+        "output_keys": sorted(report["output_keys"].values()),  # by input path: the runs' folders differ
         "report.md": md.split(batch.RUN_SECTION)[0],
     }
 

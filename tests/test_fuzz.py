@@ -58,7 +58,7 @@ def _pipeline(path: Path) -> None:
     pages = []
     for page in itertools.islice(ingest.iter_pages(path, dpi=40), 2):
         prepared = preprocess.prepare(page, None)
-        grids = grid.find_grids(prepared.binary, prepared.image)
+        grids = grid.find_grids(prepared.binary, prepared.scale)
         pages.append(PageResult(prepared=prepared, grids=grids, free_lines=[]))
     assemble.split_forms(pages)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import ocr, process
+from pipeline import engines, process
 from pipeline.types import FormRecord
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,11 +20,11 @@ CACHE = REPO / "tests" / "ocr_cache"
 
 
 @pytest.fixture(scope="module")
-def engine() -> ocr.OcrEngine:
-    return ocr.CachedEngine(ocr.RapidOcrEngine(), CACHE)
+def engine() -> engines.OcrEngine:
+    return engines.CachedEngine(engines.RapidOcrEngine(), CACHE)
 
 
-def _run(name: str, engine: ocr.OcrEngine) -> list[FormRecord]:
+def _run(name: str, engine: engines.OcrEngine) -> list[FormRecord]:
     return process.process_file(DATA / name, engine=engine).records
 
 
@@ -32,7 +32,7 @@ def _v(rec: FormRecord, key: str) -> object:
     return rec.fields[key].value if key in rec.fields else None
 
 
-def test_family_a_scan(engine: ocr.OcrEngine) -> None:
+def test_family_a_scan(engine: engines.OcrEngine) -> None:
     (rec,) = _run("d025.pdf", engine)
     assert rec.pages == [1]
     assert _v(rec, "form_title") == "2023年度财政项目绩效自我评价"
@@ -53,7 +53,7 @@ def test_family_a_scan(engine: ocr.OcrEngine) -> None:
         "影响力目标", "长效管理制度建设", 2, 2)
 
 
-def test_family_b_scan_two_pages(engine: ocr.OcrEngine) -> None:
+def test_family_b_scan_two_pages(engine: engines.OcrEngine) -> None:
     (rec,) = _run("d026.pdf", engine)
     assert rec.pages == [1, 2]
     assert _v(rec, "form_title") == "财政项目支出绩效自评表"
@@ -73,7 +73,7 @@ def test_family_b_scan_two_pages(engine: ocr.OcrEngine) -> None:
     assert (_v(rec, "total_weight"), _v(rec, "total_score")) == (100, 92)
 
 
-def test_family_d_scan_stitched(engine: ocr.OcrEngine) -> None:
+def test_family_d_scan_stitched(engine: engines.OcrEngine) -> None:
     (rec,) = _run("d028.pdf", engine)
     assert rec.pages == [1, 2]
     assert _v(rec, "form_title") == "2020年度财政项目绩效自评价"
@@ -88,7 +88,7 @@ def test_family_d_scan_stitched(engine: ocr.OcrEngine) -> None:
     assert (_v(rec, "total_weight"), _v(rec, "total_score")) == (100, 90.5)
 
 
-def test_every_value_has_confidence_and_place(engine: ocr.OcrEngine) -> None:
+def test_every_value_has_confidence_and_place(engine: engines.OcrEngine) -> None:
     (rec,) = _run("d025.pdf", engine)
     data = rec.to_json()
     cells = list(data["fields"].values()) + [v for row in data["indicators"] for v in row.values()]
@@ -102,7 +102,7 @@ SHARED_DEV = REPO.parent / "shared" / "corpus" / "dev"
 
 
 @pytest.mark.skipif(not SHARED_DEV.exists(), reason="shared dev corpus not present")
-def test_file_mixing_page_kinds(engine: ocr.OcrEngine, tmp_path: Path) -> None:
+def test_file_mixing_page_kinds(engine: engines.OcrEngine, tmp_path: Path) -> None:
     """A born-digital form followed by a scanned one: each page takes its own route."""
     import pypdfium2 as pdfium
 

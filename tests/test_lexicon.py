@@ -18,7 +18,6 @@ from pipeline.lexicon import (
     build_nlp,
     clean_label,
     get_matcher,
-    is_label_like,
     max_edits,
 )
 
@@ -280,7 +279,7 @@ def test_goal_columns(m: LabelMatcher, text: str, key: str) -> None:
 )
 def test_structural_labels(m: LabelMatcher, text: str, key: str) -> None:
     hit = m.match(text)
-    assert hit is not None and hit.section == "structure" and hit.key == key and hit.structural
+    assert hit is not None and hit.section == "structure" and hit.key == key
     # structural labels never come back as a key of a data section
     assert m.match(text, "fields") is None
     assert m.match(text, "indicators") is None
@@ -430,7 +429,7 @@ def test_fuzzy_score_falls_with_damage(m: LabelMatcher) -> None:
 )
 def test_values_are_not_labels(m: LabelMatcher, text: str) -> None:
     assert m.match(text) is None
-    assert not is_label_like(text)
+    assert not m.is_label_like(text)
     for section in lexicon.SECTIONS:
         assert m.match(text, section) is None
 

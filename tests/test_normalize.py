@@ -105,14 +105,12 @@ def test_family_b_like_funding_and_goal_blocks() -> None:
 
 
 def test_ocr_text_simplified_layer_text_kept() -> None:
-    from pipeline.lexicon import get_matcher
-    from pipeline.normalize import RecordBuilder
+    from pipeline.normalize.cellvalue import typed_value
 
-    b = RecordBuilder(get_matcher())
     ocr_cell = Cell(0, 0, 1, 1, (0, 0, 10, 10), text="考察運維項目", confidence=0.9)
     layer_cell = Cell(0, 0, 1, 1, (0, 0, 10, 10), text="考察運維項目", confidence=1.0)
-    assert b.value("text", [ocr_cell], 1).value == "考察运维项目"
-    assert b.value("text", [layer_cell], 1).value == "考察運維項目"  # a text layer is taken as printed
+    assert typed_value("text", [ocr_cell], 1).value == "考察运维项目"
+    assert typed_value("text", [layer_cell], 1).value == "考察運維項目"  # a text layer is taken as printed
 
 
 def test_cell_across_two_named_columns_split_by_its_lines() -> None:
@@ -221,3 +219,20 @@ def test_level_terms_snap_one_misread_character() -> None:
     assert snap_term("社会效益指示", "level2") == ("社会效益指标", 0.5)
     assert snap_term("效益", "level1") == ("效益", 1.0)
     assert snap_term("效果", "level1") == ("效果", 0.0)  # too short to snap: one of two characters
+
+
+def test_value_cell_over_two_indicator_rows_split_by_its_lines() -> None:
+    # the rule between two rows' 权重 cells was lost: one cell holds "6" in the first row's band
+    # and "8" in the second's; only level1/level2 legitimately span indicator rows
+    g = _grid([
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 2, 1), ("指标解释", 4, 3, 1), ("权重", 7, 1, 1), ("自评分", 8, 1, 1), ("备注", 9, 1, 1)],
+        [("投入与管理 (14分)", 0, 2, 2), ("资金使用的合规性", 2, 2, 1), ("项目资金使用是否合规", 4, 3, 1), ("6 8", 7, 1, 2),
+         ("6", 8, 1, 1), ("", 9, 1, 1)],
+        [("预算执行率", 2, 2, 1), ("反映项目预算执行的进度", 4, 3, 1), ("7", 8, 1, 1), ("", 9, 1, 1)],
+    ])
+    weight = next(c for c in g.cells if c.col == 7 and c.row == 1)
+    weight.lines = [TextLine("6", (740, 150, 760, 172), 0.99), TextLine("8", (740, 190, 760, 212), 0.99)]
+    (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+    assert [i["weight"].value for i in rec.indicators] == [6, 8]
+    assert [i["weight"].bbox for i in rec.indicators] == [(700, 140, 800, 180), (700, 180, 800, 220)]
+    assert [i["level1"].value for i in rec.indicators] == ["投入与管理", "投入与管理"]  # level1 spans on

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import ingest, ocr, preprocess
-from pipeline.ocr import RapidOcrEngine
+from pipeline import engines, ingest, ocr, preprocess
+from pipeline.engines import RapidOcrEngine
 
 REPO = Path(__file__).resolve().parents[1]
 SCAN = REPO / "data" / "raw" / "d025.pdf"  # a clean scan we ship
@@ -51,7 +51,7 @@ def test_scores_per_character(engine: RapidOcrEngine, crops: list[np.ndarray]) -
 
 def test_cache_key_follows_recognition_setup(engine: RapidOcrEngine, tmp_path: Path) -> None:
     crop = [np.full((40, 100), 255, np.uint8)]
-    cached = ocr.CachedEngine(engine, tmp_path)
+    cached = engines.CachedEngine(engine, tmp_path)
     cached.recognize(crop)
     assert (cached.hits, cached.misses) == (0, 1)
     cached.recognize(crop)

@@ -9,10 +9,34 @@ import numpy as np
 import pytest
 
 from pipeline import preprocess as pp
+from pipeline.engines import OcrEngine
 from pipeline.types import PageImage
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DEV = SHARED / "corpus" / "dev"
+
+
+# The stage's steps one at a time, as `prepare` chains them (measured here on their own).
+
+
+def estimate_skew(image: np.ndarray) -> float:
+    """Skew of an upright page (grey, colour or ink = 255 binary): coarse search, then refined."""
+    binary = pp._as_binary(image)
+    return pp._fine_skew(binary, pp._coarse_skew(binary))
+
+
+def detect_orientation(grey: np.ndarray, engine: OcrEngine | None = None) -> int:
+    """Clockwise turn (0/90/180/270) that makes the page upright."""
+    binary = pp.binarize(pp.normalize_background(grey))
+    return pp._orientation(grey, binary, pp._coarse_skew(binary), engine)
+
+
+def despeckle(grey: np.ndarray) -> tuple[np.ndarray, int]:
+    """The page with its speckle dots painted over, and how many there were."""
+    mask = pp.find_specks(grey)
+    if mask is None:
+        return grey, 0
+    return pp._paint_specks(grey, mask), cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
 
 
 def _form(w: int = 1000, h: int = 1414, seed: int = 0, rules: bool = True) -> np.ndarray:
@@ -61,25 +85,25 @@ def test_skew_sign_convention() -> None:
     img = np.full((800, 1000), 255, np.uint8)
     for y in range(200, 700, 60):
         cv2.line(img, (100, y), (900, y - int(800 * np.tan(np.radians(3)))), 0, 2)
-    assert pp.estimate_skew(img) == pytest.approx(3.0, abs=0.1)
+    assert estimate_skew(img) == pytest.approx(3.0, abs=0.1)
 
 
 @pytest.mark.parametrize("angle", [-7.0, -2.5, 0.3, 4.0, 9.0])
 def test_estimate_skew_within_a_tenth(form: np.ndarray, angle: float) -> None:
     skewed = pp.rotate_bound(form, angle)
-    assert pp.estimate_skew(skewed) == pytest.approx(angle, abs=0.1)
+    assert estimate_skew(skewed) == pytest.approx(angle, abs=0.1)
 
 
 def test_estimate_skew_accepts_binary(form: np.ndarray) -> None:
     binary = pp.binarize(pp.normalize_background(pp.rotate_bound(form, -4.0)))
-    assert pp.estimate_skew(binary) == pytest.approx(-4.0, abs=0.1)
+    assert estimate_skew(binary) == pytest.approx(-4.0, abs=0.1)
 
 
 def test_skew_without_rulings() -> None:
     """Text lines alone (no straight lines at all) still give the angle, through the profiles."""
     img = _form(rules=False)
     for angle in (-3.0, 2.0):
-        assert pp.estimate_skew(pp.rotate_bound(img, angle)) == pytest.approx(angle, abs=0.15)
+        assert estimate_skew(pp.rotate_bound(img, angle)) == pytest.approx(angle, abs=0.15)
 
 
 def test_rotate_bound_keeps_every_pixel() -> None:
@@ -92,7 +116,7 @@ def test_rotate_bound_keeps_every_pixel() -> None:
 
 def test_deskew_levels_the_page(form: np.ndarray) -> None:
     level = pp.deskew(pp.rotate_bound(form, 5.0), 5.0)
-    assert abs(pp.estimate_skew(level)) < 0.1
+    assert abs(estimate_skew(level)) < 0.1
     # canvas grows by the rotation only, filled with white paper
     assert level.shape[0] < form.shape[0] * 1.25 and level.shape[1] < form.shape[1] * 1.25
     assert level[0, 0] == 255 and level[-1, -1] == 255
@@ -152,7 +176,7 @@ def _blurred_page_with_dots(seed: int = 3, blur: float = 1.6) -> tuple[np.ndarra
 
 def test_despeckle_removes_sharp_dots_on_blurred_page() -> None:
     page, dots = _blurred_page_with_dots()
-    out, n = pp.despeckle(page)
+    out, n = despeckle(page)
     assert n >= 40  # dots that fell on print are part of a glyph blob, not specks
     isolated = [(x, y) for x, y in dots if page[y - 8:y + 9, x - 8:x + 9].min() == 0
                 and (page[y - 8:y + 9, x - 8:x + 9] < 200).sum() <= 25]
@@ -167,10 +191,10 @@ def test_despeckle_leaves_crisp_pages_alone(form: np.ndarray) -> None:
     rng = np.random.default_rng(5)
     for _ in range(60):
         cv2.circle(page, (int(rng.integers(20, 980)), int(rng.integers(20, 1390))), 2, 0, -1)
-    out, n = pp.despeckle(page)
+    out, n = despeckle(page)
     assert n == 0 and np.array_equal(out, page)
     clean = cv2.GaussianBlur(_form(seed=3), (0, 0), 1.6)
-    assert pp.despeckle(clean)[1] == 0  # blurred but without dust: nothing to take
+    assert despeckle(clean)[1] == 0  # blurred but without dust: nothing to take
 
 
 def test_binarize_ink_is_255(form: np.ndarray) -> None:
@@ -188,7 +212,7 @@ def test_binarize_ink_is_255(form: np.ndarray) -> None:
 def test_text_direction_family(form: np.ndarray, turned: int) -> None:
     """Geometry tells lines running across from lines running down, whatever the skew."""
     img = pp.rotate_bound(np.ascontiguousarray(np.rot90(form, turned // 90)), 3.0)
-    rot = pp.detect_orientation(img)
+    rot = detect_orientation(img)
     assert rot % 180 == turned % 180
 
 
@@ -200,7 +224,7 @@ def test_prepare_upside_down_without_engine(form: np.ndarray) -> None:
     assert prep.rotation == 180
     assert prep.skew_deg == pytest.approx(-2.0, abs=0.1)
     assert prep.image.shape == prep.binary.shape and prep.image.ndim == 2
-    assert abs(pp.estimate_skew(prep.binary)) < 0.1
+    assert abs(estimate_skew(prep.binary)) < 0.1
 
 
 def test_prepare_level_page_untouched(form: np.ndarray) -> None:
@@ -217,7 +241,7 @@ def test_prepare_rotated_scan_with_engine() -> None:
     if not f.exists():
         pytest.skip("dev corpus not available")
     pdfium = pytest.importorskip("pypdfium2")
-    from pipeline.ocr import get_engine
+    from pipeline.engines import get_engine
 
     doc = pdfium.PdfDocument(str(f))
     try:

@@ -59,3 +59,17 @@ def test_read_layer_assigns_chars_to_cells() -> None:
     _, free = textlayer.read_layer([g], chars)
     assert [c.text for c in cells] == ["权重", "100.00"]
     assert [f.text for f in free] == ["注"]
+
+
+def test_layer_punctuation_past_a_rule_goes_with_its_line() -> None:
+    # a full line's 。 set tight against the rule: its centre falls just inside the next cell
+    # (or just past the last one), yet it ends the line on its left
+    cells = [Cell(0, 0, 1, 1, (0, 0, 100, 40)), Cell(0, 1, 1, 1, (100, 0, 200, 40))]
+    g = Grid(row_lines=[0, 40], col_lines=[0, 100, 200], cells=cells)
+    chars = [TextLine(ch, (58 + 20 * i, 10, 78 + 20 * i, 30), 1.0) for i, ch in enumerate("合规")]
+    chars += [TextLine("。", (98, 10, 108, 30), 1.0)]  # centre x 103: inside cell 1, 3 px past its rule
+    chars += [TextLine(ch, (158 + 20 * i, 10, 178 + 20 * i, 30), 1.0) for i, ch in enumerate("良好")]
+    chars += [TextLine("。", (198, 10, 208, 30), 1.0)]  # centre x 203: outside every cell
+    _, free = textlayer.read_layer([g], chars)
+    assert [c.text for c in cells] == ["合规。", "良好。"]
+    assert free == []

@@ -15,7 +15,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import pytest
 
-from pipeline import grid, ingest, ocr, process, vector
+from pipeline import engines, grid, ingest, process, vector
 
 SCALE = 200 / 72
 DEV = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "dev"
@@ -204,7 +204,7 @@ def test_vector_route_reads_cells_without_ocr(tmp_path: Path, monkeypatch: pytes
     def no_engine(*a: object, **k: object) -> None:
         raise AssertionError("the vector route must not create the OCR engine")
 
-    monkeypatch.setattr(ocr, "get_engine", no_engine)
+    monkeypatch.setattr(engines, "get_engine", no_engine)
     res = process.process_file(path)
     (page,) = res.pages
     assert page.kind == "vector" and page.prepared.binary is None  # no image work at all
@@ -217,7 +217,7 @@ def test_born_digital_page_without_rules_falls_back_to_the_image(tmp_path: Path)
     path = _write(tmp_path, _pdf("BT /F1 10 Tf 100 700 Td (no table here) Tj ET"))
     page = _page(path)
     assert page.vector_lines == []  # type: ignore[attr-defined]
-    res = process.read_page(page, ocr.LazyEngine(), {})  # type: ignore[arg-type]
+    res = process.read_page(page, engines.LazyEngine(), {})  # type: ignore[arg-type]
     assert res.kind == "vector" and res.grids == [] and res.prepared.binary is not None
 
 
@@ -293,12 +293,12 @@ def test_lazy_engine_is_made_once_on_first_use(monkeypatch: pytest.MonkeyPatch) 
             time.sleep(0.05)  # long enough for the threads to meet
             made.append(1)
 
-    monkeypatch.setattr(ocr, "_ENGINES", {})
-    monkeypatch.setattr(ocr, "RapidOcrEngine", Fake)
+    monkeypatch.setattr(engines, "_ENGINES", {})
+    monkeypatch.setattr(engines, "RapidOcrEngine", Fake)
     monkeypatch.delenv("SCANFORMS_OCR_CACHE", raising=False)
-    lazy = ocr.LazyEngine()
+    lazy = engines.LazyEngine()
     assert not lazy.loaded and made == []  # nothing made until an OCR call
-    ts = [threading.Thread(target=lambda: ocr.LazyEngine().name) for _ in range(4)]
+    ts = [threading.Thread(target=lambda: engines.LazyEngine().name) for _ in range(4)]
     for t in ts:
         t.start()
     for t in ts:

@@ -208,14 +208,14 @@ def merge_spanning(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for e in entries:
         e.setdefault("rows", [e.get("row")])
         if e.get("row") is not None and e.get("bbox") and len(e["rows"]) == 1:
-            span = (e["file"], e["sha256"], e["form_index"], e["section"], e["key"], e.get("page"),
-                    tuple(e["bbox"]), e.get("raw"))
+            span = (e["file"], e.get("output_key"), e["sha256"], e["form_index"], e["section"], e["key"],
+                    e.get("page"), tuple(e["bbox"]), e.get("raw"))
             spans.setdefault(span, []).append(e)
     for e in entries:
         span = None
         if e.get("row") is not None and e.get("bbox") and len(e["rows"]) == 1:
-            span = (e["file"], e["sha256"], e["form_index"], e["section"], e["key"], e.get("page"),
-                    tuple(e["bbox"]), e.get("raw"))
+            span = (e["file"], e.get("output_key"), e["sha256"], e["form_index"], e["section"], e["key"],
+                    e.get("page"), tuple(e["bbox"]), e.get("raw"))
         same = [x for x in spans.get(span, [e]) if x.get("in_cell", True)] if span is not None else [e]
         if not e.get("in_cell", True):
             e["shared_cell"] = True  # a borrowed value: decided on its own

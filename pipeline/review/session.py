@@ -2,8 +2,9 @@
 
 The queue is `<out>/review/queue.jsonl` (written by the pipeline, lowest confidence
 first). A decision goes to the decisions file first (the source of truth, re-applied on
-every re-run), then into `<out>/<stem>.json` and `records.jsonl`, each rewritten whole
-by rename, so a reader never sees half a file.
+every re-run), then into `<out>/<output key>.json` and `records.jsonl`, each rewritten whole
+by rename, so a reader never sees half a file. The output key is the queue entry's; for a
+cell no longer queued, the one the manifest gives its content hash (pipeline.naming).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import export
+from .. import export, naming
 from .store import (
     REVIEW_DIR,
     CellKey,
@@ -55,6 +56,7 @@ class Item:
     bbox: list[int] | None = None
     crop: str | None = None
     row_crop: str | None = None
+    output_key: str | None = None  # the file's records are <out>/<output_key>.json (None: a 0.3.0 queue)
     rows: list[int | None] = field(default_factory=list)  # a merged cell: every row it covers
     group: str = ""  # entries that read the same across the folder (review.groups)
     group_size: int = 1
@@ -76,7 +78,7 @@ class Item:
             label=d.get("label"), value=d.get("value"), raw=str(d.get("raw") or ""),
             confidence=float(d.get("confidence") or 0.0), reasons=list(d.get("reasons") or []),
             alternatives=list(d.get("alternatives") or []), page=d.get("page"), bbox=d.get("bbox"),
-            crop=d.get("crop"), row_crop=d.get("row_crop"),
+            crop=d.get("crop"), row_crop=d.get("row_crop"), output_key=d.get("output_key"),
             rows=[None if r is None else int(r) for r in d.get("rows") or [d.get("row")]],
             group=str(d.get("group") or d["id"]), group_size=int(d.get("group_size") or 1),
         )
@@ -141,7 +143,7 @@ FileHook = Callable[[Path], None]
 class ReviewSession:
     """The queue of one output folder, its decisions file, and the output rewrites.
 
-    `on_file_written` is called with each `<stem>.json` a decision (or undo) has just
+    `on_file_written` is called with each `<output key>.json` a decision (or undo) has just
     rewritten: the one place where "a decision was applied to file X" (a hook for outputs
     made from the records, e.g. a regenerated PDF)."""
 
@@ -225,11 +227,12 @@ class ReviewSession:
             raise ReviewError(f"unknown action {action!r}")
         targets = [(cell, it.file) for it in self.members(item) for cell in it.cells]
         with self._lock:
-            loaded = {file: self._load_records(file) for file in {f for _c, f in targets}}
-            for cell, file in targets:  # no output to correct: refuse before storing anything
-                self._find(loaded[file], cell, file)
-            current = {cell: cell_of(self._find(loaded[file], cell, file), cell.section, cell.row, cell.key)
-                       for cell, file in targets}
+            paths = {cell: self._record_path(cell, file) for cell, file in targets}
+            loaded = {path: self._load_records(path, file) for (_c, file), path in zip(targets, paths.values(),
+                                                                                       strict=True)}
+            # no output to correct: refuse before storing anything
+            current = {cell: cell_of(self._find(loaded[paths[cell]], cell, paths[cell]), cell.section, cell.row,
+                                     cell.key) for cell, _file in targets}
             ds = self.store.decide_many([(cell, file, current[cell]) for cell, file in targets], value,
                                         reviewer or self.reviewer, action=action)
             cells = {d.cell: (d.file, reviewed_cell_json(d.original if current[d.cell] is None else current[d.cell],
@@ -266,8 +269,14 @@ class ReviewSession:
 
     # -- outputs -----------------------------------------------------------------------
 
-    def _record_path(self, file: str) -> Path:
-        return self.out_dir / f"{Path(file).stem}.json"
+    def _record_path(self, cell: CellKey, file: str) -> Path:
+        """`<out>/<output key>.json` of the input with the cell's content hash (not its name: two
+        inputs may share one): the queue's key, else the manifest's, else the stem (a 0.3.0 folder)."""
+        for it in self.items():
+            if it.sha256 == cell.sha256 and it.output_key:
+                return export.record_file(self.out_dir, it.output_key)
+        key = naming.recorded_keys(self.out_dir).get(cell.sha256)
+        return export.record_file(self.out_dir, key or Path(file).stem)
 
     @staticmethod
     def _matches(rec: dict[str, Any], cell: CellKey) -> bool:
@@ -275,7 +284,7 @@ class ReviewSession:
         return src.get("form_index") == cell.form_index and src.get("sha256", cell.sha256) == cell.sha256
 
     def _output_cell_at(self, cell: CellKey, file: str) -> dict[str, Any] | None:
-        path = self._record_path(file)
+        path = self._record_path(cell, file)
         if not path.exists():
             return None
         for rec in json.loads(path.read_text(encoding="utf-8")):
@@ -283,35 +292,32 @@ class ReviewSession:
                 return cell_of(rec, cell.section, cell.row, cell.key)
         return None
 
-    def _load_records(self, file: str) -> list[dict[str, Any]]:
-        path = self._record_path(file)
+    def _load_records(self, path: Path, file: str) -> list[dict[str, Any]]:
         if not path.exists():
             raise ReviewError(f"no output {path.name} for {file}: run the pipeline first")
         return list(json.loads(path.read_text(encoding="utf-8")))
 
-    def _find(self, records: list[dict[str, Any]], cell: CellKey, file: str) -> dict[str, Any]:
+    def _find(self, records: list[dict[str, Any]], cell: CellKey, path: Path) -> dict[str, Any]:
         """The record holding `cell` (ReviewError if there is none)."""
         for rec in records:
             if self._matches(rec, cell) and (cell.section == "fields" or (
                     cell.row is not None and 0 <= cell.row < len(rec.get(cell.section) or []))):
                 return rec
-        raise ReviewError(f"{self._record_path(file).name} has no form {cell.form_index} cell "
-                          f"{cell.section}/{cell.row}/{cell.key}")
+        raise ReviewError(f"{path.name} has no form {cell.form_index} cell {cell.section}/{cell.row}/{cell.key}")
 
     def _write_cells(self, cells: dict[CellKey, tuple[str, dict[str, Any]]]) -> None:
-        """Put the cells into their `<stem>.json` files and `records.jsonl`, each rewritten once
-        (by rename), whatever the number of cells."""
-        by_file: dict[str, list[tuple[CellKey, dict[str, Any]]]] = {}
+        """Put the cells into their `<output key>.json` files and `records.jsonl`, each rewritten
+        once (by rename), whatever the number of cells."""
+        by_path: dict[Path, list[tuple[CellKey, str, dict[str, Any]]]] = {}
         for cell, (file, cell_json) in cells.items():
-            by_file.setdefault(file, []).append((cell, cell_json))
-        changed: dict[tuple[str, str, int], dict[str, Any]] = {}  # (file name, sha, form) -> record
-        for file, todo in by_file.items():
-            records = self._load_records(file)
-            for cell, cell_json in todo:
-                rec = self._find(records, cell, file)
+            by_path.setdefault(self._record_path(cell, file), []).append((cell, file, cell_json))
+        changed: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}  # (sha, form) -> (output key, record)
+        for path, todo in by_path.items():
+            records = self._load_records(path, todo[0][1])
+            for cell, _file, cell_json in todo:
+                rec = self._find(records, cell, path)
                 set_cell(rec, cell.section, cell.row, cell.key, cell_json)
-                changed[(Path(file).name, cell.sha256, cell.form_index)] = rec
-            path = self._record_path(file)
+                changed[(cell.sha256, cell.form_index)] = (path.stem, rec)
             export.atomic_write_text(path, json.dumps(records, ensure_ascii=False, indent=1))
             if self.on_file_written is not None:  # a decision was applied to this file
                 self.on_file_written(path)
@@ -323,6 +329,8 @@ class ReviewSession:
                     continue
                 rec = json.loads(line)
                 src = rec.get("source", {})
-                key = (src.get("file"), src.get("sha256"), src.get("form_index"))
-                lines.append(changed.get(key, rec))  # type: ignore[arg-type]
+                hit = changed.get((src.get("sha256"), src.get("form_index")))  # type: ignore[arg-type]
+                if hit is not None and src.get("output_key", hit[0]) == hit[0]:
+                    rec = hit[1]
+                lines.append(rec)
             export.write_jsonl(combined, lines)

@@ -1,0 +1,169 @@
+"""Cell text: a cell's lines joined into its text, and merged cells split where a rule was lost.
+
+Below every stage that fills or reads cells (grid, ocr, textlayer, normalize): it knows
+only `Cell` / `TextLine` and the spec's rule for joining lines.
+
+"A rule was lost in the scan, so split the merged cell" is one repair met at four places,
+each with its own evidence: a clean white channel in the ink (`grid.split_by_whitespace`),
+OCR lines in separate lattice bands far apart (`split_by_text` here), lines falling in
+separate indicator columns or rows (`normalize`). All four cut through `lines_into_bands`
+(which band each line belongs to, or no split) and `cut_cell` (the piece of a cell
+between two positions along one axis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .types import Cell, Grid, TextLine
+from .values import join_lines
+
+# OCR line boxes are widened by these fractions of their height (left / right): detection
+# boxes hug the glyphs and drop small trailing marks (，。、). `split_by_text` takes the
+# padding off again to measure the gap between the glyphs.
+PAD_BEFORE = 0.175
+PAD_AFTER = 0.35
+
+
+def group_visual_lines(lines: list[TextLine]) -> list[list[TextLine]]:
+    """Lines of one cell grouped into visual rows (top to bottom), each left to right."""
+    rows: list[list] = []
+    for ln in sorted(lines, key=lambda t: (t.bbox[1] + t.bbox[3]) / 2):
+        cy = (ln.bbox[1] + ln.bbox[3]) / 2
+        h = ln.bbox[3] - ln.bbox[1]
+        if rows:
+            last = rows[-1]
+            ly0 = min(t.bbox[1] for t in last)
+            ly1 = max(t.bbox[3] for t in last)
+            lcy = (ly0 + ly1) / 2
+            if abs(cy - lcy) < 0.5 * max(h, ly1 - ly0):
+                last.append(ln)
+                continue
+        rows.append([ln])
+    return [sorted(r, key=lambda t: t.bbox[0]) for r in rows]
+
+
+def finish_cell(cell: Cell) -> None:
+    """Set a cell's text (spec rule for joining lines) and its OCR confidence."""
+    c = cell
+    if not c.lines:
+        c.text, c.confidence = "", 1.0
+        return
+    rows = group_visual_lines(c.lines)
+    texts = [join_lines([t.text for t in r]) for r in rows]
+    c.text = join_lines(texts)
+    scores = []
+    for t in c.lines:
+        scores += t.char_scores if t.char_scores else [t.score] * max(1, len(t.text))
+    c.confidence = float(min(scores)) if scores else 0.0
+
+
+# --- the lost-rule repair: one way to cut, whatever the evidence ---------------------------
+
+
+def lines_into_bands(
+    lines: list[TextLine], n_bands: int, home: Callable[[TextLine], int | None]
+) -> list[list[TextLine]] | None:
+    """Each line into the band `home` gives it (in line order); None when a line has no
+    single home: it runs across where the lost rule would be, so the cell is no split."""
+    parts: list[list[TextLine]] = [[] for _ in range(n_bands)]
+    for ln in lines:
+        k = home(ln)
+        if k is None:
+            return None
+        parts[k].append(ln)
+    return parts
+
+
+def cut_cell(
+    cell: Cell, axis: int, start: int, span: int, lo: int, hi: int, lines: list[TextLine] | None = None
+) -> Cell:
+    """The piece of `cell` over lattice bands [start, start + span) along `axis` (0: columns,
+    1: rows), from pixel `lo` to `hi` on that axis; `lines`, when given, become its text."""
+    x0, y0, x1, y1 = cell.bbox
+    if axis == 0:
+        piece = Cell(cell.row, start, cell.row_span, span, (lo, y0, hi, y1))
+    else:
+        piece = Cell(start, cell.col, span, cell.col_span, (x0, lo, x1, hi))
+    if lines is not None:
+        piece.lines = list(lines)
+        finish_cell(piece)
+    return piece
+
+
+def _crosses(ln: TextLine, cut: int, axis: int) -> bool:
+    """A line runs across `cut` (more than its boxes' sideways padding: a real crossing is deeper)."""
+    a, b = (ln.bbox[0], ln.bbox[2]) if axis == 0 else (ln.bbox[1], ln.bbox[3])
+    tol = 0.6 * (ln.bbox[3] - ln.bbox[1])
+    return a + tol < cut < b - tol
+
+
+def split_by_text(grid: Grid) -> int:
+    """Split merged cells whose text sits in separate lattice bands with wide gaps between.
+
+    A rule erased along its whole length (heavy scans) reads as a merged cell;
+    when its text falls apart into blocks that each sit inside one lattice band,
+    far apart compared with the line height, the cell is really several cells.
+    Returns how many cells were split.
+    """
+    g = grid
+    new_cells: list[Cell] = []
+    n_split = 0
+    for c in g.cells:
+        parts = None
+        if len(c.lines) >= 2 and (c.col_span > 1 or c.row_span > 1):
+            h = float(np.median([ln.bbox[3] - ln.bbox[1] for ln in c.lines]))
+            for axis, span in ((0, c.col_span), (1, c.row_span)):
+                if span <= 1:
+                    continue
+                base = c.col if axis == 0 else c.row
+                lines_pos = g.col_lines if axis == 0 else g.row_lines
+                cuts = [lines_pos[base + k] for k in range(1, span)]
+                # lattice lines that a text line runs across are no lost rule here (a stray
+                # line from another row may fall inside a label); the others may be
+                kept = [k for k in range(1, span) if not any(_crosses(ln, cuts[k - 1], axis) for ln in c.lines)]
+                if not kept:
+                    continue
+                kept_cuts = [cuts[k - 1] for k in kept]
+
+                def band_of(ln: TextLine, axis: int = axis, kept_cuts: list[int] = kept_cuts) -> int:
+                    a, b = (ln.bbox[0], ln.bbox[2]) if axis == 0 else (ln.bbox[1], ln.bbox[3])
+                    return sum(1 for cut in kept_cuts if cut <= (a + b) / 2)
+
+                by_kept = lines_into_bands(c.lines, len(kept) + 1, band_of)
+                if by_kept is None:  # never: no line crosses a kept cut
+                    continue
+                # band j (j kept cuts to the left) starts at lattice offset 0 or kept[j - 1]
+                groups = {(0 if j == 0 else kept[j - 1]): lns for j, lns in enumerate(by_kept) if lns}
+                if len(groups) < 2:
+                    continue
+                bands = sorted(groups)
+                ok = True
+                for b0, b1 in zip(bands, bands[1:], strict=False):
+                    end = max(ln.bbox[2 + axis] for ln in groups[b0])
+                    start = min(ln.bbox[axis] for ln in groups[b1])
+                    if axis == 0:  # the gap between the glyphs: without the boxes' side padding
+                        end -= PAD_AFTER * h
+                        start += PAD_BEFORE * h
+                    if start - end < (0.9 if axis == 0 else 0.5) * h:
+                        ok = False
+                if ok:
+                    parts = (axis, bands, groups, cuts)
+                    break
+        if parts is None:
+            new_cells.append(c)
+            continue
+        axis, bands, groups, cuts = parts
+        n_split += 1
+        edges = [c.bbox[axis]] + cuts + [c.bbox[axis + 2]]
+        base = c.col if axis == 0 else c.row
+        span = c.col_span if axis == 0 else c.row_span
+        band_bounds = bands + [span]
+        for i, band in enumerate(band_bounds[:-1]):
+            lo = 0 if i == 0 else band
+            hi = band_bounds[i + 1]
+            new_cells.append(cut_cell(c, axis, base + lo, hi - lo, edges[lo], edges[hi], groups.get(band, [])))
+    g.cells = new_cells
+    return n_split

@@ -1,0 +1,66 @@
+"""Value typing: the cells read for one key -> a typed `Value` with the evidence it rests on."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from ..lexicon import to_simplified
+from ..types import BBox, Cell, Value
+from ..values import join_lines, parse_value, repair_enumeration, strip_specks
+
+_DASHES = {"-", "—", "–", "－", "/"}
+
+
+def clean(text: str) -> str:
+    """The text without any blank (OCR spaces fall anywhere in Chinese print)."""
+    return re.sub(r"\s+", "", text or "")
+
+
+def typed_value(kind: str, cells: list[Cell], page: int, label_score: float = 1.0) -> Value:
+    """The cells' joined text parsed as `kind` (schema type), scored by OCR and label match."""
+    raw = join_lines([c.text for c in cells if c.text])
+    bbox = union([c.bbox for c in cells]) if cells else None
+    ocr_conf = min((c.confidence for c in cells if c.text), default=1.0)
+    evidence = cell_evidence(cells, label_score)
+    if clean(raw) in _DASHES or not clean(raw):
+        return Value(value=None, raw=raw, confidence=ocr_conf * label_score, page=page, bbox=bbox,
+                     evidence=evidence | {"empty": 1.0, "parsed": 1.0})
+    if kind == "text":
+        raw_clean = strip_specks(raw)
+        raw = raw_clean if raw_clean else raw
+        if ocr_conf < 1.0:  # read by OCR (a text layer is taken as printed)
+            raw = repair_enumeration(to_simplified(raw))
+    val, ok = parse_value(kind, raw)
+    conf = ocr_conf * label_score * (1.0 if ok else 0.3)
+    reasons = [] if ok else [f"could not parse as {kind}"]
+    evidence |= {"empty": 0.0, "parsed": 1.0 if ok else 0.0}
+    return Value(value=val, raw=raw, confidence=conf, page=page, bbox=bbox, reasons=reasons, evidence=evidence)
+
+
+def cell_evidence(cells: list[Cell], label_score: float = 1.0) -> dict[str, float]:
+    """OCR evidence for a value read from these cells: character scores and how much was read."""
+    scores: list[float] = []
+    n_lines = 0
+    for c in cells:
+        for t in c.lines:
+            n_lines += 1
+            scores += t.char_scores if t.char_scores else [t.score] * max(1, len(t.text))
+    n_chars = sum(len(c.text.replace(" ", "")) for c in cells)
+    # Σ log p is how likely an exact read is (short text must match exactly); Σ (1 - p) / n is the
+    # expected character error rate (long text may have 2 % of its characters wrong).
+    clipped = [min(1.0, max(1e-3, s)) for s in scores]
+    return {
+        "ocr_sumlog": float(sum(math.log(s) for s in clipped)),
+        "ocr_experr": float(sum(1 - s for s in clipped) / len(clipped)) if clipped else 0.0,
+        "ocr_min": min(scores) if scores else 1.0,
+        "ocr_mean": sum(scores) / len(scores) if scores else 1.0,
+        "ocr_low": sum(s < 0.9 for s in scores) / len(scores) if scores else 0.0,
+        "n_chars": float(n_chars),
+        "n_lines": float(n_lines),
+        "label": float(label_score),
+    }
+
+
+def union(boxes: list[BBox]) -> BBox:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))

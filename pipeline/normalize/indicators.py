@@ -1,0 +1,260 @@
+"""The indicator table: cells picked per named column, the repairs a damaged scan needs, typed rows.
+
+Rows come in as `IndicatorRow`s (a table row and the cell picked for each column);
+the repairs work on those: a cell split where a lost rule merged two columns
+(`split_shared`) or two rows (`split_down`), a level1/level2 label carried across
+a page break, a blank 一级指标 piece given its neighbour's label (`fill_blank_level1`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..assemble import TableRow
+from ..celltext import cut_cell, lines_into_bands
+from ..lexicon import LabelMatcher, snap_term
+from ..types import Cell, TextLine, Value
+from ..values import parse_value, split_level1, strip_specks
+from .cellvalue import cell_evidence, clean, typed_value
+from .columns import Column, ColumnFrame
+
+
+class Pick(NamedTuple):
+    """The cell read for one column of a row, and how much of the column it covers (px)."""
+
+    cell: Cell
+    overlap: float
+
+
+class IndicatorRow(NamedTuple):
+    """One indicator row of the table: its table row and the cell picked for each column key."""
+
+    row: TableRow
+    picked: dict[str, Pick]
+
+
+def _cell(r: IndicatorRow, key: str) -> Cell | None:
+    pick = r.picked.get(key)
+    return pick.cell if pick is not None else None
+
+
+def indicator_cells(row: TableRow, cols: list[Column], frame: ColumnFrame) -> dict[str, Pick]:
+    """The cell over each named column in this row ({} for a row with no text of its own)."""
+    picked: dict[str, Pick] = {}
+    for c in row.covering:
+        a, b = frame.span(c, row)
+        for col in cols:
+            ov = col.overlap(a, b)
+            if ov <= 0.5 * (col.x1 - col.x0):
+                continue
+            if col.key in picked and picked[col.key].overlap >= ov:
+                continue
+            picked[col.key] = Pick(c, ov)
+    # a row must start here with some content of its own (not only merged cells from above)
+    own = [c for c in row.cells if c.text]
+    if not own:
+        return {}
+    return split_shared(picked, row, cols, frame)
+
+
+def split_shared(picked: dict[str, Pick], row: TableRow, cols: list[Column], frame: ColumnFrame) -> dict[str, Pick]:
+    """A cell that fell across several named columns (a rule lost in the scan) is split
+    between them by where its lines sit, when no line crosses a column boundary."""
+    by_cell: dict[int, list[str]] = {}
+    for key, pick in picked.items():
+        by_cell.setdefault(id(pick.cell), []).append(key)
+    col_of = {c.key: c for c in cols}
+    d = frame.shift(row.grid)
+    for keys in by_cell.values():
+        if len(keys) < 2:
+            continue
+        cell = picked[keys[0]].cell
+        if not cell.lines or cell.row_span > 1:
+            continue
+        cols_here = [col_of[k] for k in keys]
+
+        def column(ln: TextLine, cols_here: list[Column] = cols_here) -> int | None:
+            a, b = ln.bbox[0] + d, ln.bbox[2] + d
+            tol = 0.5 * (ln.bbox[3] - ln.bbox[1])
+            home = [i for i, col in enumerate(cols_here) if col.x0 - tol <= a and b <= col.x1 + tol]
+            return home[0] if len(home) == 1 else None
+
+        parts = lines_into_bands(cell.lines, len(keys), column)
+        if parts is None or sum(1 for v in parts if v) < 2:
+            continue
+        for k, lines in zip(keys, parts, strict=True):
+            # the piece keeps the cell's lattice place; its box is its own lines' extent
+            x0 = min((ln.bbox[0] for ln in lines), default=cell.bbox[0])
+            x1 = max((ln.bbox[2] for ln in lines), default=cell.bbox[2])
+            picked[k] = Pick(cut_cell(cell, 0, cell.col, cell.col_span, x0, x1, lines), picked[k].overlap)
+    return picked
+
+
+def split_down(ind_rows: list[IndicatorRow], keys: list[str]) -> None:
+    """Only level1/level2 legitimately span indicator rows. Any other cell met on several
+    rows lost a horizontal rule in the scan: give each row the lines inside its band."""
+    for key in keys:
+        if key in ("level1", "level2"):
+            continue
+        i = 0
+        while i < len(ind_rows):
+            cell = _cell(ind_rows[i], key)
+            j = i + 1
+            while cell is not None and j < len(ind_rows) and _cell(ind_rows[j], key) is cell:
+                j += 1
+            if cell is not None and j - i >= 2 and cell.lines:
+                bands = [(r.row.grid.row_lines[r.row.index], r.row.grid.row_lines[r.row.index + 1])
+                         for r in ind_rows[i:j]]
+
+                def band(ln: TextLine, bands: list[tuple[int, int]] = bands) -> int | None:
+                    cy = (ln.bbox[1] + ln.bbox[3]) / 2
+                    home = [k for k, (y0, y1) in enumerate(bands) if y0 <= cy < y1]
+                    return home[0] if len(home) == 1 else None
+
+                parts = lines_into_bands(cell.lines, len(bands), band)
+                if parts is not None:
+                    for k, r in enumerate(ind_rows[i:j]):
+                        sub = cut_cell(cell, 1, r.row.index, 1, bands[k][0], bands[k][1], parts[k])
+                        r.picked[key] = Pick(sub, r.picked[key].overlap)
+            i = j
+
+
+def _runs(ind_rows: list[IndicatorRow], key: str, blanks_together: bool) -> list[list[int]]:
+    """Runs of consecutive indicator rows that share one (merged) cell in column `key`;
+    with `blanks_together`, rows without that column run together too."""
+    groups: list[list[int]] = []
+    last = None
+    for i, r in enumerate(ind_rows):
+        cell = _cell(r, key)
+        if groups and (cell is not None or blanks_together) and cell is last:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+        last = cell
+    return groups
+
+
+def carry_across_page_break(ind_rows: list[IndicatorRow], keys: list[str]) -> None:
+    """level1/level2 cut by a page break: the label is printed on one side only."""
+    for key in ("level1", "level2"):
+        if key not in keys:
+            continue
+        groups = _runs(ind_rows, key, blanks_together=True)
+        texts = [clean(strip_specks(ind_rows[g[0]].picked[key].cell.text)) if key in ind_rows[g[0]].picked else ""
+                 for g in groups]
+        for gi, g in enumerate(groups):
+            if texts[gi]:
+                continue
+            page = ind_rows[g[0]].row.page
+            prev_ok = gi > 0 and ind_rows[groups[gi - 1][-1]].row.page == page - 1 and texts[gi - 1]
+            next_ok = gi + 1 < len(groups) and ind_rows[groups[gi + 1][0]].row.page == page + 1 and texts[gi + 1]
+            src = groups[gi - 1] if prev_ok else groups[gi + 1] if next_ok else None
+            if src is None:
+                continue
+            src_cell = ind_rows[src[0]].picked[key].cell
+            for i in g:
+                ind_rows[i].picked[key] = Pick(src_cell, 1.0)
+
+
+def fill_blank_level1(ind_rows: list[IndicatorRow]) -> None:
+    """A blank 一级指标 piece on a page: the merged cell was cut by a rule that isn't there.
+
+    Every indicator belongs to a 一级指标, so a blank piece (a scratch or dust taken
+    for a rule, or the rule between level1 and the label's own piece erased) takes the
+    label of a neighbouring group. Which one is decided by the form's own arithmetic:
+    a level1's points are the sum of its rows' weights, so the blank rows go where
+    they make the sum come true (or at least leave room in it); failing that, to the
+    neighbour sharing a 二级指标 cell with them; failing that, to the one neighbour they
+    don't overflow; failing that, none.
+    """
+    groups = _runs(ind_rows, "level1", blanks_together=False)
+
+    def text(g: list[int]) -> str:
+        cell = _cell(ind_rows[g[0]], "level1")
+        return clean(split_level1(cell.text)[0]) if cell is not None else ""  # specks are blank
+
+    def weights(g: list[int]) -> float | None:
+        total = 0.0
+        for i in g:
+            cell = _cell(ind_rows[i], "weight")
+            val, ok = parse_value("number", cell.text) if cell is not None and cell.text else (None, False)
+            if not ok or val is None:
+                return None
+            total += float(val)
+        return total
+
+    def shares_level2(a: list[int], b: list[int]) -> bool:
+        cells_a = {id(ind_rows[i].picked["level2"].cell) for i in a if "level2" in ind_rows[i].picked}
+        return any(id(ind_rows[i].picked["level2"].cell) in cells_a for i in b if "level2" in ind_rows[i].picked)
+
+    texts = [text(g) for g in groups]
+    for gi, g in enumerate(groups):
+        if texts[gi]:
+            continue
+        page = ind_rows[g[0]].row.page
+        cands = [j for j in (gi - 1, gi + 1)
+                 if 0 <= j < len(groups) and texts[j] and any(ind_rows[i].row.page == page for i in groups[j])]
+        if not cands:
+            continue
+        w_blank = weights(g)
+        exact, room, over = [], [], []
+        for j in cands:
+            points = split_level1(ind_rows[groups[j][0]].picked["level1"].cell.text)[1]
+            w_nb = weights(groups[j])
+            if points is None or w_blank is None or w_nb is None:
+                continue
+            if abs(w_nb + w_blank - float(points)) < 0.01:
+                exact.append(j)
+            elif w_nb + w_blank < float(points):
+                room.append(j)
+            else:
+                over.append(j)
+        shared = [j for j in cands if shares_level2(g, groups[j])]
+        possible = [j for j in cands if j not in over]
+        pick = next((c for c in (exact, room, shared, possible) if len(c) == 1), None)
+        if pick is None:
+            continue
+        src = ind_rows[groups[pick[0]][0]].picked["level1"].cell
+        for i in g:
+            ind_rows[i].picked["level1"] = Pick(src, 1.0)
+
+
+def repair(ind_rows: list[IndicatorRow], keys: list[str]) -> None:
+    """The table's repairs, in order: labels across page breaks, blank level1 pieces, lost row rules."""
+    carry_across_page_break(ind_rows, keys)
+    if "level1" in keys:
+        fill_blank_level1(ind_rows)
+    split_down(ind_rows, keys)
+
+
+def indicator_values(ind_rows: list[IndicatorRow], keys: list[str], matcher: LabelMatcher) -> list[dict[str, Value]]:
+    """Each row's cells typed by the schema; rows with no name and no number are left out."""
+    out: list[dict[str, Value]] = []
+    for r in ind_rows:
+        rec: dict[str, Value] = {}
+        for key in keys:
+            if key not in r.picked:
+                continue
+            cell = r.picked[key].cell
+            if key == "level1":
+                name, points = split_level1(cell.text)
+                ev = cell_evidence([cell])
+                vocab = 0.0
+                if name:
+                    name, vocab = snap_term(name, "level1")
+                rec["level1"] = Value(name or None, cell.text, cell.confidence, r.row.page, cell.bbox,
+                                      evidence=ev | {"vocab": vocab})
+                rec["level1_points"] = Value(points, cell.text, cell.confidence, r.row.page, cell.bbox,
+                                             evidence=dict(ev))
+            else:
+                rec[key] = typed_value(matcher.kind("indicators", key), [cell], r.row.page)
+                if key == "level2" and isinstance(rec[key].value, str):
+                    rec[key].value, vocab = snap_term(rec[key].value, "level2")
+                    rec[key].evidence["vocab"] = vocab
+        name = rec.get("name")
+        if (name is None or name.value in (None, "")) and all(
+            rec.get(k) is None or rec[k].value is None for k in ("weight", "score")
+        ):
+            continue
+        out.append(rec)
+    return out

@@ -1,0 +1,274 @@
+"""Section layout: a form's table rows read in the order the forms are laid out.
+
+A header grid of label | value pairs (with a 项目资金 block and a 年度总体目标 block on
+some layouts), then an indicator table whose header row names the columns, up to its
+合计 row or the notes. Which block a row belongs to is this module's job; where a cell
+sits is `columns`', typing a value `cellvalue`'s, the indicator rows `indicators`'.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..assemble import FormPages, TableRow, is_title_text
+from ..lexicon import LabelMatcher, get_matcher
+from ..types import Cell, FormRecord, Value
+from ..values import fiscal_year_from_title
+from .cellvalue import clean, typed_value
+from .columns import Column, ColumnFrame, column_of, in_order
+from .indicators import IndicatorRow, indicator_cells, indicator_values, repair
+
+_SPECKS = ".,·:;'`_-，。、‘’\""
+_TOTAL_RE = re.compile(r"^(合\s*计|总\s*分|合计得分|总\s*计)$")
+_NOTES_RE = re.compile(r"^(说\s*明|注[:：])")
+
+
+class RecordBuilder:
+    """Reads one form's rows into a FormRecord."""
+
+    def __init__(self, matcher: LabelMatcher) -> None:
+        self.m = matcher
+        self.frame = ColumnFrame()
+
+    # --- the whole form -------------------------------------------------------------------
+    def build(self, form: FormPages, file: str, index: int) -> FormRecord:
+        rec = FormRecord(file=file, form_index=index, pages=form.page_numbers)
+        self.frame = ColumnFrame({id(g): p.prepared.scale.unit for p in form.pages for g in p.grids
+                                  if p.prepared.scale is not None})
+        self._title(form, rec)
+        rows = form.rows()
+        state = "header"
+        funding_cols: list[Column] = []
+        goal_cols: list[Column] = []
+        ind_cols: list[Column] = []
+        ind_rows: list[IndicatorRow] = []
+        for row in rows:
+            texts = [clean(c.text) for c in row.cells]
+            if state == "done":
+                break
+            if texts and any(_NOTES_RE.match(t) for t in texts[:2]):
+                state = "done" if state == "indicators" else state
+                continue
+            if state != "indicators":
+                cols = self._indicator_header(row)
+                if cols:
+                    ind_cols, state = cols, "indicators"
+                    self.frame.set_reference(row)
+                    continue
+                cols = self._funding_header(row)
+                if cols:
+                    self.frame.set_reference(row)
+                    funding_cols, state = cols, "funding"
+                    continue
+                cols = self._goal_header(row)
+                if cols:
+                    self.frame.set_reference(row)
+                    goal_cols, state = cols, "goal"
+                    continue
+                if state == "funding" and self._funding_row(row, funding_cols, rec):
+                    continue
+                if state == "goal" and self._goal_row(row, goal_cols, rec):
+                    state = "header"
+                    continue
+                state = "header" if state in ("funding", "goal") else state
+                self._pairs(row, rec)
+            else:
+                if self._total_row(row, ind_cols, rec):
+                    state = "done"
+                    continue
+                picked = indicator_cells(row, ind_cols, self.frame)
+                if picked:
+                    ind_rows.append(IndicatorRow(row, picked))
+        keys = [c.key for c in ind_cols]
+        repair(ind_rows, keys)
+        rec.indicators = indicator_values(ind_rows, keys, self.m)
+        self._funding_fields(rec)
+        return rec
+
+    # --- title ----------------------------------------------------------------------------
+    def _title(self, form: FormPages, rec: FormRecord) -> None:
+        titles = [t for t in form.title_lines if is_title_text(t.text)]
+        page = form.page_numbers[0]
+        if titles:
+            t = max(titles, key=lambda t: len(t.text))
+            text = re.sub(r"\s+", "", t.text).strip(".,·:;'`_-，。、")  # specks at the ends
+            rec.fields["form_title"] = Value(text, t.text, t.score, page, t.bbox)
+        year = None
+        for t in form.title_lines:
+            y = fiscal_year_from_title(t.text)
+            if y:
+                year = Value(y, t.text, t.score, page, t.bbox)
+                break
+        if year:
+            rec.fields["fiscal_year"] = year
+
+    # --- header grid: label | value pairs ----------------------------------------------------
+    def _pairs(self, row: TableRow, rec: FormRecord) -> None:
+        cells = row.cells
+        i = 0
+        while i < len(cells):
+            c = cells[i]
+            m = self.m.match(c.text, "fields") if c.text else None
+            step = 1
+            if m is None and i + 1 < len(cells) and c.text and cells[i + 1].text:
+                # labels broken over two cells by a damaged scan ('自评 | 时间')
+                m2 = self.m.match(c.text + cells[i + 1].text, "fields")
+                if m2 is not None and m2.score >= 0.9:
+                    m, step = m2, 2
+            if m is None:
+                i += 1
+                continue
+            j = i + step
+            vals: list[Cell] = []
+            while j < len(cells):
+                nxt = cells[j]
+                if nxt.text and self.m.match(nxt.text, "fields") is not None:
+                    break
+                vals.append(nxt)
+                j += 1
+                break  # one value cell per label; merged value cells are one cell
+            if m.key not in rec.fields or rec.fields[m.key].value is None:
+                v = typed_value(self.m.kind("fields", m.key), vals, row.page, m.score)
+                v.label = "".join(x.text for x in cells[i : i + step])
+                rec.fields[m.key] = v
+            i = j if vals else i + step
+
+    # --- funding block ---------------------------------------------------------------------
+    def _header_cols(self, row: TableRow, section: str, min_hits: int) -> list[Column]:
+        cols = []
+        for c in row.cells:
+            if not c.text:
+                continue
+            m = self.m.match(c.text, section)
+            if m is not None:
+                cols.append(Column(m.key, float(c.bbox[0]), float(c.bbox[2])))
+        keys = {c.key for c in cols}
+        return cols if len(keys) >= min_hits else []
+
+    def _funding_header(self, row: TableRow) -> list[Column]:
+        return self._header_cols(row, "funding", 3)
+
+    def _funding_row(self, row: TableRow, cols: list[Column], rec: FormRecord) -> bool:
+        src_cell = None
+        out: dict[str, Value] = {}
+        for c in row.cells:
+            col = column_of(c, row, cols, self.frame)
+            if col is None:
+                if c.text and src_cell is None and self.m.match(c.text, "funding_rows") is not None:
+                    src_cell = c
+                elif (c.text and src_cell is None and not self.m.match(c.text, "fields")
+                      and not self.m.match(c.text, "structure") and not self.m.match(c.text, "goal")):
+                    src_cell = c  # an unknown row label: kept as written
+                continue
+            out[col.key] = typed_value(self.m.kind("funding", col.key), [c], row.page)
+        if src_cell is None:
+            return False
+        m = self.m.match(src_cell.text, "funding_rows")
+        label = m.label if m is not None else re.sub(r"\s+", "", src_cell.text)
+        src = Value(label, src_cell.text, src_cell.confidence * (m.score if m else 0.5), row.page, src_cell.bbox)
+        rec.funding.append({"source": src, **out})
+        return True
+
+    def _funding_fields(self, rec: FormRecord) -> None:
+        """The 年度资金总额 row also fills the header fields it stands for."""
+        if not rec.funding:
+            return
+        total = rec.funding[0]
+        mapping = {
+            "budget_initial": "budget_initial",
+            "budget_annual": "budget_current_year",
+            "executed": "budget_executed",
+            "execution_rate": "execution_rate",
+            "weight": "funding_weight",
+            "score": "funding_score",
+        }
+        for src, dst in mapping.items():
+            if src in total and dst not in rec.fields:
+                rec.fields[dst] = total[src]
+
+    # --- 年度总体目标 block ------------------------------------------------------------------
+    def _goal_header(self, row: TableRow) -> list[Column]:
+        cols = self._header_cols(row, "goal", 2)
+        return cols
+
+    def _goal_row(self, row: TableRow, cols: list[Column], rec: FormRecord) -> bool:
+        got = False
+        for c in row.cells:
+            col = column_of(c, row, cols, self.frame)
+            if col is None or not c.text:
+                continue
+            rec.fields[col.key] = typed_value("text", [c], row.page)
+            got = True
+        return got
+
+    # --- indicator table ----------------------------------------------------------------------
+    def _indicator_header(self, row: TableRow) -> list[Column]:
+        cols = self._header_cols(row, "indicators", 3)
+        if not cols:
+            return []
+        cols = self._loose_header(row, cols)
+        keys = {c.key for c in cols}
+        if not ({"weight", "score"} & keys) or not ({"name", "level1"} & keys):
+            return []
+        return cols
+
+    def _loose_header(self, row: TableRow, cols: list[Column]) -> list[Column]:
+        """Header cells too damaged for a label match, read in the light of the row's sure ones.
+
+        Blurred heavy scans garble the small header print ('一组指春', '教重'). Once
+        three or more cells of the row are sure indicator labels the row is the
+        header, and each other cell takes the indicator label (of a key not yet
+        taken) it is nearest to, if at most half its characters differ, and uniquely so.
+        """
+        from rapidfuzz.distance import Levenshtein
+
+        from ..lexicon import clean_label
+
+        if len({c.key for c in cols}) < 3:
+            return cols
+        taken = {c.key for c in cols}
+        out = list(cols)
+        for c in row.cells:
+            t = clean_label(c.text)
+            if not t or any(col.x0 == c.bbox[0] and col.x1 == c.bbox[2] for col in cols):
+                continue
+            best: list[tuple[int, str]] = []
+            for key in self.m.keys("indicators"):
+                if key in taken:
+                    continue
+                for label in self.m.labels("indicators", key):
+                    d = Levenshtein.distance(t, label)
+                    if 2 * d <= max(len(t), len(label)) and d < len(label):
+                        best.append((d, key))
+            best = [(d, k) for d, k in best if in_order(k, c, out)]
+            if not best:
+                continue
+            dmin = min(d for d, _ in best)
+            near = {k for d, k in best if d == dmin}
+            if len(near) == 1:
+                key = near.pop()
+                taken.add(key)
+                out.append(Column(key, float(c.bbox[0]), float(c.bbox[2])))
+        # by elimination: the one cell left unread is the one number column still missing
+        # (权重 / 分值 / 得分 are two-character labels: one misread character and no match)
+        left = [c for c in row.cells if clean_label(c.text)
+                and not any(col.x0 == c.bbox[0] and col.x1 == c.bbox[2] for col in out)]
+        missing = [k for k in ("weight", "score") if k not in taken]
+        if len(left) == 1 and len(missing) == 1 and len(clean_label(left[0].text)) <= 4:
+            out.append(Column(missing[0], float(left[0].bbox[0]), float(left[0].bbox[2])))
+        return sorted(out, key=lambda col: col.x0)
+
+    def _total_row(self, row: TableRow, cols: list[Column], rec: FormRecord) -> bool:
+        # specks on a damaged scan stick to the label (',总分'): strip them before matching
+        texts = [clean(c.text).strip(_SPECKS) for c in row.cells[:3]]
+        if not any(_TOTAL_RE.match(t) for t in texts if t):
+            return False
+        picked = indicator_cells(row, cols, self.frame)
+        for key, dst in (("weight", "total_weight"), ("score", "total_score")):
+            if key in picked and not _TOTAL_RE.match(clean(picked[key].cell.text)):
+                rec.fields[dst] = typed_value("number", [picked[key].cell], row.page)
+        return True
+
+def build_records(forms: list[FormPages], file: str, matcher: LabelMatcher | None = None) -> list[FormRecord]:
+    b = RecordBuilder(matcher or get_matcher())
+    return [b.build(f, file, i) for i, f in enumerate(forms)]

@@ -386,6 +386,8 @@ def finish_run(out_dir: Path, inputs: list[Path], run: RunInfo | None = None) ->
     export.combine_review_queue(out_dir, keys)
     frames.write_tables(out_dir, records)
     report = build_report(inputs, records, manifest, run)
+    queue = export.review_queue_counts(out_dir)
+    report["review_entries"], report["review_groups"] = queue["entries"], queue["groups"]
     export.atomic_write_text(out_dir / "run_report.json", json.dumps(report, ensure_ascii=False, indent=1))
     export.atomic_write_text(out_dir / "run_report.md", report_markdown(report))
     manifest.compact(inputs)
@@ -479,7 +481,9 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"- inputs: {report['inputs']}",
         f"- forms: {report['forms']}",
         f"- pages: {report['pages']} ({report['pages_outside_forms']} outside any form)",
-        f"- cells sent to review: {report['review_cells']}",
+        f"- cells sent to review: {report['review_cells']}"
+        + (f" ({report['review_entries']} queue entries, {report['review_groups']} groups to review: "
+           "one decision each)" if "review_groups" in report else ""),
         f"- failures: {len(report['failures'])}",
         f"- pipeline: {report['pipeline']}",
         "",

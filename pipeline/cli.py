@@ -131,7 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _progress(
         f"done: {report['inputs'] - len(failures)}/{report['inputs']} files "
         f"({report['processed']} processed, {report['skipped']} unchanged), {report['forms']} forms, "
-        f"{len(failures)} failed, {report['review_cells']} cells to review, {time.perf_counter() - t0:.1f}s -> {out}"
+        f"{len(failures)} failed, {report['review_cells']} cells to review "
+        f"({report.get('review_groups', 0)} groups), {time.perf_counter() - t0:.1f}s -> {out}"
     )
     if report["removed"]:
         _progress(f"  {len(report['removed'])} file(s) gone since the last run: see {out / 'run_report.md'}")
@@ -209,8 +210,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """Fit the confidence model on a prediction folder written with --features, against truth."""
     from . import calibrate
 
-    report = calibrate.fit_folder(args.truth, args.pred, save=None if args.dry_run else args.save,
-                                  target_error=args.target_error)
+    if (args.truth is None) != (args.pred is None) or (args.truth is None and not args.reviews):
+        print("scanforms calibrate: give --truth and --pred, or --reviews, or both", file=sys.stderr)
+        return ExitCode.bad_args
+    try:
+        report = calibrate.fit_folder(args.truth, args.pred, save=None if args.dry_run else args.save,
+                                      target_error=args.target_error, reviews=args.reviews or ())
+    except ValueError as e:
+        print(f"scanforms calibrate: {e}", file=sys.stderr)
+        return ExitCode.bad_args
     print(json.dumps(report, indent=1))
     return ExitCode.ok
 
@@ -265,8 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit the confidence model (models/calibration.json) on records written with --features",
         description="Fit the confidence model (boosted trees + isotonic map) from `scanforms run --features` output and truth.",
     )
-    c.add_argument("--truth", type=Path, required=True, help="folder of truth <stem>.json files")
-    c.add_argument("--pred", type=Path, required=True, help="output folder of `scanforms run --features`")
+    c.add_argument("--truth", type=Path, help="folder of truth <stem>.json files")
+    c.add_argument("--pred", type=Path, help="output folder of `scanforms run --features`")
+    c.add_argument("--reviews", type=Path, action="append", metavar="OUT",
+                   help="also learn from the cells reviewed in this output folder (of `scanforms run --features`): "
+                   "accepted values as right, corrected ones as wrong; repeatable")
     c.add_argument("--save", type=Path, default=Path("models/calibration.json"), help="where to save the model")
     c.add_argument("--target-error", type=float, default=0.004,
                    help="accepted-error rate the default review threshold is chosen for (default: 0.004)")

@@ -240,14 +240,16 @@ def _crop_jpeg(image: np.ndarray, box: tuple[int, int, int, int], mark: tuple[in
 def review_entries(input_path: Path, output_key: str, records: list[FormRecord]) -> list[dict[str, Any]]:
     """One queue entry per cell flagged for review (needs_review), in the format the review app reads."""
     from .confidence import iter_cells
+    from .review.groups import merge_spanning, row_in_cell
 
     out = []
     for rec in records:
         sha = str(rec.extra_source.get("sha256", ""))
-        for section, row, key, v, _kind, _row in iter_cells(rec):
+        for section, row, key, v, _kind, cells in iter_cells(rec):
             if not v.needs_review:
                 continue
             rid = "-" if row is None else str(row)
+            in_cell = cells is None or not v.bbox or row_in_cell(v.page, v.bbox, [(c.page, c.bbox) for c in cells.values()])
             out.append({
                 "id": f"{sha[:12]}:{rec.form_index}:{section}:{rid}:{key}",
                 "file": input_path.name,
@@ -256,6 +258,7 @@ def review_entries(input_path: Path, output_key: str, records: list[FormRecord])
                 "form_index": rec.form_index,
                 "section": section,
                 "row": row,
+                "rows": [row],
                 "key": key,
                 "label": v.label,
                 "value": v.value,
@@ -267,8 +270,14 @@ def review_entries(input_path: Path, output_key: str, records: list[FormRecord])
                 "bbox": list(v.bbox) if v.bbox else None,
                 "crop": None,
                 "row_crop": None,
+                # the crop's own OCR score profile: its least sure character (groups trust a
+                # reading every character of which is sure)
+                "ocr_min": round(float(v.evidence["ocr_min"]), 4) if "ocr_min" in v.evidence else None,
+                "in_cell": in_cell,  # False: the row borrowed this value from a cell it is not in
             })
-    return out
+    # a merged cell (一级/二级指标) is repeated down the rows it spans: one entry, whose
+    # decision lands on every row it covers
+    return merge_spanning(out)
 
 
 def review_part_file(out_dir: Path, output_key: str) -> Path:
@@ -307,7 +316,10 @@ def write_review_part(
 
 
 def combine_review_queue(out_dir: Path, output_keys: Iterable[str] | None = None) -> Path:
-    """`review/queue.jsonl`: every file's entries (of `output_keys`, or all parts), least confident first."""
+    """`review/queue.jsonl`: every file's entries (of `output_keys`, or all parts), least confident first,
+    each with its `group` (entries across the folder that read the same, see review.groups)."""
+    from .review.groups import assign_groups, merge_spanning
+
     parts_dir = out_dir / REVIEW_DIR / "parts"
     wanted = set(output_keys) if output_keys is not None else None
     entries: list[dict[str, Any]] = []
@@ -317,9 +329,23 @@ def combine_review_queue(out_dir: Path, output_keys: Iterable[str] | None = None
         entries += [json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line.strip()]
     entries.sort(key=lambda e: (e["confidence"], e["file"], e.get("output_key") or "", e["form_index"], e["section"],
                                 e["row"] or 0, e["key"]))
+    entries = merge_spanning(entries)
+    assign_groups(entries, out_dir / REVIEW_DIR)
     path = out_dir / REVIEW_DIR / "queue.jsonl"
     write_jsonl(path, entries)
     return path
+
+
+def review_queue_counts(out_dir: Path) -> dict[str, int]:
+    """Cells to review (a merged cell counts each row it covers), queue entries, and groups:
+    the decisions a reviewer needs."""
+    from .review.groups import cells_of
+
+    path = out_dir / REVIEW_DIR / "queue.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    entries = [json.loads(line) for line in lines if line.strip()]
+    return {"cells": sum(cells_of(e) for e in entries), "entries": len(entries),
+            "groups": len({e.get("group", e["id"]) for e in entries})}
 
 
 def write_features(out_dir: Path, input_path: Path, output_key: str, rows: list[dict[str, Any]]) -> Path:

@@ -25,10 +25,11 @@ def run_pipeline(inp: Path, out: Path) -> subprocess.CompletedProcess[str]:
     or re-applying the decisions would go untested. A review threshold of 1.0 queues every cell
     (a clean scan's numbers are otherwise accepted, and which ones are depends on the OCR and
     the confidence model), so the tests have numbers and text to edit whatever those read.
+    --features: the reviewed cells are training data (`scanforms calibrate --reviews`).
     """
     env = dict(os.environ, SCANFORMS_OCR_CACHE=str(CACHE))
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", str(inp), "--out", str(out), "-q", "--force",
+        [sys.executable, "-m", "pipeline.cli", "run", str(inp), "--out", str(out), "-q", "--force", "--features",
          "--review-threshold", "1.0"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=True,
     )
@@ -39,13 +40,13 @@ def read_queue(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def output_cell(out: Path, entry: dict[str, Any]) -> dict[str, Any]:
-    """The entry's cell as it stands in `<out>/<output key>.json`."""
+def output_cell(out: Path, entry: dict[str, Any], row: int | None = None) -> dict[str, Any]:
+    """The entry's cell (at `row`, for a merged cell's other rows) as it stands in `<out>/<output key>.json`."""
     recs = json.loads((out / f"{entry['output_key']}.json").read_text(encoding="utf-8"))
     (rec,) = [r for r in recs if r["source"]["form_index"] == entry["form_index"]]
     if entry["section"] == "fields":
         return rec["fields"][entry["key"]]
-    return rec[entry["section"]][entry["row"]][entry["key"]]
+    return rec[entry["section"]][entry["row"] if row is None else row][entry["key"]]
 
 
 def jsonl_cell(out: Path, entry: dict[str, Any]) -> dict[str, Any]:

@@ -57,7 +57,8 @@ def test_page_lists_queue_lowest_confidence_first(client: TestClient, out: Path)
     assert first["raw"] in html
     for reason in first["reasons"]:
         assert reason in html
-    assert f"<b>{len(queue)}</b> left of {len(queue)}" in html
+    groups = len({e["group"] for e in queue})  # the reviewer walks groups: one decision each
+    assert f"<b>{groups}</b> left of {groups}" in html
     # the list is in confidence order
     confs = [e["confidence"] for e in client.get("/api/queue").json()["items"]]
     assert confs == sorted(confs)
@@ -71,14 +72,18 @@ def test_set_value_is_stored_audited_and_written(client: TestClient, out: Path) 
     before = output_cell(out, e)
     r = _post(client, "/api/decisions", {"id": e["id"], "action": "set", "text": "35"})
     assert r.status_code == 200, r.text
-    assert r.json()["value"] == 35 and r.json()["left"] == len(read_queue(out)) - 1
-    # SQLite in WAL mode, with the decision and an audit row
+    groups = {q["group"] for q in read_queue(out)}
+    assert r.json()["value"] == 35 and r.json()["left"] == len(groups) - 1
+    # SQLite in WAL mode, with the decision and an audit row for each cell of the entry's group
     db = out / "review" / "decisions.sqlite"
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    (val, who) = con.execute("SELECT value, reviewer FROM decisions WHERE key = ?", (e["key"],)).fetchone()
-    assert (json.loads(val), who) == (35, "alice")
-    (old, new, who, at) = con.execute("SELECT old_value, new_value, reviewer, at FROM audit").fetchone()
+    cells = sum(len(q["rows"]) for q in read_queue(out) if q["group"] == e["group"])
+    rows = con.execute("SELECT value, reviewer FROM decisions WHERE key = ?", (e["key"],)).fetchall()
+    assert [(json.loads(v), w) for v, w in rows] == [(35, "alice")] * cells and r.json()["cells"] == cells
+    trail = con.execute("SELECT old_value, new_value, reviewer, at, batch FROM audit").fetchall()
+    assert len(trail) == cells and len({t[4] for t in trail}) == 1  # one batch: undone together
+    (old, new, who, at, _b) = trail[0]
     assert (json.loads(old), json.loads(new), who) == (before["value"], 35, "alice") and at
     # the record file and records.jsonl carry the corrected cell
     for cell in (output_cell(out, e), jsonl_cell(out, e)):
@@ -123,8 +128,9 @@ def test_accept_pick_and_undo(client: TestClient, out: Path) -> None:
     assert _post(client, "/api/undo").status_code == 200
     assert output_cell(out, e) == original and jsonl_cell(out, e) == original
     assert _post(client, "/api/undo").status_code == 409  # nothing left to undo
+    n = sum(len(q["rows"]) for q in read_queue(out) if q["group"] == e["group"])
     actions = [(a["action"], a["undone"]) for a in client.get("/api/audit").json()]
-    assert actions == [("accept", True), ("pick", True), ("undo", False), ("undo", False)]
+    assert actions == [("accept", True)] * n + [("pick", True)] * n + [("undo", False)] * 2 * n
     assert client.get("/api/queue").json()["left"] == len(read_queue(out))
 
 
@@ -197,7 +203,8 @@ def test_labelstudio_round_trip(out: Path, tmp_path: Path) -> None:
     assert main(["review", "--out", str(out), "--export-labelstudio", str(tasks_path)]) == 0
     tasks = json.loads(tasks_path.read_text(encoding="utf-8"))
     queue = read_queue(out)
-    assert len(tasks) == len(queue)
+    groups = {e["group"] for e in queue}
+    assert len(tasks) == len(groups) < len(queue)  # one task per group
     t = tasks[0]
     assert t["data"]["item_id"] == queue[0]["id"] and t["data"]["image"].endswith(queue[0]["crop"])
     pred = t["predictions"][0]["result"][0]
@@ -220,13 +227,15 @@ def test_labelstudio_round_trip(out: Path, tmp_path: Path) -> None:
     ls_export.write_text(json.dumps(exported), encoding="utf-8")
     assert main(["review", "--out", str(out), "--import-labelstudio", str(ls_export)]) == 0
     entry = next(e for e in queue if e["id"] == target["data"]["item_id"])
-    cell = output_cell(out, entry)
-    assert cell["value"] == 32 and cell["reviewed"] is True and cell["confidence"] == 1.0
+    members = [e for e in queue if e["group"] == entry["group"]]
+    for m in members:  # the task's answer lands on every cell of its group
+        cell = output_cell(out, m)
+        assert cell["value"] == 32 and cell["reviewed"] is True and cell["confidence"] == 1.0
     s = ReviewSession(out)
-    (d,) = s.decisions().values()
-    assert d.reviewer == "labelstudio:3"
-    # decided items leave the next export
-    assert len(labelstudio.export_tasks(s)) == len(queue) - 1
+    ds = s.decisions().values()
+    assert len(ds) == sum(len(m["rows"]) for m in members) and {d.reviewer for d in ds} == {"labelstudio:3"}
+    # decided groups leave the next export
+    assert len(labelstudio.export_tasks(s)) == len(groups) - 1
     s.close()
 
 

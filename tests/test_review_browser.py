@@ -1,8 +1,10 @@
 """End to end in real headless Chromium: open the review page, correct a cell by keyboard,
-re-run the pipeline on that file, find the correction in the output JSON.
+re-run the pipeline on that file, find the correction in the output JSON; correct a group of
+cells that read the same across two files with one decision, split off a cell, and find the
+correction in every record of the group after a re-run.
 
 Uses Debian's chromium + chromedriver (`.ci/run` installs them); a screenshot of the page
-is written to tests/artifacts/review-page.png for a person to look at.
+is written to tests/artifacts/review-page.png (and review-group.png) for a person to look at.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 
 import pytest
 from review_fixtures import REPO, SAMPLE, fresh_output, jsonl_cell, output_cell, read_queue, run_pipeline
+
+SECOND = REPO / "data" / "raw" / "d028.pdf"  # another office's scan: shares readings with SAMPLE
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -42,6 +46,10 @@ def out(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def server(out: Path) -> Iterator[str]:
+    yield from _serve(out)
+
+
+def _serve(out: Path) -> Iterator[str]:
     """The review app under uvicorn on a free loopback port, in a thread."""
     import uvicorn
 
@@ -146,18 +154,24 @@ def test_correct_a_cell_by_keyboard_and_it_survives_a_rerun(out: Path, server: s
     assert _shown_id(browser) == queue[0]["id"]
     field = browser.switch_to.active_element
     assert field.get_attribute("id") == "value"
-    assert browser.find_element(By.ID, "left-count").text.startswith(f"{len(queue)} left")
+    groups = len({e["group"] for e in queue})  # the count is of decisions to make: groups
+    assert browser.find_element(By.ID, "left-count").text.startswith(f"{groups} left")
     crop = browser.find_element(By.ID, "crop")
     assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", crop)
 
-    # arrows move through the queue
+    # arrows move through the queue, a group at a time (its first, least confident, entry)
+    heads: list[dict[str, Any]] = []
+    for e in queue:
+        if all(h["group"] != e["group"] for h in heads):
+            heads.append(e)
+    assert heads[0]["id"] == queue[0]["id"]
     _keys(browser, Keys.ARROW_DOWN)
-    _wait(lambda: _ready(browser, queue[1]["id"]))
+    _wait(lambda: _ready(browser, heads[1]["id"]))
     _keys(browser, Keys.ARROW_UP)
     _wait(lambda: _ready(browser, queue[0]["id"]))
 
     # go to a numeric cell and correct it by typing: the selected text is replaced
-    target = next(e for e in queue if not e["alternatives"]
+    target = next(e for e in queue if not e["alternatives"] and e["group_size"] == 1
                   and (e["key"] in ("level1_points", "weight", "score")
                        or (isinstance(e["value"], int) and not isinstance(e["value"], bool))))
     browser.get(server + "/?item=" + target["id"])
@@ -174,7 +188,7 @@ def test_correct_a_cell_by_keyboard_and_it_survives_a_rerun(out: Path, server: s
     _keys(browser, Keys.ENTER)
     # saved: the page moves on to the next open item, one fewer left
     _wait(lambda: _shown_id(browser) != target["id"] and browser.switch_to.active_element.get_attribute("id") == "value")
-    assert browser.find_element(By.ID, "left-count").text.startswith(f"{len(queue) - 1} left")
+    assert browser.find_element(By.ID, "left-count").text.startswith(f"{groups - 1} left")
     key = (target["key"], target["row"])
     assert _decisions(out)[key] == (new_value, "e2e")
     cell = output_cell(out, target)
@@ -223,3 +237,77 @@ def test_correct_a_cell_by_keyboard_and_it_survives_a_rerun(out: Path, server: s
         assert browser.switch_to.active_element.get_attribute("value") == str(new_value)
         assert "decided by e2e" in browser.find_element(By.ID, "state").text
 
+
+
+@pytest.fixture
+def two_files(tmp_path: Path) -> tuple[Path, Path]:
+    """Two scans in one input folder, run into one output folder: groups span both."""
+    import shutil
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    for f in (SAMPLE, SECOND):
+        shutil.copyfile(f, inp / f.name)
+    out = tmp_path / "out2"
+    run_pipeline(inp, out)
+    return inp, out
+
+
+def _row_entry(e: dict[str, Any], r: int | None) -> dict[str, Any]:
+    return {**e, "row": r}
+
+
+def test_correct_a_group_with_one_decision_split_one_off_and_it_survives_a_rerun(
+        two_files: tuple[Path, Path], browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    inp, out = two_files
+    queue = read_queue(out)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for e in queue:
+        groups.setdefault(e["group"], []).append(e)
+    # a group over both files, of numbers (a correction is easy to type and to check)
+    members = max((m for m in groups.values() if len({e["file"] for e in m}) == 2
+                   and all(isinstance(e["value"], int) and not isinstance(e["value"], bool) for e in m)), key=len)
+    assert len(members) >= 3
+    cells = [(e, r) for e in members for r in e["rows"]]
+    server = _serve(out)
+    url = next(server)
+    try:
+        browser.get(url + "/?item=" + members[0]["id"])
+        _wait(lambda: _ready(browser, members[0]["id"]))
+        group = browser.find_element(By.ID, "group")
+        # the group: how many cells, in which files, a strip of their crops
+        assert group.find_element(By.ID, "group-cells").text == str(len(cells))
+        assert {SAMPLE.name, SECOND.name} <= {el.text.split(" ")[0] for el in group.find_elements(By.CLASS_NAME, "gfile")}
+        strip = group.find_elements(By.CSS_SELECTOR, ".member img")
+        assert len(strip) == len(members)
+        assert all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", im)
+                   for im in strip)
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "review-group.png"))  # README: docs/review-group.png
+
+        # a reviewer sees one that differs and splits it off: the group shrinks by its cells
+        odd = members[-1]
+        group.find_element(By.CSS_SELECTOR, f'.member[data-id="{odd["id"]}"] button.split').click()
+        left = [(e, r) for e, r in cells if e["id"] != odd["id"]]
+        _wait(lambda: browser.find_element(By.ID, "group-cells").text == str(len(left))
+              and _ready(browser, members[0]["id"]))
+        # one correction, typed once, for the rest of the group
+        new_value = 41 if members[0]["value"] != 41 else 42
+        _keys(browser, str(new_value), Keys.ENTER)
+        _wait(lambda: sum(1 for e, r in left if _decisions(out).get((e["key"], r)) == (new_value, "e2e")) == len(left)
+              or None)
+    finally:
+        next(server, None)
+    for e, r in left:
+        assert output_cell(out, e, r)["value"] == new_value
+    assert not output_cell(out, odd).get("reviewed")  # split off: still open
+
+    # the pipeline runs again on both files: every record of the group has the correction
+    run_pipeline(inp, out)
+    for e, r in left:
+        for c in (output_cell(out, e, r), jsonl_cell(out, _row_entry(e, r))):
+            assert (c["value"], c["confidence"], c["reviewed"], c["needs_review"]) == (new_value, 1.0, True, False)
+    assert output_cell(out, odd)["value"] == odd["value"] and not output_cell(out, odd).get("reviewed")

@@ -40,6 +40,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class SplitIn(BaseModel):
+    id: str
+
+
 class DecisionIn(BaseModel):
     id: str
     action: str  # accept / set / pick
@@ -61,15 +65,35 @@ def safe_path(root: Path, rel: str) -> Path | None:
     return p
 
 
-def _nav(items: list[Item], i: int, decided: set[str]) -> dict[str, str | None]:
-    """Previous / next item, and the next one still open (wrapping round)."""
-    n = len(items)
-    nxt_open = next((items[(i + k) % n].id for k in range(1, n + 1) if items[(i + k) % n].id not in decided), None)
+def _nav(heads: list[Item], i: int, decided: set[str]) -> dict[str, str | None]:
+    """Previous / next group (by its first item), and the next one still open (wrapping round)."""
+    n = len(heads)
+    nxt_open = next((heads[(i + k) % n].id for k in range(1, n + 1) if heads[(i + k) % n].group not in decided), None)
     return {
-        "prev": items[i - 1].id if i > 0 else None,
-        "next": items[i + 1].id if i + 1 < n else None,
+        "prev": heads[i - 1].id if i > 0 else None,
+        "next": heads[i + 1].id if i + 1 < n else None,
         "next_open": nxt_open,
     }
+
+
+def group_heads(items: list[Item]) -> list[Item]:
+    """One item per group, its first (lowest confidence): the queue as the reviewer walks it."""
+    seen: set[str] = set()
+    heads = []
+    for it in items:
+        if it.group not in seen:
+            seen.add(it.group)
+            heads.append(it)
+    return heads
+
+
+def decided_groups(session: ReviewSession, items: list[Item], decisions: dict[Any, Any]) -> set[str]:
+    """Groups every cell of which has a decision."""
+    open_groups = {it.group for it in items if not session.is_decided(it, decisions)}
+    return {it.group for it in items} - open_groups
+
+
+STRIP_MAX = 60  # crops shown in a group's strip (a page of hundreds of pictures helps nobody)
 
 
 def create_app(
@@ -122,28 +146,36 @@ def create_app(
     def page_context(item_id: str | None) -> dict[str, Any]:
         items = session.items()
         decisions = session.decisions()
-        decided = {it.id for it in items if it.cell in decisions}
-        left = len(items) - len(decided)
+        heads = group_heads(items)
+        decided = decided_groups(session, items, decisions)
+        left = len(heads) - len(decided)
         ctx: dict[str, Any] = {
-            "items": items, "decided": decided, "left": left, "total": len(items), "item": None,
+            "items": heads, "decided": decided, "left": left, "total": len(heads), "item": None,
+            "cells_left": sum(len(it.cells) for it in items if it.group not in decided),
             "out_dir": str(session.out_dir), "reviewer": session.reviewer, "decisions": decisions,
             "display": display, "files": f"/files/{REVIEW_DIR}/",
         }
         if not items:
             return ctx
         if item_id is None:
-            i = next((k for k, it in enumerate(items) if it.id not in decided), 0)
+            item = next((it for it in heads if it.group not in decided), heads[0])
         else:
-            i = next((k for k, it in enumerate(items) if it.id == item_id), -1)
-            if i < 0:
+            item = next((it for it in items if it.id == item_id), None)
+            if item is None:
                 raise ReviewError(f"no queue item {item_id!r}")
-        item = items[i]
+        i = next(k for k, h in enumerate(heads) if h.group == item.group)
+        members = session.members(item)
+        by_file: dict[str, int] = {}
+        for m in members:
+            by_file[m.file] = by_file.get(m.file, 0) + len(m.cells)
         d = decisions.get(item.cell)
         ctx.update(
             item=item, index=i, decision=d, current=display(d.value if d else item.value),
+            members=members[:STRIP_MAX], more_members=max(0, len(members) - STRIP_MAX),
+            group_cells=sum(len(m.cells) for m in members), group_files=sorted(by_file.items()),
             proposals=[{"n": k + 1, "text": display(a.get("value")), "why": a.get("why", "")}
                        for k, a in enumerate(item.alternatives[:9])],
-            **_nav(items, i, decided),
+            **_nav(heads, i, decided),
         )
         return ctx
 
@@ -178,20 +210,25 @@ def create_app(
         for it in items:
             d = decisions.get(it.cell)
             out.append({"id": it.id, "file": it.file, "key": it.key, "confidence": it.confidence,
-                        "value": d.value if d else it.value, "decided": d is not None,
-                        "reviewer": d.reviewer if d else None})
-        return {"items": out, "left": sum(not o["decided"] for o in out), "total": len(out)}
+                        "value": d.value if d else it.value, "decided": session.is_decided(it, decisions),
+                        "reviewer": d.reviewer if d else None, "group": it.group, "group_size": it.group_size,
+                        "rows": it.rows})
+        groups = {o["group"] for o in out}
+        open_groups = {o["group"] for o in out if not o["decided"]}
+        return {"items": out, "left": sum(not o["decided"] for o in out), "total": len(out),
+                "groups": len(groups), "groups_left": len(open_groups)}
 
     def outcome_json(o: Outcome) -> dict[str, Any]:
         items = session.items()
         decisions = session.decisions()
-        decided = {it.id for it in items if it.cell in decisions}
-        left = len(items) - len(decided)
+        heads = group_heads(items)
+        decided = decided_groups(session, items, decisions)
+        left = len(heads) - len(decided)
+        base = {"value": o.value, "cell": o.cell, "cells": o.cells, "left": left}
         if o.item is None:  # not in the queue any more: the page goes back to the start
-            return {"id": None, "value": o.value, "cell": o.cell, "left": left, "prev": None, "next": None,
-                    "next_open": None}
-        i = next(k for k, it in enumerate(items) if it.id == o.item.id)
-        return {"id": o.item.id, "value": o.value, "cell": o.cell, "left": left, **_nav(items, i, decided)}
+            return {"id": None, **base, "prev": None, "next": None, "next_open": None}
+        i = next(k for k, h in enumerate(heads) if h.group == o.item.group)
+        return {"id": o.item.id, **base, **_nav(heads, i, decided)}
 
     @app.post("/api/decisions")
     def decide(body: DecisionIn) -> Response:
@@ -200,6 +237,15 @@ def create_app(
         except ReviewError as e:
             return JSONResponse({"error": str(e)}, status_code=422)
         return JSONResponse(outcome_json(o))
+
+    @app.post("/api/split")
+    def split(body: SplitIn) -> Response:
+        """Take a cell that differs out of its group (it is then decided on its own)."""
+        try:
+            it = session.split(body.id)
+        except ReviewError as e:
+            return JSONResponse({"error": str(e)}, status_code=422)
+        return JSONResponse({"id": it.id, "group": it.group, "group_size": it.group_size})
 
     @app.post("/api/undo")
     def undo() -> Response:

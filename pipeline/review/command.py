@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction, default_out: Path) -> None:
                    help="write the open queue as Label Studio tasks (and TASKS.xml, the labeling config), then exit")
     r.add_argument("--import-labelstudio", type=Path, metavar="EXPORT.json",
                    help="apply Label Studio's JSON export of those tasks as decisions, then exit")
+    r.add_argument("--export-terms", type=Path, metavar="FILE.yaml",
+                   help="write the 一级/二级指标 terms reviewers set that models/indicator_terms.yaml lacks, "
+                   "in that file's format (a lexicon addition), then exit")
     r.add_argument("--image-prefix", default=None,
                    help="URL prefix of the crops in exported tasks (default: Label Studio local files, "
                    "/data/local-files/?d=, with LOCAL_FILES_DOCUMENT_ROOT = the output folder)")
@@ -55,6 +58,16 @@ def cmd_review(args: argparse.Namespace) -> int:
     if not out.is_dir():
         _say(f"scanforms review: no output folder {out}: run `scanforms run --out {out}` first")
         return ExitCode.bad_args
+    if args.export_terms:
+        from .terms import write_terms
+
+        try:
+            n = write_terms(out, args.export_terms)
+        except OSError as e:
+            _say(f"scanforms review: {e}")
+            return ExitCode.output_file
+        _say(f"{n} new term(s) -> {args.export_terms}")
+        return ExitCode.ok
     if args.export_labelstudio or args.import_labelstudio:
         from . import labelstudio
 

@@ -1,9 +1,9 @@
 """Label Studio round trip, for teams that review there.
 
-Export: one task per queue item, `data.image` the cell's crop, the pipeline's value as a
+Export: one task per queue group (cells that read the same), `data.image` its first cell's crop, the pipeline's value as a
 pre-annotation (a `predictions` entry with a TextArea result), plus the labeling config
 the tasks expect. Import: Label Studio's JSON export of those tasks; the latest
-non-cancelled annotation of each task becomes a decision (reviewer
+non-cancelled annotation of each task becomes a decision on the whole group (reviewer
 `labelstudio:<annotator>`), exactly as if made in our app.
 """
 
@@ -21,6 +21,7 @@ TO_NAME = "image"
 
 LABEL_CONFIG = f"""<View>
   <Header value="$key · $label"/>
+  <Text name="group" value="one answer for $group_cells cells in: $group_files"/>
   <Image name="{TO_NAME}" value="$image" zoom="true"/>
   <Image name="row" value="$row_image"/>
   <Text name="raw" value="$raw"/>
@@ -36,12 +37,16 @@ DEFAULT_IMAGE_PREFIX = "/data/local-files/?d="
 
 
 def export_tasks(session: ReviewSession, image_prefix: str = DEFAULT_IMAGE_PREFIX) -> list[dict[str, Any]]:
-    """The open queue items (not decided yet) as Label Studio tasks."""
+    """The open groups of the queue (not decided yet) as Label Studio tasks: one task per group,
+    its first item's crop shown; importing it decides every cell of the group."""
     decisions = session.decisions()
     tasks = []
+    seen: set[str] = set()
     for it in session.items():
-        if it.cell in decisions:
+        if it.group in seen or session.is_decided(it, decisions):
             continue
+        seen.add(it.group)
+        members = session.members(it)
         text = display(it.value)
         img = f"{image_prefix}{REVIEW_DIR}/{it.crop}" if it.crop else ""
         row_img = f"{image_prefix}{REVIEW_DIR}/{it.row_crop}" if it.row_crop else img
@@ -52,6 +57,8 @@ def export_tasks(session: ReviewSession, image_prefix: str = DEFAULT_IMAGE_PREFI
                 "label": it.label or "", "raw": it.raw, "value": text, "confidence": it.confidence,
                 "reasons": "; ".join(it.reasons),
                 "alternatives": "; ".join(f"{display(a.get('value'))} ({a.get('why', '')})" for a in it.alternatives),
+                "group": it.group, "group_cells": sum(len(m.cells) for m in members),
+                "group_files": ", ".join(sorted({m.file for m in members})),
             },
             "predictions": [{
                 "model_version": "scanforms",

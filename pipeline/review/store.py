@@ -52,9 +52,20 @@ CREATE TABLE IF NOT EXISTS audit (
     new_value TEXT,                -- JSON
     reviewer TEXT NOT NULL,
     at TEXT NOT NULL,
-    undone INTEGER NOT NULL DEFAULT 0
+    undone INTEGER NOT NULL DEFAULT 0,
+    batch INTEGER                  -- the cells one decision set (a group): undone together
 );
 CREATE INDEX IF NOT EXISTS audit_cell ON audit (sha256, form_index, section, row, key);
+CREATE TABLE IF NOT EXISTS splits (   -- cells a reviewer took out of their queue group
+    sha256 TEXT NOT NULL,
+    form_index INTEGER NOT NULL,
+    section TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (sha256, form_index, section, row, key)
+);
 """
 
 _DECIDING = ("accept", "set", "pick", "import")
@@ -139,6 +150,8 @@ class DecisionStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
         self.conn.executescript(_SCHEMA)
+        if "batch" not in {r[1] for r in self.conn.execute("PRAGMA table_info(audit)")}:
+            self.conn.execute("ALTER TABLE audit ADD COLUMN batch INTEGER")  # a file from before groups
 
     def close(self) -> None:
         self.conn.close()
@@ -152,6 +165,9 @@ class DecisionStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self.conn.in_transaction:  # nested (one decision on a group): the outer one commits
+                yield self.conn
+                return
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
@@ -231,6 +247,47 @@ class DecisionStore:
                  json.dumps(value, ensure_ascii=False), reviewer, at),
             )
         return Decision(cell, file, value, reviewer, at, original)
+
+    def decide_many(
+        self,
+        cells: list[tuple[CellKey, str, dict[str, Any] | None]],
+        value: Any,
+        reviewer: str,
+        *,
+        action: str = "set",
+    ) -> list[Decision]:
+        """One decision on several cells ((cell, file, current cell) each), in one transaction:
+        each cell gets its own decision and audit row, all in one batch that undo takes back whole."""
+        with self.transaction() as c:
+            out = [self.decide(cell, value, reviewer, file=file, current=current, action=action)
+                   for cell, file, current in cells]
+            last = c.execute("SELECT max(id) FROM audit").fetchone()[0]
+            c.execute("UPDATE audit SET batch = ? WHERE id > ? AND id <= ?", (last, last - len(cells), last))
+        return out
+
+    def split(self, cell: CellKey, reviewer: str) -> None:
+        """Take the cell out of its queue group: from now on it is decided on its own."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO splits VALUES (?, ?, ?, ?, ?, ?, ?)", (*cell.params(), reviewer, now()))
+
+    def splits(self) -> set[CellKey]:
+        return {_key_from_row(r) for r in self._query("SELECT * FROM splits")}
+
+    def undo_batch(self, reviewer: str | None = None) -> list[Undone]:
+        """Take back the latest decision whole: every cell of its batch (a group decision)."""
+        with self.transaction() as c:
+            q = f"SELECT * FROM audit WHERE undone = 0 AND action IN ({','.join('?' * len(_DECIDING))})"
+            args: list[Any] = list(_DECIDING)
+            if reviewer is not None:
+                q += " AND reviewer = ?"
+                args.append(reviewer)
+            last = c.execute(q + " ORDER BY id DESC LIMIT 1", args).fetchone()
+            if last is None:
+                return []
+            n = 1 if last["batch"] is None else c.execute(
+                f"SELECT count(*) FROM audit WHERE batch = ? AND undone = 0 AND action IN "
+                f"({','.join('?' * len(_DECIDING))})", (last["batch"], *_DECIDING)).fetchone()[0]
+            return [u for u in (self.undo(reviewer) for _ in range(n)) if u is not None]
 
     def undo(self, reviewer: str | None = None) -> Undone | None:
         """Take back the latest decision (by `reviewer`, if given) that is not undone yet:

@@ -15,6 +15,8 @@
 
   field.focus();
   field.select();
+  const here = document.querySelector(".queue a.q.current");
+  if (here) here.scrollIntoView({block: "center"});
 
   function go(id) {
     if (id) window.location.href = "/?item=" + encodeURIComponent(id);
@@ -53,7 +55,7 @@
     body.id = main.dataset.id;
     const data = await post("/api/decisions", body);
     if (!data) return;
-    say("saved");
+    say(data.cells > 1 ? "saved for " + data.cells + " cells" : "saved");
     // next open item; none left: stay and show it decided
     if (data.next_open && data.next_open !== main.dataset.id) go(data.next_open);
     else go(main.dataset.id);
@@ -64,6 +66,14 @@
     if (data && data.id) go(data.id);
     else if (data) window.location.href = "/";
   }
+
+  // a cell of the group that differs: take it out, then decide it (or the rest) on its own
+  document.querySelectorAll("button.split").forEach(function (b) {
+    b.addEventListener("click", async function () {
+      const data = await post("/api/split", {id: b.dataset.id});
+      if (data) go(main.dataset.id);
+    });
+  });
 
   document.querySelectorAll("button.pick").forEach(function (b) {
     b.addEventListener("click", function () {

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .layout import iter_record_cells, layout_file, value_text
+from .vector import user_to_pixels
 
 PDF_DIR = "pdf"
 FONT_NAME = "/ScanformsText"
@@ -54,19 +55,6 @@ def _mul(m: Matrix, n: Matrix) -> Matrix:
     a, b, c, d, e, f = m
     A, B, C, D, E, F = n
     return (a * A + b * C, a * B + b * D, c * A + d * C, c * B + d * D, e * A + f * C + E, e * B + f * D + F)
-
-
-def _user_to_render(cropbox: list[float], rotate: int, s: float) -> Matrix:
-    """PDF user space -> pixels of pdfium's render at scale `s` (vector.page_to_pixels)."""
-    left, bottom, right, top = cropbox
-    rot = rotate % 360
-    if rot == 90:
-        return (0.0, s, s, 0.0, -bottom * s, -left * s)
-    if rot == 180:
-        return (-s, 0.0, 0.0, s, right * s, -bottom * s)
-    if rot == 270:
-        return (0.0, -s, -s, 0.0, top * s, right * s)
-    return (s, 0.0, 0.0, -s, -left * s, top * s)
 
 
 def _turn(rotation: int, w: float, h: float) -> Matrix:
@@ -129,7 +117,8 @@ def content_matrix(lp: dict[str, Any], cropbox: list[float], rotate: int) -> tup
     scale = w0 / (cb_h if rotate % 180 else cb_w)
     shown = (cb_h, cb_w) if rotate % 180 else (cb_w, cb_h)
     pm = PageMap(lp, scale, shown[::-1] if (lp["rotation"] // 90) % 2 else shown)
-    m = _user_to_render([float(v) for v in cropbox], rotate, scale)
+    left, bottom, right, top = (float(v) for v in cropbox[:4])
+    m = user_to_pixels((left, bottom, right, top), rotate, scale)
     m = _mul(m, _turn(lp["rotation"], w0, h0))
     uw, uh = pm.upright
     m = _mul(m, _deskew(lp["skew_deg"], uw, uh, tuple(lp["size"])))

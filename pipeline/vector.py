@@ -58,8 +58,13 @@ def page_to_pixels(page: object, scale: float) -> Affine:
     (Tests check it against pdfium's own FPDF_PageToDevice.)
     """
     left, bottom, right, top = page.get_cropbox()  # type: ignore[attr-defined]
-    rot = int(page.get_rotation()) % 360  # type: ignore[attr-defined]
-    s = scale
+    return user_to_pixels((left, bottom, right, top), int(page.get_rotation()), scale)  # type: ignore[attr-defined]
+
+
+def user_to_pixels(cropbox: tuple[float, float, float, float], rotate: int, s: float) -> Affine:
+    """`page_to_pixels` from a page's crop box and /Rotate (also the archive PDF's map back)."""
+    left, bottom, right, top = cropbox
+    rot = rotate % 360
     if rot == 90:
         return (0.0, s, s, 0.0, -bottom * s, -left * s)
     if rot == 180:

@@ -79,13 +79,17 @@ def test_white_text_on_a_blue_header_cell_is_read(engine: engines.OcrEngine) -> 
     assert texts == {(0, 0): "2023", (0, 1): "4187", (1, 0): "3506", (1, 1): "7129"}
 
 
-def test_a_lone_dash_in_a_cell_is_text(engine: engines.OcrEngine) -> None:
+def _around_the_middle(values: list[str]) -> np.ndarray:
+    """A 3 x 3 table with `values` in every cell but the middle one."""
     img = _table(cols=3, rows=3)
-    values = iter(["2023", "4187", "3506", "7129", "8841", "5260", "6612", "1904"])
-    for r in range(3):
-        for c in range(3):
-            if (r, c) != (1, 1):
-                _text(img, next(values), _at(r, c), (0, 0, 0))
+    cells = [(r, c) for r in range(3) for c in range(3) if (r, c) != (1, 1)]
+    for (r, c), v in zip(cells, values, strict=True):
+        _text(img, v, _at(r, c), (0, 0, 0))
+    return img
+
+
+def test_a_lone_dash_in_a_cell_is_text(engine: engines.OcrEngine) -> None:
+    img = _around_the_middle(["2023", "4187", "3506", "7129", "8841", "5260", "6612", "1904"])
     x, y = _at(1, 1)
     cv2.line(img, (x + 40, y - 15), (x + 80, y - 15), (0, 0, 0), 4)  # 一 alone in the middle cell
     texts = _cell_texts(img, engine)
@@ -98,13 +102,8 @@ def test_a_cell_whose_ink_nothing_reads_is_never_confidently_empty(engine: engin
     from pipeline.normalize.cellvalue import typed_value
     from pipeline.types import FormRecord
 
-    img = _table(cols=3, rows=3)
     # values wider than the smudge: orientation is voted on the widest lines
-    values = iter(["2023.45", "4187.06", "3506.91", "7129.30", "8841.72", "5260.18", "6612.84", "1904.57"])
-    for r in range(3):
-        for c in range(3):
-            if (r, c) != (1, 1):
-                _text(img, next(values), _at(r, c), (0, 0, 0))
+    img = _around_the_middle(["2023.45", "4187.06", "3506.91", "7129.30", "8841.72", "5260.18", "6612.84", "1904.57"])
     x, y = _at(1, 1)
     noise = np.random.default_rng(7).random((40, 80)) < 0.5  # ink no recogniser reads as text
     img[y - 45 : y - 5, x + 20 : x + 100][noise] = 90

@@ -136,6 +136,16 @@ def _decision(r: sqlite3.Row) -> Decision:
 _WHERE = "sha256 = ? AND form_index = ? AND section = ? AND row = ? AND key = ?"
 
 
+def _latest_decision(c: sqlite3.Connection, reviewer: str | None) -> sqlite3.Row | None:
+    """The audit row of the latest decision not undone yet (by `reviewer`, if given)."""
+    q = f"SELECT * FROM audit WHERE undone = 0 AND action IN ({','.join('?' * len(_DECIDING))})"
+    args: list[Any] = list(_DECIDING)
+    if reviewer is not None:
+        q += " AND reviewer = ?"
+        args.append(reviewer)
+    return c.execute(q + " ORDER BY id DESC LIMIT 1", args).fetchone()
+
+
 class DecisionStore:
     """The decisions file. One writer at a time (SQLite's lock); readers never block in WAL."""
 
@@ -276,12 +286,7 @@ class DecisionStore:
     def undo_batch(self, reviewer: str | None = None) -> list[Undone]:
         """Take back the latest decision whole: every cell of its batch (a group decision)."""
         with self.transaction() as c:
-            q = f"SELECT * FROM audit WHERE undone = 0 AND action IN ({','.join('?' * len(_DECIDING))})"
-            args: list[Any] = list(_DECIDING)
-            if reviewer is not None:
-                q += " AND reviewer = ?"
-                args.append(reviewer)
-            last = c.execute(q + " ORDER BY id DESC LIMIT 1", args).fetchone()
+            last = _latest_decision(c, reviewer)
             if last is None:
                 return []
             n = 1 if last["batch"] is None else c.execute(
@@ -293,12 +298,7 @@ class DecisionStore:
         """Take back the latest decision (by `reviewer`, if given) that is not undone yet:
         the cell returns to the decision before it, or to the pipeline's value."""
         with self.transaction() as c:
-            q = f"SELECT * FROM audit WHERE undone = 0 AND action IN ({','.join('?' * len(_DECIDING))})"
-            args: list[Any] = list(_DECIDING)
-            if reviewer is not None:
-                q += " AND reviewer = ?"
-                args.append(reviewer)
-            last = c.execute(q + " ORDER BY id DESC LIMIT 1", args).fetchone()
+            last = _latest_decision(c, reviewer)
             if last is None:
                 return None
             cell = _key_from_row(last)

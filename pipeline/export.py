@@ -237,8 +237,12 @@ def _crop_jpeg(image: np.ndarray, box: tuple[int, int, int, int], mark: tuple[in
     return buf.tobytes()
 
 
-def review_entries(input_path: Path, output_key: str, records: list[FormRecord]) -> list[dict[str, Any]]:
-    """One queue entry per cell flagged for review (needs_review), in the format the review app reads."""
+def review_entries(
+    input_path: Path, output_key: str, records: list[FormRecord], page_quality: dict[int, float] | None = None
+) -> list[dict[str, Any]]:
+    """One queue entry per cell flagged for review (needs_review), in the format the review app reads.
+
+    `page_quality`: each page's median cell score (confidence.PageContext.quality)."""
     from .confidence import iter_cells
     from .review.groups import merge_spanning, row_in_cell
 
@@ -274,6 +278,8 @@ def review_entries(input_path: Path, output_key: str, records: list[FormRecord])
                 # reading every character of which is sure)
                 "ocr_min": round(float(v.evidence["ocr_min"]), 4) if "ocr_min" in v.evidence else None,
                 "in_cell": in_cell,  # False: the row borrowed this value from a cell it is not in
+                # how well the page read as a whole (groups trust a blank only on a page read well)
+                "page_quality": round(page_quality[v.page], 4) if page_quality and v.page in page_quality else None,
             })
     # a merged cell (一级/二级指标) is repeated down the rows it spans: one entry, whose
     # decision lands on every row it covers
@@ -288,7 +294,10 @@ def write_review_part(
     out_dir: Path, input_path: Path, output_key: str, records: list[FormRecord], pages: list[PageResult]
 ) -> list[Path]:
     """This file's share of the review queue, `review/parts/<output key>.jsonl`, with crops of each cell and row."""
-    entries = review_entries(input_path, output_key, records)
+    from .confidence import PageContext
+
+    quality = {p.page_no: PageContext.of(p).quality for p in pages}
+    entries = review_entries(input_path, output_key, records, quality)
     by_page = {p.page_no: p for p in pages}
     base = out_dir / REVIEW_DIR
     written = []

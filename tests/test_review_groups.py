@@ -248,6 +248,24 @@ def test_which_readings_join(tmp_path: Path) -> None:
     assert [e["group_size"] for e in entries] == [2, 2, 1, 2, 2, 2, 2, 1, 1]
 
 
+def test_a_blank_on_a_page_read_badly_joins_no_other(tmp_path: Path) -> None:
+    """On a page whose cells mostly read unsure, a blank cell may be one the grid misplaced (its
+    value in the cell beside it): decided on its own, however empty its crop looks."""
+    import cv2
+
+    from pipeline.review.groups import BLANK_PAGE_QUALITY, assign_groups
+
+    (tmp_path / "crops").mkdir()
+    for name, seed in (("d", 4), ("e", 5), ("h", 8)):
+        cv2.imwrite(str(tmp_path / "crops" / f"{name}.jpg"), _print("", 0, 0, 6, seed))
+    entries = [
+        _entry(0, "", "crops/d.jpg", None, page_quality=0.99), _entry(1, "", "crops/e.jpg", None),  # read well / unknown
+        _entry(2, "", "crops/h.jpg", None, page_quality=BLANK_PAGE_QUALITY - 0.2),  # a photo read badly
+    ]
+    assign_groups(entries, tmp_path)
+    assert [e["group_size"] for e in entries] == [2, 2, 1]
+
+
 def test_a_row_that_borrowed_a_cells_value_is_not_in_its_span() -> None:
     """A label carried over a page break lands on rows outside the cell: those are decided
     on their own; a span whose text is no vocabulary term is a merge across a lost rule."""

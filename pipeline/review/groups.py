@@ -35,6 +35,10 @@ from ..evaluate import norm_text  # the scorer's normalisation: NFKC, whitespace
 
 INK_DARKER = 25  # grey levels under the paper that are ink
 BLANK_DARKER = 18  # ... when looking for any print at all in a cell read as blank
+# a blank joins others only on a page whose median cell score is this high: on a page read this
+# badly a blank cell may hold a value the grid put in the wrong cell (dev photo d044 p2, 0.28:
+# eight blank score cells of which four had scores beside them; every other dev page >= 0.53)
+BLANK_PAGE_QUALITY = 0.5
 OCR_SURE = 0.99  # every character at this OCR score or more: the reading is the crop's text
 ROW_HEIGHT_TOLERANCE = 1.6  # per-row heights of two cells may differ by this factor
 LONG_READING = 8  # characters: two different texts of this length do not read the same (see _joins)
@@ -66,6 +70,12 @@ def ocr_sure(e: dict[str, Any]) -> bool:
     score profile; a cell read from a text layer has none, and joins by its print)."""
     m = e.get("ocr_min")
     return m is not None and float(m) >= OCR_SURE
+
+
+def _read_well(e: dict[str, Any]) -> bool:
+    """The entry's page read well enough for its blank to be trusted (unknown: an older queue part)."""
+    q = e.get("page_quality")
+    return q is None or float(q) >= BLANK_PAGE_QUALITY
 
 
 def blank_crop(image: np.ndarray) -> bool:
@@ -271,7 +281,7 @@ def assign_groups(entries: list[dict[str, Any]], review_dir: Path) -> None:
             import cv2
 
             imgs = {i: cv2.imread(str(review_dir / str(entries[i]["crop"])), cv2.IMREAD_GRAYSCALE) for i in members}
-            clusters = [[i for i in members if imgs[i] is not None and blank_crop(imgs[i])]]
+            clusters = [[i for i in members if imgs[i] is not None and blank_crop(imgs[i]) and _read_well(entries[i])]]
         else:
             sigs = {i: _load_signature(review_dir, str(entries[i]["crop"])) for i in members}
             for i in members:

@@ -72,6 +72,7 @@ def _pypdf_text(pdf: Path) -> list[str]:
     return [p.extract_text() or "" for p in pypdf.PdfReader(pdf).pages]
 
 
+@pytest.mark.slow  # a real pipeline run over whole files
 def test_rerun_with_flags_reads_no_page(archived: tuple[Path, list[Path], dict[str, Any]]) -> None:
     out, inputs, report = archived
     assert report["processed"] == 0 and report["skipped"] == len(inputs)
@@ -81,6 +82,7 @@ def test_rerun_with_flags_reads_no_page(archived: tuple[Path, list[Path], dict[s
     assert all("pdf 1 xlsx 1" in e["pipeline"] for e in manifest)
 
 
+@pytest.mark.slow  # a real pipeline run over whole files
 @needs_tools
 def test_pdf_text_has_every_value_on_its_page(archived: tuple[Path, list[Path], dict[str, Any]]) -> None:
     out, inputs, _ = archived
@@ -101,6 +103,7 @@ def test_pdf_text_has_every_value_on_its_page(archived: tuple[Path, list[Path], 
         assert n > 50
 
 
+@pytest.mark.slow  # a real pipeline run over whole files
 @needs_tools
 def test_pdf_pages_match_input_and_check_clean(archived: tuple[Path, list[Path], dict[str, Any]]) -> None:
     import pikepdf
@@ -120,6 +123,7 @@ def test_pdf_pages_match_input_and_check_clean(archived: tuple[Path, list[Path],
         assert pdf.stat().st_size <= 1.2 * path.stat().st_size
 
 
+@pytest.mark.slow  # a real pipeline run over whole files
 @needs_tools
 @pytest.mark.skipif(not GARBLED.exists(), reason="shared dev corpus not present")
 def test_search_on_garbled_file_hits_page_one(archived: tuple[Path, list[Path], dict[str, Any]]) -> None:
@@ -131,6 +135,7 @@ def test_search_on_garbled_file_hits_page_one(archived: tuple[Path, list[Path], 
     assert "项目名称" in _pypdf_text(out / "pdf" / "d034.pdf")[0]
 
 
+@pytest.mark.slow  # a real pipeline run over whole files
 def test_xlsx_grid_and_values(archived: tuple[Path, list[Path], dict[str, Any]]) -> None:
     import openpyxl
 
@@ -165,6 +170,7 @@ def test_xlsx_grid_and_values(archived: tuple[Path, list[Path], dict[str, Any]])
         assert ind.max_row - 1 == sum(len(r["indicators"]) for r in recs)
 
 
+@pytest.mark.slow  # a real pipeline run over whole files
 @needs_tools
 def test_review_decision_rewrites_pdf_and_xlsx(archived: tuple[Path, list[Path], dict[str, Any]],
                                                tmp_path: Path) -> None:
@@ -197,6 +203,7 @@ def test_review_decision_rewrites_pdf_and_xlsx(archived: tuple[Path, list[Path],
     assert {7.25, "7.25"} & {c.value for row in ws.iter_rows() for c in row}
 
 
+@pytest.mark.slow  # a real pipeline run over whole files
 def test_run_one_writes_archive_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The processing path (a file read in this run) writes them too."""
     from pipeline import engines, process
@@ -234,6 +241,7 @@ def test_content_matrix_matches_preprocess(rotation: int, skew: float) -> None:
         assert m == pytest.approx((1.0, 0.0, 0.0, 1.0, 0.0, 0.0))  # the page is kept as it was
 
 
+@pytest.mark.slow  # a real pipeline run over whole files
 @needs_tools
 def test_png_input_wrapped_losslessly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An image input: its pixels embedded as they are (img2pdf), one page of its size at its DPI, text on it."""

@@ -38,6 +38,7 @@ def _multi(queue: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return next(m for m in _groups(queue).values() if len(m) >= 2)
 
 
+@pytest.mark.slow  # a real pipeline run over whole files
 def test_queue_entries_carry_group_and_size(out: Path) -> None:
     queue = read_queue(out)
     groups = _groups(queue)
@@ -53,6 +54,7 @@ def test_queue_entries_carry_group_and_size(out: Path) -> None:
     assert f"{len(groups)} groups to review" in md
 
 
+@pytest.mark.slow  # a real pipeline run over whole files
 def test_merged_level1_cell_is_one_entry_and_its_decision_lands_on_every_row(out: Path) -> None:
     queue = read_queue(out)
     merged = next(e for e in queue if e["key"] == "level1" and len(e["rows"]) > 1)
@@ -73,6 +75,7 @@ def test_merged_level1_cell_is_one_entry_and_its_decision_lands_on_every_row(out
         assert (c["value"], c["reviewed"]) == ("产出指标", True)
 
 
+@pytest.mark.slow  # a real pipeline run over whole files
 def test_one_decision_for_the_group_each_cell_audited_undo_takes_it_all_back(out: Path) -> None:
     queue = read_queue(out)
     members = _multi(queue)
@@ -96,6 +99,7 @@ def test_one_decision_for_the_group_each_cell_audited_undo_takes_it_all_back(out
     s.close()
 
 
+@pytest.mark.slow  # a real pipeline run over whole files
 def test_a_split_cell_is_decided_on_its_own(out: Path) -> None:
     queue = read_queue(out)
     members = _multi(queue)
@@ -126,6 +130,7 @@ def _fair_readings(out: Path) -> None:
         export.write_jsonl(part, [{**e, "ocr_min": 0.95} for e in entries])
 
 
+@pytest.mark.slow  # a real pipeline run over whole files
 def test_crops_that_differ_never_join(out: Path) -> None:
     """Same key, same reading, same value, but one crop shows other ink: it leaves the group."""
     _fair_readings(out)
@@ -150,6 +155,7 @@ def test_crops_that_differ_never_join(out: Path) -> None:
     assert again[members[0]["id"]]["group"] == again[members[1]["id"]]["group"]
 
 
+@pytest.mark.slow  # a real pipeline run over whole files
 def test_reviewed_cells_become_calibration_data_and_terms(out: Path, tmp_path: Path) -> None:
     """Accepted cells are right, corrected ones wrong, with the features the pipeline saw."""
     from pipeline import calibrate, confidence

@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import os
 import queue
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -131,23 +132,29 @@ def digitize(
     # and --no-keep-going can stop submitting after the first failure.
     done: queue.Queue[Any] = queue.Queue()
     todo = deque(plan.todo)
-    in_flight: dict[Any, tuple[Path, str]] = {}
+    in_flight: dict[Any, tuple[Path, str, float]] = {}
     stop = False
 
     def submit_next() -> None:
         path, sha = todo.popleft()
         # absolute paths: a Dask worker's working directory is not ours
         fut = doc_task.submit(path.resolve(), sha, out_dir.resolve(), opts, plan.version, plan.keys[path])
-        in_flight[fut] = (path, sha)
+        in_flight[fut] = (path, sha, time.monotonic())
         fut.add_done_callback(done.put)
 
     while todo and len(in_flight) < max(1, max_in_flight):
         submit_next()
     while in_flight:
         fut = done.get()
-        path, sha = in_flight.pop(fut)
-        fut.wait()  # the callback fires with the thread's result; wait() turns it into the final state
-        result = fut.state.result(raise_on_failure=False)
+        path, sha, t_submit = in_flight.pop(fut)
+        try:
+            fut.wait()  # the callback fires with the thread's result; wait() turns it into the final state
+            result = fut.state.result(raise_on_failure=False)
+        except Exception as e:
+            # Prefect can fail a task whose time ran out while it was still starting ("generator
+            # didn't yield" at --timeout 0.001): that document failed, the run goes on to its report
+            late = time.monotonic() - t_submit >= timeout_s
+            result = TimeoutError() if late else e
         if isinstance(result, BaseException):  # timed out, or a transient error outlived its retries
             reason = f"timed out after {timeout_s:g} s" if isinstance(result, TimeoutError) else str(result)
             entry = batch.failed_entry(path, sha, plan.version, reason, plan.keys[path])

@@ -82,12 +82,17 @@ def test_rerun_with_flags_reads_no_page(archived: tuple[Path, list[Path], dict[s
     assert all("pdf 1 xlsx 1" in e["pipeline"] for e in manifest)
 
 
+def _archive_pdfs(archived: tuple[Path, list[Path], dict[str, Any]]) -> list[tuple[Path, Path]]:
+    """(input, its archive PDF) of the archived run."""
+    out, inputs, _ = archived
+    return [(path, out / "pdf" / f"{path.stem}.pdf") for path in inputs]
+
+
 @pytest.mark.slow  # a real pipeline run over whole files
 @needs_tools
 def test_pdf_text_has_every_value_on_its_page(archived: tuple[Path, list[Path], dict[str, Any]]) -> None:
-    out, inputs, _ = archived
-    for path in inputs:
-        pdf = out / "pdf" / f"{path.stem}.pdf"
+    out = archived[0]
+    for path, pdf in _archive_pdfs(archived):
         by_pypdf = [_squash(t) for t in _pypdf_text(pdf)]
         by_poppler = [_squash(_pdftotext(pdf, i + 1)) for i in range(len(by_pypdf))]
         n = 0
@@ -108,9 +113,7 @@ def test_pdf_text_has_every_value_on_its_page(archived: tuple[Path, list[Path], 
 def test_pdf_pages_match_input_and_check_clean(archived: tuple[Path, list[Path], dict[str, Any]]) -> None:
     import pikepdf
 
-    out, inputs, _ = archived
-    for path in inputs:
-        pdf = out / "pdf" / f"{path.stem}.pdf"
+    for path, pdf in _archive_pdfs(archived):
         subprocess.run(["qpdf", "--check", str(pdf)], capture_output=True, text=True, check=True)
         with pikepdf.open(path) as src, pikepdf.open(pdf) as dst:
             assert len(dst.pages) == len(src.pages)

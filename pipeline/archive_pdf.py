@@ -343,6 +343,16 @@ def _without_text(page: Any) -> bytes:
     return pikepdf.unparse_content_stream(kept)
 
 
+def _set_size(page: Any, pm: PageMap) -> None:
+    """The archive page's size: a media box of its own, no crop or rotation left to apply."""
+    from pikepdf import Array
+
+    page.obj.MediaBox = Array([0, 0, round(pm.width, 4), round(pm.height, 4)])
+    for key in ("/CropBox", "/TrimBox", "/BleedBox", "/ArtBox", "/Rotate"):
+        if key in page.obj:
+            del page.obj[key]
+
+
 def _as_drawn(lp: dict[str, Any]) -> dict[str, Any]:
     """A layout page as the archive page draws it: an unwarped photo is drawn as OCR saw it."""
     return {**lp, "render_size": lp["size"], "rotation": 0, "skew_deg": 0.0} if lp.get("image") else lp
@@ -351,7 +361,7 @@ def _as_drawn(lp: dict[str, Any]) -> dict[str, Any]:
 def _unwarped_page(pdf: Any, page: Any, lp: dict[str, Any], records: list[dict[str, Any]], font: Any,
                    jpeg: bytes) -> None:
     """A photographed sheet's page: the unwarped page image (a perspective is no cm), then our text."""
-    from pikepdf import Array, Dictionary, Name, Stream
+    from pikepdf import Dictionary, Name, Stream
 
     w, h = lp["size"]
     scale = float(lp["dpi"]) / 72.0
@@ -361,16 +371,13 @@ def _unwarped_page(pdf: Any, page: Any, lp: dict[str, Any], records: list[dict[s
     content = (f"q {pm.width:.4f} 0 0 {pm.height:.4f} 0 0 cm /Sheet Do Q\n").encode("ascii")
     page.obj.Contents = pdf.make_stream(content + text_layer(page_texts(lp, records), pm))
     page.obj.Resources = Dictionary(XObject=Dictionary(Sheet=image), Font=Dictionary({FONT_NAME: font}))
-    page.obj.MediaBox = Array([0, 0, round(pm.width, 4), round(pm.height, 4)])
-    for key in ("/CropBox", "/TrimBox", "/BleedBox", "/ArtBox", "/Rotate"):
-        if key in page.obj:
-            del page.obj[key]
+    _set_size(page, pm)
 
 
 def _rewrite_page(pdf: Any, page: Any, lp: dict[str, Any], records: list[dict[str, Any]], font: Any,
                   upright: bool) -> None:
     """Replace one non-vector page's content: its old content (text dropped) upright, then our text."""
-    from pikepdf import Array, Dictionary
+    from pikepdf import Dictionary
 
     box = _inherited(page, "/CropBox") or _inherited(page, "/MediaBox")
     cropbox = [float(v) for v in box]
@@ -393,11 +400,7 @@ def _rewrite_page(pdf: Any, page: Any, lp: dict[str, Any], records: list[dict[st
     res = Dictionary({k: v for k, v in old.items() if k != "/Font"}) if old is not None else Dictionary()
     res.Font = Dictionary({FONT_NAME: font})  # the old fonts drew only the text we dropped
     page.obj.Resources = res
-    media = Array([0, 0, round(pm.width, 4), round(pm.height, 4)])
-    page.obj.MediaBox = media
-    for key in ("/CropBox", "/TrimBox", "/BleedBox", "/ArtBox", "/Rotate"):
-        if key in page.obj:
-            del page.obj[key]
+    _set_size(page, pm)
 
 
 def _open_source(input_path: Path, layout: dict[str, Any]) -> Any:

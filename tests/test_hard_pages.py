@@ -119,17 +119,22 @@ def test_a_cell_whose_ink_nothing_reads_is_never_confidently_empty(engine: engin
     assert v.needs_review and v.confidence <= confidence.get_model().threshold
 
 
+def _photographed(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sheet photographed from above one corner (its rules converge) on a darker desk,
+    and where its corners landed."""
+    h, w = img.shape[:2]
+    desk = np.full((h + 400, w + 400, 3), (70, 90, 110), np.uint8)
+    corners = np.float32([[230, 170], [w + 150, 230], [w + 210, h + 260], [170, h + 200]])
+    warp = cv2.getPerspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]]), corners)
+    return cv2.warpPerspective(img, warp, desk.shape[1::-1], dst=desk, borderMode=cv2.BORDER_TRANSPARENT), corners
+
+
 def test_a_photographed_sheet_is_unwarped_before_the_grid(engine: engines.OcrEngine) -> None:
     img = _table(cols=3, rows=4)
     values = {(r, c): f"{1000 + 1371 * (3 * r + c) % 8999}" for r in range(4) for c in range(3)}
     for (r, c), v in values.items():
         _text(img, v, _at(r, c), (0, 0, 0))
-    h, w = img.shape[:2]
-    # the sheet photographed from above one corner: its rules converge, on a darker desk
-    desk = np.full((h + 400, w + 400, 3), (70, 90, 110), np.uint8)
-    corners = np.float32([[230, 170], [w + 150, 230], [w + 210, h + 260], [170, h + 200]])
-    warp = cv2.getPerspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]]), corners)
-    photo = cv2.warpPerspective(img, warp, desk.shape[1::-1], dst=desk, borderMode=cv2.BORDER_TRANSPARENT)
+    photo, corners = _photographed(img)
     sheet = preprocess.find_sheet(photo)
     assert sheet is not None
     assert np.abs(np.float32(sheet) - corners).max() < 12  # found where the sheet lies
@@ -176,11 +181,7 @@ def test_the_archive_pdf_of_a_photographed_sheet_shows_it_unwarped(tmp_path: Pat
     for r in range(4):
         for c in range(3):
             _text(img, f"{4000 + 617 * (3 * r + c)}", _at(r, c), (0, 0, 0))
-    h, w = img.shape[:2]
-    desk = np.full((h + 400, w + 400, 3), (70, 90, 110), np.uint8)
-    corners = np.float32([[230, 170], [w + 150, 230], [w + 210, h + 260], [170, h + 200]])
-    warp = cv2.getPerspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]]), corners)
-    photo = cv2.warpPerspective(img, warp, desk.shape[1::-1], dst=desk, borderMode=cv2.BORDER_TRANSPARENT)
+    photo, _ = _photographed(img)
     src = tmp_path / "photo.jpg"
     cv2.imwrite(str(src), photo)
     page = PageImage(source=src, page_no=1, image=photo, dpi=200, scan_dpi=200.0)

@@ -399,12 +399,17 @@ def output_key_of(manifest: Manifest, path: Path) -> str | None:
     return e.get("output_key")
 
 
-def count_review_cells(rec: dict[str, Any]) -> int:
+def count_review_cells(rec: dict[str, Any], empty: bool | None = None) -> int:
+    """Cells of a record sent to review; with `empty`, only those whose value is (or is not) empty.
+
+    The scorer counts a cell only where the form or the record holds something: a queued empty
+    cell that is blank on the form is a click a reviewer spends that no accuracy figure sees."""
     cells = list(rec.get("fields", {}).values())
     for section in ("funding", "indicators"):
         for row in rec.get(section, []):
             cells += list(row.values())
-    return sum(1 for c in cells if isinstance(c, dict) and c.get("needs_review"))
+    return sum(1 for c in cells if isinstance(c, dict) and c.get("needs_review")
+               and (empty is None or (c.get("value") in (None, "")) == empty))
 
 
 RUN_KEYS = ("seconds", "processed", "skipped", "new", "changed", "removed", "migrated", "relaid")  # differ between equal runs
@@ -452,6 +457,7 @@ def build_report(
         "page_kinds": dict(sorted(kinds.items())),
         "pages_outside_forms": max(0, pages - form_pages),
         "review_cells": sum(count_review_cells(r) for r in records),
+        "review_cells_empty": sum(count_review_cells(r, empty=True) for r in records),
         "failures": failures,
         "warnings": warnings,
         # the name each input's outputs are written under (<key>.json, ...): see naming.output_keys
@@ -481,7 +487,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"- inputs: {report['inputs']}",
         f"- forms: {report['forms']}",
         f"- pages: {report['pages']} ({report['pages_outside_forms']} outside any form)",
-        f"- cells sent to review: {report['review_cells']}"
+        f"- cells sent to review: {report['review_cells']} ({report.get('review_cells_empty', 0)} of them empty)"
         + (f" ({report['review_entries']} queue entries, {report['review_groups']} groups to review: "
            "one decision each)" if "review_groups" in report else ""),
         f"- failures: {len(report['failures'])}",

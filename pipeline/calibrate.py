@@ -6,9 +6,11 @@
 Each scored cell (see `evaluate`) is joined to the features the run wrote for
 it (`confidence.features`); boosted shallow trees are fitted on all of them, and the isotonic map on top of
 it is fitted on out-of-fold scores (folds by file), so that the map corrects
-the trees' optimism rather than memorising it. The default review
-threshold is the lowest that keeps the out-of-fold accepted-error rate under
-the target. Everything goes to `models/calibration.json`.
+the trees' optimism rather than memorising it. Given the corpus manifest, the whole fit is also repeated with each variant (photo, bilevel,
+…) and each layout family left out, and the left-out cells scored: how the model does on a
+kind of page it has never seen. The default review threshold is the lowest that keeps the
+accepted-error rate of those held-out-condition scores (and of the out-of-fold ones) under the
+target. Everything goes to `models/calibration.json`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import confidence, evaluate
-from .confidence.model import Tree, tree_value
+from .confidence.model import Tree, _FlatTrees, cap
 from .export import atomic_write_text
 from .types import FormRecord
 
@@ -90,10 +92,11 @@ def review_set(out_dir: Path) -> tuple[list[list[float]], list[float], list[str]
 
 def training_set(
     truth_dir: Path | None, pred_dir: Path | None, reviews: list[Path] | tuple[Path, ...] = ()
-) -> tuple[np.ndarray, np.ndarray, list[str], int]:
-    """(X, y, file of each row, cells the scorer counts with no prediction to join): the scored
-    cells of `pred_dir` against `truth_dir`, plus the reviewed cells of each folder in `reviews`."""
-    X, y, files, unjoined = [], [], [], 0
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """(X, y, file of each row, file of each cell the scorer counts with no prediction to join): the
+    scored cells of `pred_dir` against `truth_dir`, plus the reviewed cells of each folder in `reviews`."""
+    X, y, files = [], [], []
+    unjoined: list[str] = []
     for out_dir in reviews:
         rx, ry, rf = review_set(out_dir)
         X += rx
@@ -106,7 +109,7 @@ def training_set(
     for c in cells:
         x = feats.get((c.file, c.form_index, c.section, c.row, c.key))
         if x is None:
-            unjoined += 1  # a truth row nothing was predicted for: no confidence, always reviewed
+            unjoined.append(c.file)  # a truth row nothing was predicted for: no confidence, always reviewed
             continue
         X.append([x.get(k, 0.0) for k in confidence.FEATURES])
         y.append(1.0 if c.correct else 0.0)
@@ -142,24 +145,104 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, target_error: float) -> float
     return best
 
 
-def fit(X: np.ndarray, y: np.ndarray, files: list[str], target_error: float = 0.004) -> tuple[confidence.Calibration, np.ndarray]:
+def fit(
+    X: np.ndarray, y: np.ndarray, files: list[str], target_error: float = 0.004, folds: int = FOLDS
+) -> tuple[confidence.Calibration, np.ndarray]:
     """The model, and the out-of-fold calibrated scores it was judged by."""
     uniq = sorted(set(files))
-    fold_of = {f: i % FOLDS for i, f in enumerate(uniq)}
-    folds = np.array([fold_of[f] for f in files])
+    fold_of = {f: i % folds for i, f in enumerate(uniq)}
+    fold = np.array([fold_of[f] for f in files])
     raw_oof = np.zeros(len(y))
-    for k in range(FOLDS):
-        tr, te = folds != k, folds == k
+    for k in range(folds):
+        tr, te = fold != k, fold == k
         if not te.any() or len(set(y[tr])) < 2:
             continue
         base, trees = fit_trees(X[tr], y[tr])
         raw_oof[te] = confidence.Calibration(base, trees).raw(X[te].tolist())
     iso_x, iso_y = fit_isotonic(raw_oof, y)
     base, trees = fit_trees(X, y)
-    oof = np.interp(raw_oof, iso_x, iso_y)
+    oof = _capped(np.interp(raw_oof, iso_x, iso_y), X)
     model = confidence.Calibration(base, trees, list(confidence.FEATURES), iso_x, iso_y,
                                    choose_threshold(oof, y, target_error))
     return model, oof
+
+
+# --- held-out conditions -------------------------------------------------------------------------
+
+
+def load_conditions(manifest: Path) -> dict[str, dict[str, str]]:
+    """file -> {"variant": …, "family": …} from the corpus manifest (a file of forms of two
+    layout families, 'A+B', is its own family group: it cannot be held out with either alone)."""
+    import csv
+
+    with manifest.open(encoding="utf-8", newline="") as f:
+        return {row["file"]: {"variant": row.get("variant") or "?", "family": row.get("family") or "?"}
+                for row in csv.DictReader(f)}
+
+
+def held_out_scores(
+    X: np.ndarray, y: np.ndarray, files: list[str], group_of: dict[str, str], target_error: float,
+    inner_folds: int = 3,
+) -> np.ndarray:
+    """Each cell scored by a model fitted without its whole group (a variant, a layout family):
+    trees and isotonic map alike, as if that condition had never been seen. Cells of files with
+    no group (reviewed cells, files missing from the manifest) are never held out."""
+    groups = np.array([group_of.get(f, "") for f in files])
+    p = np.full(len(y), np.nan)
+    for g in sorted(set(groups) - {""}):
+        te = groups == g
+        tr = ~te
+        if len(set(y[tr].tolist())) < 2:
+            continue
+        model, _ = fit(X[tr], y[tr], [f for f, t in zip(files, tr, strict=True) if t], target_error, inner_folds)
+        p[te] = predict_rows(model, X[te])
+    return p
+
+
+def _capped(p: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Scores with the model's evidence caps applied (confidence.model.CAPS), as the pipeline does."""
+    return np.array([cap(dict(zip(confidence.FEATURES, row, strict=True)), float(v))
+                     for v, row in zip(p, X.tolist(), strict=True)])
+
+
+def predict_rows(model: confidence.Calibration, X: np.ndarray) -> np.ndarray:
+    """The model's calibrated, capped probabilities for feature rows in FEATURES order."""
+    raw = model.raw(X.tolist())
+    return _capped(np.interp(raw, model.iso_x, model.iso_y) if model.iso_x else raw, X)
+
+
+def condition_table(
+    p: np.ndarray, y: np.ndarray, files: list[str], group_of: dict[str, str], thr: float,
+    unjoined: dict[str, int] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Per group at threshold `thr`: cells, wrong cells, review rate, accepted-error rate and the
+    share of wrong cells flagged (as score.py counts them; a cell with no prediction is reviewed)."""
+    groups = np.array([group_of.get(f, "") for f in files])
+    out: dict[str, dict[str, float]] = {}
+    for g in sorted(set(groups) - {""}):
+        m = (groups == g) & ~np.isnan(p)
+        extra = (unjoined or {}).get(g, 0)
+        pg, yg = p[m], y[m]
+        acc = pg >= thr
+        wrong = yg < 0.5
+        out[g] = {
+            "cells": int(m.sum()) + extra,
+            "wrong": int(wrong.sum()) + extra,
+            "review_rate": round(1 - acc.sum() / max(1, len(pg) + extra), 4),
+            "accepted_error_rate": round(float(wrong[acc].mean()) if acc.any() else 0.0, 5),
+            "errors_flagged": round(float((~acc[wrong]).sum() + extra) / (wrong.sum() + extra), 4)
+            if wrong.sum() + extra else 1.0,
+        }
+    return out
+
+
+def format_table(title: str, table: dict[str, dict[str, float]]) -> str:
+    """A condition table as aligned text, worst accepted-error first is not needed: variants in order."""
+    cols = ["cells", "wrong", "review_rate", "accepted_error_rate", "errors_flagged"]
+    lines = [title, "held out    " + "".join(f"{c:>21}" for c in cols)]
+    for g, row in table.items():
+        lines.append(f"{g:<12}" + "".join(f"{row[c]:>21}" for c in cols))
+    return "\n".join(lines)
 
 
 def fit_folder(
@@ -168,13 +251,34 @@ def fit_folder(
     save: Path | None,
     target_error: float = 0.004,
     reviews: list[Path] | tuple[Path, ...] = (),
+    manifest: Path | None = None,
 ) -> dict[str, Any]:
-    X, y, files, unjoined = training_set(truth_dir, pred_dir, reviews)
+    """Fit, judge and (unless `save` is None) save the model. With a corpus manifest (by default
+    the truth folder's parent's manifest.csv), the model is also judged on conditions it has not
+    seen: each variant and each layout family held out in turn, and the default threshold is
+    chosen on those held-out-condition scores (in-sample and 5-fold scores flatter: a new kind of
+    page is what a real archive brings)."""
+    X, y, files, unjoined_files = training_set(truth_dir, pred_dir, reviews)
+    unjoined = len(unjoined_files)
     if len(set(y.tolist())) < 2:
         raise ValueError("the training cells are all right or all wrong: nothing to fit")
     model, oof = fit(X, y, files, target_error)
-    fitted = np.array([model.predict(dict(zip(confidence.FEATURES, row, strict=True))) for row in X])
-    report = {
+    if manifest is None and truth_dir is not None and (truth_dir.parent / "manifest.csv").exists():
+        manifest = truth_dir.parent / "manifest.csv"
+    held: dict[str, Any] = {}
+    if manifest is not None:
+        cond = load_conditions(manifest)
+        for name in ("variant", "family"):
+            group_of = {f: c[name] for f, c in cond.items()}
+            p = held_out_scores(X, y, files, group_of, target_error)
+            held[name] = (group_of, p)
+        # the threshold a new condition needs: chosen on cells scored by models that never saw
+        # their variant (cells of no variant, e.g. reviewed ones, by their 5-fold score)
+        p_var = held["variant"][1]
+        pooled = np.where(np.isnan(p_var), oof, p_var)
+        model.threshold = max(model.threshold, choose_threshold(pooled, y, target_error))
+    fitted = predict_rows(model, X)
+    report: dict[str, Any] = {
         "cells": int(len(y)),
         "reviewed_cells": sum(f.startswith("review:") for f in files),
         "cells_without_prediction": unjoined,
@@ -184,6 +288,18 @@ def fit_folder(
         "fitted": {"ece": round(_ece(fitted, y), 4), **_at_threshold(fitted, y, model.threshold, unjoined)},
         "target_error": target_error,
     }
+    for name, (group_of, p) in held.items():
+        missing: dict[str, int] = {}
+        for f in unjoined_files:
+            if f in group_of:
+                missing[group_of[f]] = missing.get(group_of[f], 0) + 1
+        ok = ~np.isnan(p)
+        report[f"held_out_{name}"] = {
+            "ece": round(_ece(p[ok], y[ok]), 4) if ok.any() else None,
+            **_at_threshold(p[ok], y[ok], model.threshold, sum(missing.values())),
+            "by_condition": condition_table(p, y, files, group_of, model.threshold, missing),
+        }
+        report[f"fitted_by_{name}"] = condition_table(fitted, y, files, group_of, model.threshold, missing)
     model.meta = {
         "fitted_on": str(truth_dir),
         "date": dt.date.today().isoformat(),
@@ -258,7 +374,7 @@ def fit_trees(
         p = 1 / (1 + np.exp(-F))
         tree = _grow_tree(X, binned, edges, y - p, p * (1 - p) + 1e-9, lr, lam, depth, min_hess)
         trees.append(tree)
-        F += np.array([tree_value(tree, list(r)) for r in X])
+        F += _FlatTrees([tree]).leaf_values(X)[:, 0]
     return base, trees
 
 

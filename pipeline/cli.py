@@ -132,7 +132,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"done: {report['inputs'] - len(failures)}/{report['inputs']} files "
         f"({report['processed']} processed, {report['skipped']} unchanged), {report['forms']} forms, "
         f"{len(failures)} failed, {report['review_cells']} cells to review "
-        f"({report.get('review_groups', 0)} groups), {time.perf_counter() - t0:.1f}s -> {out}"
+        f"({report.get('review_cells_empty', 0)} empty; {report.get('review_groups', 0)} groups), "
+        f"{time.perf_counter() - t0:.1f}s -> {out}"
     )
     if report["removed"]:
         _progress(f"  {len(report['removed'])} file(s) gone since the last run: see {out / 'run_report.md'}")
@@ -215,10 +216,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return ExitCode.bad_args
     try:
         report = calibrate.fit_folder(args.truth, args.pred, save=None if args.dry_run else args.save,
-                                      target_error=args.target_error, reviews=args.reviews or ())
-    except ValueError as e:
+                                      target_error=args.target_error, reviews=args.reviews or (),
+                                      manifest=args.manifest)
+    except (ValueError, OSError, KeyError) as e:
         print(f"scanforms calibrate: {e}", file=sys.stderr)
         return ExitCode.bad_args
+    for name in ("variant", "family"):
+        held = report.get(f"held_out_{name}")
+        if held:
+            print(calibrate.format_table(
+                f"each {name} held out (fitted without it), threshold {report['threshold']}: "
+                f"overall review {held['review_rate']}, accepted error {held['accepted_error_rate']}",
+                held["by_condition"]))
+            print(calibrate.format_table(f"in-sample by {name} (the saved model)", report[f"fitted_by_{name}"]))
+            print()
     print(json.dumps(report, indent=1))
     return ExitCode.ok
 
@@ -281,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--save", type=Path, default=Path("models/calibration.json"), help="where to save the model")
     c.add_argument("--target-error", type=float, default=0.004,
                    help="accepted-error rate the default review threshold is chosen for (default: 0.004)")
+    c.add_argument("--manifest", type=Path,
+                   help="corpus manifest.csv (file, variant, family): each variant and family is held out in turn "
+                   "and the threshold chosen on those held-out scores (default: manifest.csv beside --truth)")
     c.add_argument("--dry-run", action="store_true", help="report the cross-validated figures, save nothing")
     c.set_defaults(func=cmd_calibrate)
     t = sub.add_parser(

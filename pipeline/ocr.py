@@ -156,6 +156,38 @@ def _lone_number(text: str, score: float, box: tuple[int, int, int, int], glyph:
     return score >= 0.45 and text.strip().isdigit() and ink_h >= 0.6 * glyph
 
 
+def ink_outside_lines(binary: np.ndarray, c: Cell, scale: PageScale) -> int:
+    """How many character-sized blobs of ink inside cell `c` lie outside every read line's box.
+
+    A reading that ends a character early ('合理性' for 合理性。, '长效机制健' for 长效机制健全) or
+    misses a wrapped line scores as well as a whole one: the ink it left behind is what shows it.
+    Rule remnants along the cell's edges (long and thin) and specks do not count; a blob counts
+    from a quarter of the page's glyph height (a '。' is about that tall)."""
+    import cv2
+
+    m = max(_ipx(4, scale.unit), _ipx(CELL_INSET, scale.unit) + _ipx(3, scale.unit))
+    x0, y0, x1, y1 = c.bbox[0] + m, c.bbox[1] + m, c.bbox[2] - m, c.bbox[3] - m
+    if x1 - x0 < scale.glyph or y1 - y0 < 0.5 * scale.glyph:
+        return 0
+    roi = (binary[y0:y1, x0:x1] > 0).astype(np.uint8)
+    pad = int(round(0.2 * scale.glyph))  # a detection box sits tight on its strokes
+    for t in c.lines:
+        bx0, by0, bx1, by1 = t.bbox
+        roi[max(0, by0 - y0 - pad) : max(0, by1 - y0 + pad), max(0, bx0 - x0 - pad) : max(0, bx1 - x0 + pad)] = 0
+    n, _lab, st, _ = cv2.connectedComponentsWithStats(roi, connectivity=8)
+    g = scale.glyph
+    count = 0
+    for i in range(1, n):
+        x, y, w, h = (int(v) for v in st[i, :4])
+        big = max(w, h)
+        if big < 0.25 * g or big > 3 * g or st[i, cv2.CC_STAT_AREA] < 0.02 * g * g:
+            continue  # a speck, or a rule / stamp, not a character
+        if min(w, h) < 0.12 * g and big > 1.5 * g:
+            continue  # a thin remnant of a rule
+        count += 1
+    return min(count, 9)
+
+
 def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale) -> int:
     """Cells with ink but no detected line (a lone digit, faint text): recognize the ink box.
 
@@ -164,9 +196,11 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
     todo = []
     for c in cells:
         if c.lines:
+            c.ink_out = ink_outside_lines(binary, c, scale)
             continue
         box = _ink_box(binary, c.bbox, scale.unit, scale.glyph)
         if box is None:
+            c.blank = True
             continue
         bh = box[3] - box[1]
         if bh > scale.px(80):  # several lines of text: not a lone mark; leave it to detection

@@ -98,6 +98,12 @@ class Cell:
     # ink inside the cell that no accepted reading accounts for (found by OCR's second look):
     # an empty value from such a cell is unread, not blank
     unread_ink: bool = False
+    # looked at and found without ink (no stroke bigger than a speck, no short mark): an empty
+    # value from such a cell is blank on the form, not a reading that failed
+    blank: bool = False
+    # character-sized blobs of ink inside the cell that no read line's box covers: a last
+    # character or a wrapped second line lost by detection (the reading is short of the cell)
+    ink_out: int = 0
 
     @property
     def row_end(self) -> int:

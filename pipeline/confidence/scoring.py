@@ -7,10 +7,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..types import FormRecord, Value
-from .features import PageContext, RecordContext, cell_features, iter_cells
-from .model import Calibration, get_model
-
-UNREAD_INK_MAX = 0.5  # confidence cap of an empty value read from a cell with unread ink
+from .features import PageContext, RecordContext, add_form_features, cell_features, iter_cells
+from .model import Calibration, cap, get_model
 
 
 def score_record(
@@ -43,15 +41,12 @@ def score_record(
         v.evidence.setdefault("conf0", v.confidence)
         todo.append(v)
         xs.append(cell_features(v, kind, section, ctx, row, rctx, key))
+    add_form_features(xs)
     # one model call for the whole form: features read the stages' scores (conf0), never a
     # calibrated one, so predicting after collecting them all gives the same values
-    for v, p in zip(todo, model.predict_many(xs), strict=True):
+    for v, x, p in zip(todo, xs, model.predict_many(xs), strict=True):
         if math.isnan(p):
-            p = v.confidence  # no fitted model: the stages' own product of scores
-        if v.evidence.get("unread_ink"):
-            # a cell with ink that nothing read is not known to be blank, whatever else the
-            # model sees (the dev corpus, fitted on, had few such cells: white text on colour)
-            p = min(p, UNREAD_INK_MAX)
+            p = cap(x, v.confidence)  # no fitted model: the stages' own product of scores
         v.confidence = p
         v.needs_review = bool(p < thr)
     for rule in failed_rules or []:

@@ -28,8 +28,9 @@ def typed_value(kind: str, cells: list[Cell], page: int, label_score: float = 1.
             return Value(value=None, raw=raw, confidence=0.0, page=page, bbox=bbox,
                          reasons=["ink in the cell, nothing read"],
                          evidence=evidence | {"empty": 1.0, "parsed": 1.0, "unread_ink": 1.0})
+        blank = 1.0 if not raw and cells and all(c.blank for c in cells) else 0.0
         return Value(value=None, raw=raw, confidence=ocr_conf * label_score, page=page, bbox=bbox,
-                     evidence=evidence | {"empty": 1.0, "parsed": 1.0})
+                     evidence=evidence | {"empty": 1.0, "parsed": 1.0, "blank": blank})
     if kind == "text":
         raw_clean = strip_specks(raw)
         raw = raw_clean if raw_clean else raw
@@ -62,6 +63,7 @@ def cell_evidence(cells: list[Cell], label_score: float = 1.0) -> dict[str, floa
         "ocr_low": sum(s < 0.9 for s in scores) / len(scores) if scores else 0.0,
         "n_chars": float(n_chars),
         "n_lines": float(n_lines),
+        "ink_out": float(sum(c.ink_out for c in cells)),
         "label": float(label_score),
     }
 

@@ -245,6 +245,10 @@ class RecordBuilder:
                 continue
             dmin = min(d for d, _ in best)
             near = {k for d, k in best if d == dmin}
+            if near == {"level1", "level2"} and not any(col.x0 < c.bbox[0] for col in out):
+                # '级指标': the 一 / 二 lost (a thin bilevel stroke). A 二级指标 column never
+                # comes first: the leftmost column is the 一级指标 (d049: 22 cells)
+                near = {"level1"}
             if len(near) == 1:
                 key = near.pop()
                 taken.add(key)

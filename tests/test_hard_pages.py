@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline import engines, preprocess, process
-from pipeline.types import PageImage
+from pipeline.types import Cell, Grid, PageImage
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "tests" / "ocr_cache"
@@ -197,3 +197,70 @@ def test_the_archive_pdf_of_a_photographed_sheet_shows_it_unwarped(tmp_path: Pat
     if shutil.which("pdftotext"):
         text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
         assert "4000" in text and "4617" in text
+
+
+# --- 1-bit and TIFF scans: thin strokes lost at the threshold --------------------------------
+
+
+def _header_table(header0: str) -> Grid:
+    """A family-C-like indicator table (no 二级指标 column) whose first header cell reads `header0`."""
+    rows = [
+        [("项目名称", 0, 2), ("某项目", 2, 8)],
+        [(header0, 0, 2), ("指标名称", 2, 2), ("指标解释", 4, 2), ("权重", 6, 1), ("评分规则", 7, 1),
+         ("自评得分", 8, 1), ("备注", 9, 1)],
+        [("产出目标（50分）", 0, 2), ("服务人次", 2, 2), ("全年完成服务对象的人次", 4, 2), ("19", 6, 1),
+         ("完成得满分", 7, 1), ("19", 8, 1), ("", 9, 1)],
+    ]
+    cells = [Cell(r, c, 1, cs, (c * 100, 100 + r * 40, (c + cs) * 100, 140 + r * 40), text=t, confidence=0.99)
+             for r, row in enumerate(rows) for t, c, cs in row]
+    return Grid(row_lines=[100 + 40 * i for i in range(4)], col_lines=list(range(0, 1001, 100)), cells=cells)
+
+
+def _records(g: Grid) -> list:
+    from pipeline.assemble import split_forms
+    from pipeline.normalize import build_records
+    from pipeline.types import PageResult, PreparedPage, TextLine
+
+    img = np.full((400, 1000), 255, np.uint8)
+    prepared = PreparedPage(PageImage(Path("x.pdf"), 1, img, 200), img, img, 0, 0.0)
+    page = PageResult(prepared=prepared, grids=[g], free_lines=[TextLine("2020年度财政项目绩效自评价", (300, 30, 700, 70), 0.99)])
+    return build_records(split_forms([page]), "x.pdf")
+
+
+def test_a_header_that_lost_the_stroke_of_its_one_is_the_level1_column() -> None:
+    # '一级指标' read '级指标' (the 一 a broken thin stroke on a 1-bit scan): as near 一级指标
+    # as 二级指标, but the leftmost column can only be the 一级指标
+    (rec,) = _records(_header_table("级指标"))
+    ind = rec.indicators[0]
+    assert ind["level1"].value == "产出目标" and ind["level1_points"].value == 50
+
+
+def test_a_tied_header_right_of_other_columns_stays_unread() -> None:
+    # the same tie in a column with named columns on its left is no level1 (the order rule
+    # only settles the leftmost one): the table's level1 comes from nowhere
+    g = _header_table("一级指标")
+    first = next(c for c in g.cells if c.row == 1 and c.col == 0)
+    name = next(c for c in g.cells if c.row == 1 and c.col == 2)
+    first.text, name.text = "指标名称", "级指标"
+    (rec,) = _records(g)
+    assert "level1" not in rec.indicators[0]
+
+
+def test_dots_between_chinese_characters_are_commas() -> None:
+    from pipeline.values import repair_punctuation
+
+    assert repair_punctuation("全部完成得5分.部分完成酌情扣分.未完成不得分。") == "全部完成得5分，部分完成酌情扣分，未完成不得分。"
+    assert repair_punctuation("未按计划完成的. 每项扣1分") == "未按计划完成的，每项扣1分"
+    assert repair_punctuation("长效机制建设有待于进一步加强：") == "长效机制建设有待于进一步加强。"
+    # figures and labels keep theirs
+    assert repair_punctuation("执行率95.5%，完成3.2万人次") == "执行率95.5%，完成3.2万人次"
+    assert repair_punctuation("偏差原因：无") == "偏差原因：无"
+
+
+def test_an_ocr_text_cell_gets_its_commas_back() -> None:
+    from pipeline.normalize.cellvalue import typed_value
+
+    c = Cell(0, 0, 1, 1, (0, 0, 100, 40), text="按完成情况打分.完成得满分(10分)", confidence=0.8)
+    assert typed_value("text", [c], 1).value == "按完成情况打分，完成得满分(10分)"
+    layer = Cell(0, 0, 1, 1, (0, 0, 100, 40), text="按完成情况打分.完成得满分", confidence=1.0)
+    assert typed_value("text", [layer], 1).value == "按完成情况打分.完成得满分"  # a text layer is as printed

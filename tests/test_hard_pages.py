@@ -264,3 +264,62 @@ def test_an_ocr_text_cell_gets_its_commas_back() -> None:
     assert typed_value("text", [c], 1).value == "按完成情况打分，完成得满分(10分)"
     layer = Cell(0, 0, 1, 1, (0, 0, 100, 40), text="按完成情况打分.完成得满分", confidence=1.0)
     assert typed_value("text", [layer], 1).value == "按完成情况打分.完成得满分"  # a text layer is as printed
+
+
+# --- damaged 一级指标 cells on heavy scans -----------------------------------------------------
+
+
+def _level1_grid(pieces: list[tuple[str, int]], weights: list[str], name_col: list[str] | None = None) -> Grid:
+    """An indicator table whose level1 column holds `pieces` (text, rows spanned), one
+    indicator per row with these weights (score = weight)."""
+    rows: list[list[tuple[str, int, int, int]]] = [
+        [("项目名称", 0, 2, 1), ("某项目", 2, 8, 1)],
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 4, 1), ("权重", 6, 2, 1), ("自评得分", 8, 2, 1)],
+    ]
+    for i, w in enumerate(weights):
+        name = name_col[i] if name_col else f"资金使用{i}"
+        rows.append([(name, 2, 4, 1), (w, 6, 2, 1), (w, 8, 2, 1)])
+    r = 2
+    for text, span in pieces:
+        rows[r].insert(0, (text, 0, 2, span))
+        r += span
+    cells = [Cell(ri, c, rs, cs, (c * 100, 100 + ri * 40, (c + cs) * 100, 100 + (ri + rs) * 40), text=t,
+                  confidence=0.9)
+             for ri, row in enumerate(rows) for t, c, cs, rs in row]
+    return Grid(row_lines=[100 + 40 * i for i in range(len(rows) + 1)], col_lines=list(range(0, 1001, 100)),
+                cells=cells)
+
+
+def _level1s(g: Grid) -> list[tuple[object, object]]:
+    (rec,) = _records(g)
+    return [(ind["level1"].value, ind["level1_points"].value) for ind in rec.indicators]
+
+
+def test_a_level1_cut_into_name_and_points_is_one_label() -> None:
+    g = _level1_grid([("投入与管理（20分）", 2), ("产出目标", 1), ("（30分）", 2)], ["8", "12", "10", "11", "9"])
+    assert _level1s(g) == [("投入与管理", 20)] * 2 + [("产出目标", 30)] * 3
+    # the points cut after their figure: '产出目标（30' over '分）'
+    g = _level1_grid([("投入与管理（20分）", 2), ("产出目标（30", 2), ("分）", 1)], ["8", "12", "10", "11", "9"])
+    assert _level1s(g) == [("投入与管理", 20)] * 2 + [("产出目标", 30)] * 3
+
+
+def test_split_level1_pieces_are_not_joined_against_the_arithmetic() -> None:
+    # the rows under '(10分)' weigh 20 with the name piece's: two labels, not one
+    g = _level1_grid([("投入与管理（20分）", 2), ("产出目标", 1), ("（10分）", 2)], ["8", "12", "10", "11", "9"])
+    assert _level1s(g)[2] == ("产出目标", None)
+
+
+def test_a_level1_cell_that_took_in_the_next_columns_lines_keeps_its_term() -> None:
+    g = _level1_grid([("投入与管理（20分）", 2), ("支持并发访问用户数效果目标（15分）. 预计产生效果", 2)], ["8", "12", "7", "8"])
+    assert _level1s(g)[2:] == [("效果目标", 15)] * 2
+
+
+def test_unread_level1_points_are_the_sum_of_its_weights() -> None:
+    g = _level1_grid([("投入与管理（20分）", 2), ("产出目标（30分）", 2), ("影响力目", 2)], ["8", "12", "10", "20", "7", "8"])
+    (rec,) = _records(g)
+    last = rec.indicators[-1]
+    assert last["level1"].value == "影响力目标" and last["level1_points"].value == 15
+    assert last["level1_points"].reasons and last["level1_points"].confidence <= 0.5
+    # a table that prints no points gets none inferred
+    g = _level1_grid([("投入与管理", 2), ("产出目标", 2), ("影响力目标", 2)], ["8", "12", "10", "20", "7", "8"])
+    assert [p for _, p in _level1s(g)] == [None] * 6

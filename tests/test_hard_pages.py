@@ -323,3 +323,10 @@ def test_unread_level1_points_are_the_sum_of_its_weights() -> None:
     # a table that prints no points gets none inferred
     g = _level1_grid([("投入与管理", 2), ("产出目标", 2), ("影响力目标", 2)], ["8", "12", "10", "20", "7", "8"])
     assert [p for _, p in _level1s(g)] == [None] * 6
+
+
+def test_a_damaged_term_is_not_cut_down_to_a_short_term_inside_it() -> None:
+    from pipeline.normalize.indicators import level1_reading
+
+    assert level1_reading("产出运标（30分）") == ("产出运标", 30)  # snap_term makes it 产出目标, not 产出
+    assert level1_reading("社会效益指标") == ("效益指标", None)

@@ -241,10 +241,11 @@ def level1_reading(text: str) -> tuple[str, float | int | None]:
     level1 term inside it and the one 'N分' (heavy scans, d029 / d013: 10 cells)."""
     name, points = split_level1(text)
     terms = indicator_terms().get("level1", frozenset())
-    if not name or clean(name) in terms:
-        return name, points
+    if not name or snap_term(clean(name), "level1")[1] > 0:
+        return name, points  # a term, or a damaged one (产出运标): `snap_term` reads it
     flat = clean(text)
-    found = {t for t in terms if t in flat}
+    # terms of four characters and more: a short one (产出, 管理) lies inside damaged longer ones
+    found = {t for t in terms if len(t) >= 4 and t in flat}
     found = {t for t in found if not any(t != u and t in u for u in found)}  # 产出 inside 产出目标
     if len(found) != 1:
         return name, points

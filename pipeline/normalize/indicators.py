@@ -353,3 +353,52 @@ def indicator_values(ind_rows: list[IndicatorRow], keys: list[str], matcher: Lab
             continue
         out.append(rec)
     return out
+
+
+def infer_missing_weights(indicators: list[dict[str, Value]], total_weight: Value | None) -> int:
+    """Weights left unread (a lone thin '4' on a 1-bit or TIFF scan) from the form's arithmetic.
+
+    A 一级指标's points are the sum of its rows' weights, and the table's weights sum to its
+    printed total. A group whose points were read and in which one weight alone is blank
+    gets the difference; the guesses stand only if then every weight is known and they all
+    add up to the printed total (a misread weight elsewhere would break it; d049: 15 for a
+    10 whose neighbour 19 was read 14 is refused). Inferred, so at most 0.5 confidence.
+    Returns how many weights were filled (dev tiff / bilevel: 5 cells)."""
+    if total_weight is None or not isinstance(total_weight.value, (int, float)):
+        return 0
+    groups: list[list[dict[str, Value]]] = []
+    last = None
+    for rec in indicators:
+        l1 = rec.get("level1")
+        key = (l1.raw, l1.bbox, l1.page) if l1 is not None else None
+        if groups and key is not None and key == last:
+            groups[-1].append(rec)
+        else:
+            groups.append([rec])
+        last = key
+    guesses: list[tuple[dict[str, Value], float]] = []
+    for g in groups:
+        blanks = [r for r in g if "weight" in r and r["weight"].value is None]
+        pts = g[0].get("level1_points")
+        if len(blanks) != 1 or pts is None or not isinstance(pts.value, (int, float)) or pts.reasons:
+            continue
+        known = [r["weight"].value for r in g if r is not blanks[0] and "weight" in r]
+        if not all(isinstance(v, (int, float)) for v in known):
+            continue
+        w = float(pts.value) - sum(float(v) for v in known)
+        if 1 <= w < float(pts.value) and w == int(w):
+            guesses.append((blanks[0], w))
+    if not guesses:
+        return 0
+    chosen = {id(r): w for r, w in guesses}
+    weights = [chosen.get(id(r), r["weight"].value if "weight" in r else None) for r in indicators]
+    if any(not isinstance(v, (int, float)) for v in weights):
+        return 0
+    if abs(sum(float(v) for v in weights) - float(total_weight.value)) > 0.01:
+        return 0
+    for r, w in guesses:
+        old = r["weight"]
+        r["weight"] = Value(int(w), old.raw, min(old.confidence, 0.5), old.page, old.bbox,
+                            reasons=["weight from its 一级指标's points less the other weights"],
+                            evidence=dict(old.evidence))
+    return len(guesses)

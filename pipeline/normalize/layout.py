@@ -16,7 +16,7 @@ from ..types import Cell, FormRecord, Value
 from ..values import fiscal_year_from_title
 from .cellvalue import clean, typed_value
 from .columns import Column, ColumnFrame, column_of, in_order
-from .indicators import IndicatorRow, indicator_cells, indicator_values, repair
+from .indicators import IndicatorRow, indicator_cells, indicator_values, infer_missing_weights, repair
 
 _SPECKS = ".,·:;'`_-，。、‘’\""
 _TOTAL_RE = re.compile(r"^(合\s*计|总\s*分|合计得分|总\s*计)$")
@@ -82,6 +82,7 @@ class RecordBuilder:
         keys = [c.key for c in ind_cols]
         repair(ind_rows, keys)
         rec.indicators = indicator_values(ind_rows, keys, self.m)
+        infer_missing_weights(rec.indicators, rec.fields.get("total_weight"))
         self._funding_fields(rec)
         return rec
 

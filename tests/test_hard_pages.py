@@ -330,3 +330,27 @@ def test_a_damaged_term_is_not_cut_down_to_a_short_term_inside_it() -> None:
 
     assert level1_reading("产出运标（30分）") == ("产出运标", 30)  # snap_term makes it 产出目标, not 产出
     assert level1_reading("社会效益指标") == ("效益指标", None)
+
+
+def _weights_form(weights: list[str], total: str) -> list[object]:
+    g = _level1_grid([("投入与管理（20分）", 2), ("产出目标（30分）", 3)], weights)
+    n = len(g.row_lines) - 1
+    y = g.row_lines[-1]
+    g.cells += [Cell(n, 0, 1, 6, (0, y, 600, y + 40), text="合计", confidence=0.9),
+                Cell(n, 6, 1, 2, (600, y, 800, y + 40), text=total, confidence=0.9),
+                Cell(n, 8, 1, 2, (800, y, 1000, y + 40), text="", confidence=0.9)]
+    g.row_lines.append(y + 40)
+    (rec,) = _records(g)
+    return [ind["weight"] for ind in rec.indicators]
+
+
+def test_a_blank_weight_is_its_level1_points_less_the_others() -> None:
+    # the lone '4' of a thin 1-bit font read as nothing: 20 - 8 = 12, and 8+12+10+11+9 = 50
+    w = _weights_form(["8", "", "10", "11", "9"], "50")
+    assert w[1].value == 12 and w[1].confidence <= 0.5 and w[1].reasons
+
+
+def test_a_blank_weight_is_left_when_the_total_disagrees() -> None:
+    # 30 - 10 - 14 = 6, but then the weights add up to 51, not 50: the 12 read 13 says so
+    w = _weights_form(["8", "13", "10", "14", ""], "50")
+    assert w[4].value is None

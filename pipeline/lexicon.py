@@ -498,12 +498,18 @@ def indicator_terms() -> dict[str, frozenset[str]]:
 
 def snap_term(text: str, key: str) -> tuple[str, float]:
     """(term, vocab) for a level1/level2 reading: vocab 1.0 if the text is a term, 0.5 if it
-    was one substituted character from exactly one term (returned instead), 0.0 otherwise."""
+    was one substituted character from exactly one term, or that term with its last character
+    lost (the term returned instead), 0.0 otherwise."""
     terms = indicator_terms().get(key, frozenset())
     if text in terms:
         return text, 1.0
     if len(text) >= 4:
         near = [t for t in terms if len(t) == len(text) and sum(a != b for a, b in zip(t, text, strict=True)) == 1]
+        if len(near) == 1:
+            return near[0], 0.5
+    if len(text) >= 3:
+        # the last character lost (a cell's edge, a faded stroke: '影响力目' for 影响力目标)
+        near = [t for t in terms if len(t) == len(text) + 1 and t.startswith(text)]
         if len(near) == 1:
             return near[0], 0.5
     return text, 0.0

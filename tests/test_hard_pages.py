@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline import engines, preprocess, process
-from pipeline.types import PageImage
+from pipeline.types import Cell, Grid, PageImage
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "tests" / "ocr_cache"
@@ -197,3 +197,160 @@ def test_the_archive_pdf_of_a_photographed_sheet_shows_it_unwarped(tmp_path: Pat
     if shutil.which("pdftotext"):
         text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
         assert "4000" in text and "4617" in text
+
+
+# --- 1-bit and TIFF scans: thin strokes lost at the threshold --------------------------------
+
+
+def _header_table(header0: str) -> Grid:
+    """A family-C-like indicator table (no 二级指标 column) whose first header cell reads `header0`."""
+    rows = [
+        [("项目名称", 0, 2), ("某项目", 2, 8)],
+        [(header0, 0, 2), ("指标名称", 2, 2), ("指标解释", 4, 2), ("权重", 6, 1), ("评分规则", 7, 1),
+         ("自评得分", 8, 1), ("备注", 9, 1)],
+        [("产出目标（50分）", 0, 2), ("服务人次", 2, 2), ("全年完成服务对象的人次", 4, 2), ("19", 6, 1),
+         ("完成得满分", 7, 1), ("19", 8, 1), ("", 9, 1)],
+    ]
+    cells = [Cell(r, c, 1, cs, (c * 100, 100 + r * 40, (c + cs) * 100, 140 + r * 40), text=t, confidence=0.99)
+             for r, row in enumerate(rows) for t, c, cs in row]
+    return Grid(row_lines=[100 + 40 * i for i in range(4)], col_lines=list(range(0, 1001, 100)), cells=cells)
+
+
+def _records(g: Grid) -> list:
+    from pipeline.assemble import split_forms
+    from pipeline.normalize import build_records
+    from pipeline.types import PageResult, PreparedPage, TextLine
+
+    img = np.full((400, 1000), 255, np.uint8)
+    prepared = PreparedPage(PageImage(Path("x.pdf"), 1, img, 200), img, img, 0, 0.0)
+    page = PageResult(prepared=prepared, grids=[g], free_lines=[TextLine("2020年度财政项目绩效自评价", (300, 30, 700, 70), 0.99)])
+    return build_records(split_forms([page]), "x.pdf")
+
+
+def test_a_header_that_lost_the_stroke_of_its_one_is_the_level1_column() -> None:
+    # '一级指标' read '级指标' (the 一 a broken thin stroke on a 1-bit scan): as near 一级指标
+    # as 二级指标, but the leftmost column can only be the 一级指标
+    (rec,) = _records(_header_table("级指标"))
+    ind = rec.indicators[0]
+    assert ind["level1"].value == "产出目标" and ind["level1_points"].value == 50
+
+
+def test_a_tied_header_right_of_other_columns_stays_unread() -> None:
+    # the same tie in a column with named columns on its left is no level1 (the order rule
+    # only settles the leftmost one): the table's level1 comes from nowhere
+    g = _header_table("一级指标")
+    first = next(c for c in g.cells if c.row == 1 and c.col == 0)
+    name = next(c for c in g.cells if c.row == 1 and c.col == 2)
+    first.text, name.text = "指标名称", "级指标"
+    (rec,) = _records(g)
+    assert "level1" not in rec.indicators[0]
+
+
+def test_dots_between_chinese_characters_are_commas() -> None:
+    from pipeline.values import repair_punctuation
+
+    assert repair_punctuation("全部完成得5分.部分完成酌情扣分.未完成不得分。") == "全部完成得5分，部分完成酌情扣分，未完成不得分。"
+    assert repair_punctuation("未按计划完成的. 每项扣1分") == "未按计划完成的，每项扣1分"
+    assert repair_punctuation("长效机制建设有待于进一步加强：") == "长效机制建设有待于进一步加强。"
+    # figures and labels keep theirs
+    assert repair_punctuation("执行率95.5%，完成3.2万人次") == "执行率95.5%，完成3.2万人次"
+    assert repair_punctuation("偏差原因：无") == "偏差原因：无"
+
+
+def test_an_ocr_text_cell_gets_its_commas_back() -> None:
+    from pipeline.normalize.cellvalue import typed_value
+
+    c = Cell(0, 0, 1, 1, (0, 0, 100, 40), text="按完成情况打分.完成得满分(10分)", confidence=0.8)
+    assert typed_value("text", [c], 1).value == "按完成情况打分，完成得满分(10分)"
+    layer = Cell(0, 0, 1, 1, (0, 0, 100, 40), text="按完成情况打分.完成得满分", confidence=1.0)
+    assert typed_value("text", [layer], 1).value == "按完成情况打分.完成得满分"  # a text layer is as printed
+
+
+# --- damaged 一级指标 cells on heavy scans -----------------------------------------------------
+
+
+def _level1_grid(pieces: list[tuple[str, int]], weights: list[str], name_col: list[str] | None = None) -> Grid:
+    """An indicator table whose level1 column holds `pieces` (text, rows spanned), one
+    indicator per row with these weights (score = weight)."""
+    rows: list[list[tuple[str, int, int, int]]] = [
+        [("项目名称", 0, 2, 1), ("某项目", 2, 8, 1)],
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 4, 1), ("权重", 6, 2, 1), ("自评得分", 8, 2, 1)],
+    ]
+    for i, w in enumerate(weights):
+        name = name_col[i] if name_col else f"资金使用{i}"
+        rows.append([(name, 2, 4, 1), (w, 6, 2, 1), (w, 8, 2, 1)])
+    r = 2
+    for text, span in pieces:
+        rows[r].insert(0, (text, 0, 2, span))
+        r += span
+    cells = [Cell(ri, c, rs, cs, (c * 100, 100 + ri * 40, (c + cs) * 100, 100 + (ri + rs) * 40), text=t,
+                  confidence=0.9)
+             for ri, row in enumerate(rows) for t, c, cs, rs in row]
+    return Grid(row_lines=[100 + 40 * i for i in range(len(rows) + 1)], col_lines=list(range(0, 1001, 100)),
+                cells=cells)
+
+
+def _level1s(g: Grid) -> list[tuple[object, object]]:
+    (rec,) = _records(g)
+    return [(ind["level1"].value, ind["level1_points"].value) for ind in rec.indicators]
+
+
+def test_a_level1_cut_into_name_and_points_is_one_label() -> None:
+    g = _level1_grid([("投入与管理（20分）", 2), ("产出目标", 1), ("（30分）", 2)], ["8", "12", "10", "11", "9"])
+    assert _level1s(g) == [("投入与管理", 20)] * 2 + [("产出目标", 30)] * 3
+    # the points cut after their figure: '产出目标（30' over '分）'
+    g = _level1_grid([("投入与管理（20分）", 2), ("产出目标（30", 2), ("分）", 1)], ["8", "12", "10", "11", "9"])
+    assert _level1s(g) == [("投入与管理", 20)] * 2 + [("产出目标", 30)] * 3
+
+
+def test_split_level1_pieces_are_not_joined_against_the_arithmetic() -> None:
+    # the rows under '(10分)' weigh 20 with the name piece's: two labels, not one
+    g = _level1_grid([("投入与管理（20分）", 2), ("产出目标", 1), ("（10分）", 2)], ["8", "12", "10", "11", "9"])
+    assert _level1s(g)[2] == ("产出目标", None)
+
+
+def test_a_level1_cell_that_took_in_the_next_columns_lines_keeps_its_term() -> None:
+    g = _level1_grid([("投入与管理（20分）", 2), ("支持并发访问用户数效果目标（15分）. 预计产生效果", 2)], ["8", "12", "7", "8"])
+    assert _level1s(g)[2:] == [("效果目标", 15)] * 2
+
+
+def test_unread_level1_points_are_the_sum_of_its_weights() -> None:
+    g = _level1_grid([("投入与管理（20分）", 2), ("产出目标（30分）", 2), ("影响力目", 2)], ["8", "12", "10", "20", "7", "8"])
+    (rec,) = _records(g)
+    last = rec.indicators[-1]
+    assert last["level1"].value == "影响力目标" and last["level1_points"].value == 15
+    assert last["level1_points"].reasons and last["level1_points"].confidence <= 0.5
+    # a table that prints no points gets none inferred
+    g = _level1_grid([("投入与管理", 2), ("产出目标", 2), ("影响力目标", 2)], ["8", "12", "10", "20", "7", "8"])
+    assert [p for _, p in _level1s(g)] == [None] * 6
+
+
+def test_a_damaged_term_is_not_cut_down_to_a_short_term_inside_it() -> None:
+    from pipeline.normalize.indicators import level1_reading
+
+    assert level1_reading("产出运标（30分）") == ("产出运标", 30)  # snap_term makes it 产出目标, not 产出
+    assert level1_reading("社会效益指标") == ("效益指标", None)
+
+
+def _weights_form(weights: list[str], total: str) -> list[object]:
+    g = _level1_grid([("投入与管理（20分）", 2), ("产出目标（30分）", 3)], weights)
+    n = len(g.row_lines) - 1
+    y = g.row_lines[-1]
+    g.cells += [Cell(n, 0, 1, 6, (0, y, 600, y + 40), text="合计", confidence=0.9),
+                Cell(n, 6, 1, 2, (600, y, 800, y + 40), text=total, confidence=0.9),
+                Cell(n, 8, 1, 2, (800, y, 1000, y + 40), text="", confidence=0.9)]
+    g.row_lines.append(y + 40)
+    (rec,) = _records(g)
+    return [ind["weight"] for ind in rec.indicators]
+
+
+def test_a_blank_weight_is_its_level1_points_less_the_others() -> None:
+    # the lone '4' of a thin 1-bit font read as nothing: 20 - 8 = 12, and 8+12+10+11+9 = 50
+    w = _weights_form(["8", "", "10", "11", "9"], "50")
+    assert w[1].value == 12 and w[1].confidence <= 0.5 and w[1].reasons
+
+
+def test_a_blank_weight_is_left_when_the_total_disagrees() -> None:
+    # 30 - 10 - 14 = 6, but then the weights add up to 51, not 50: the 12 read 13 says so
+    w = _weights_form(["8", "13", "10", "14", ""], "50")
+    assert w[4].value is None

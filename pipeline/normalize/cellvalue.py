@@ -7,7 +7,7 @@ import re
 
 from ..lexicon import to_simplified
 from ..types import BBox, Cell, Value
-from ..values import join_lines, parse_value, repair_enumeration, strip_specks
+from ..values import join_lines, parse_value, repair_enumeration, repair_punctuation, strip_specks
 
 _DASHES = {"-", "—", "–", "－", "/"}
 
@@ -35,7 +35,7 @@ def typed_value(kind: str, cells: list[Cell], page: int, label_score: float = 1.
         raw_clean = strip_specks(raw)
         raw = raw_clean if raw_clean else raw
         if ocr_conf < 1.0:  # read by OCR (a text layer is taken as printed)
-            raw = repair_enumeration(to_simplified(raw))
+            raw = repair_punctuation(repair_enumeration(to_simplified(raw)))
     val, ok = parse_value(kind, raw)
     conf = ocr_conf * label_score * (1.0 if ok else 0.3)
     reasons = [] if ok else [f"could not parse as {kind}"]

@@ -8,11 +8,12 @@ a page break, a blank 一级指标 piece given its neighbour's label (`fill_blan
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from ..assemble import TableRow
 from ..celltext import cut_cell, lines_into_bands
-from ..lexicon import LabelMatcher, snap_term
+from ..lexicon import LabelMatcher, indicator_terms, snap_term
 from ..types import Cell, TextLine, Value
 from ..values import parse_value, split_level1, strip_specks
 from .cellvalue import cell_evidence, clean, typed_value
@@ -219,10 +220,87 @@ def fill_blank_level1(ind_rows: list[IndicatorRow]) -> None:
             ind_rows[i].picked["level1"] = Pick(src, 1.0)
 
 
+def _weights(ind_rows: list[IndicatorRow], rows: list[int]) -> float | None:
+    """The sum of these rows' weights, or None when one of them is not a number."""
+    total = 0.0
+    for i in rows:
+        cell = _cell(ind_rows[i], "weight")
+        val, ok = parse_value("number", cell.text) if cell is not None and cell.text else (None, False)
+        if not ok or val is None:
+            return None
+        total += float(val)
+    return total
+
+
+_REMAINS_RE = re.compile(r"[分()（）.,，。·\s]")
+
+
+def level1_reading(text: str) -> tuple[str, float | int | None]:
+    """(name, points) of a 一级指标 cell. A cell that took in lines of the next column (the rule
+    between them lost: '支持并发访问用户数效果目标 (15分). 预计产生效果') is read for the one
+    level1 term inside it and the one 'N分' (heavy scans, d029 / d013: 10 cells)."""
+    name, points = split_level1(text)
+    terms = indicator_terms().get("level1", frozenset())
+    if not name or snap_term(clean(name), "level1")[1] > 0:
+        return name, points  # a term, or a damaged one (产出运标): `snap_term` reads it
+    flat = clean(text)
+    # terms of four characters and more: a short one (产出, 管理) lies inside damaged longer ones
+    found = {t for t in terms if len(t) >= 4 and t in flat}
+    found = {t for t in found if not any(t != u and t in u for u in found)}  # 产出 inside 产出目标
+    if len(found) != 1:
+        return name, points
+    if points is None:
+        figures = _POINTS_IN_RE.findall(flat)
+        if len(figures) == 1:
+            points = int(figures[0])
+    return found.pop(), points
+
+
+_POINTS_IN_RE = re.compile(r"(?<![0-9.])([0-9]{1,3})分")
+
+
+def join_split_level1(ind_rows: list[IndicatorRow]) -> None:
+    """A 一级指标 cut in two by a rule that isn't there: its name in one piece, its points
+    in the next ('产出目标' over '(34分)', '产出目标（34' over '分)').
+
+    The pieces are one label when the first has a name, the second no name (only the
+    points, or only what the first left of them), and their joined text has both; and the form's arithmetic does not say otherwise (the
+    rows' weights, where all read, do not add up to more than the points). Both pieces'
+    rows then share the joined label (heavy scans, d060 / d029: 8 cells of level1 points)."""
+    groups = _runs(ind_rows, "level1", blanks_together=False)
+    gi = 0
+    while gi + 1 < len(groups):
+        a, b = _cell(ind_rows[groups[gi][0]], "level1"), _cell(ind_rows[groups[gi + 1][0]], "level1")
+        same_page = ind_rows[groups[gi][0]].row.page == ind_rows[groups[gi + 1][0]].row.page
+        if a is None or b is None or not same_page or not a.text or not b.text:
+            gi += 1
+            continue
+        name_a, points_a = split_level1(a.text)
+        name_b, _ = split_level1(b.text)
+        joined = a.text.rstrip() + b.text.strip()
+        name_j, points_j = split_level1(joined)
+        rows = groups[gi] + groups[gi + 1]
+        w = _weights(ind_rows, rows)
+        # the second piece holds no name: the points, or what the first piece left of them ('分)')
+        rest_only = not clean(name_b) or (points_a is not None and not _REMAINS_RE.sub("", clean(b.text)))
+        if (clean(name_a) and rest_only and clean(name_j) == clean(name_a) and points_j is not None
+                and (w is None or w <= float(points_j) + 0.01)):
+            cell = Cell(a.row, a.col, a.row_span + b.row_span, a.col_span,
+                        (min(a.bbox[0], b.bbox[0]), a.bbox[1], max(a.bbox[2], b.bbox[2]), b.bbox[3]),
+                        text=joined, confidence=min(a.confidence, b.confidence), lines=a.lines + b.lines)
+            for i in rows:
+                ind_rows[i].picked["level1"] = Pick(cell, 1.0)
+            groups[gi:gi + 2] = [rows]
+            continue
+        gi += 1
+
+
 def repair(ind_rows: list[IndicatorRow], keys: list[str]) -> None:
-    """The table's repairs, in order: labels across page breaks, blank level1 pieces, lost row rules."""
+    """The table's repairs, in order: labels across page breaks, split and blank level1
+    pieces, lost row rules."""
     carry_across_page_break(ind_rows, keys)
     if "level1" in keys:
+        join_split_level1(ind_rows)
         fill_blank_level1(ind_rows)
     split_down(ind_rows, keys)
 
@@ -230,22 +308,39 @@ def repair(ind_rows: list[IndicatorRow], keys: list[str]) -> None:
 def indicator_values(ind_rows: list[IndicatorRow], keys: list[str], matcher: LabelMatcher) -> list[dict[str, Value]]:
     """Each row's cells typed by the schema; rows with no name and no number are left out."""
     out: list[dict[str, Value]] = []
-    for r in ind_rows:
+    group_of: dict[int, list[int]] = {}
+    if "level1" in keys:
+        groups = _runs(ind_rows, "level1", blanks_together=False)
+        cells = [_cell(ind_rows[g[0]], "level1") for g in groups]
+        # points are inferred only on a table whose other 一级指标 print theirs (many print none)
+        printed = sum(1 for c in cells if c is not None and level1_reading(c.text)[1] is not None)
+        for g in groups if printed >= 2 else []:
+            for i in g:
+                group_of[i] = g
+    for ri, r in enumerate(ind_rows):
         rec: dict[str, Value] = {}
         for key in keys:
             if key not in r.picked:
                 continue
             cell = r.picked[key].cell
             if key == "level1":
-                name, points = split_level1(cell.text)
+                name, points = level1_reading(cell.text)
                 ev = cell_evidence([cell])
                 vocab = 0.0
                 if name:
                     name, vocab = snap_term(name, "level1")
                 rec["level1"] = Value(name or None, cell.text, cell.confidence, r.row.page, cell.bbox,
                                       evidence=ev | {"vocab": vocab})
-                rec["level1_points"] = Value(points, cell.text, cell.confidence, r.row.page, cell.bbox,
-                                             evidence=dict(ev))
+                conf, reasons = cell.confidence, []
+                if points is None and vocab > 0 and ri in group_of:  # a term: not a stray name line
+                    # points unreadable: a level1's points are the sum of its rows' weights
+                    # (heavy scans: '影响力目' with its points lost); a figure inferred, so reviewed
+                    w = _weights(ind_rows, group_of[ri])
+                    if w is not None and w > 0:
+                        points = int(w) if w == int(w) else w
+                        conf, reasons = min(conf, 0.5), ["level1 points from the sum of its rows' weights"]
+                rec["level1_points"] = Value(points, cell.text, conf, r.row.page, cell.bbox,
+                                             reasons=reasons, evidence=dict(ev))
             else:
                 rec[key] = typed_value(matcher.kind("indicators", key), [cell], r.row.page)
                 if key == "level2" and isinstance(rec[key].value, str):
@@ -258,3 +353,52 @@ def indicator_values(ind_rows: list[IndicatorRow], keys: list[str], matcher: Lab
             continue
         out.append(rec)
     return out
+
+
+def infer_missing_weights(indicators: list[dict[str, Value]], total_weight: Value | None) -> int:
+    """Weights left unread (a lone thin '4' on a 1-bit or TIFF scan) from the form's arithmetic.
+
+    A 一级指标's points are the sum of its rows' weights, and the table's weights sum to its
+    printed total. A group whose points were read and in which one weight alone is blank
+    gets the difference; the guesses stand only if then every weight is known and they all
+    add up to the printed total (a misread weight elsewhere would break it; d049: 15 for a
+    10 whose neighbour 19 was read 14 is refused). Inferred, so at most 0.5 confidence.
+    Returns how many weights were filled (dev tiff / bilevel: 5 cells)."""
+    if total_weight is None or not isinstance(total_weight.value, (int, float)):
+        return 0
+    groups: list[list[dict[str, Value]]] = []
+    last = None
+    for rec in indicators:
+        l1 = rec.get("level1")
+        key = (l1.raw, l1.bbox, l1.page) if l1 is not None else None
+        if groups and key is not None and key == last:
+            groups[-1].append(rec)
+        else:
+            groups.append([rec])
+        last = key
+    guesses: list[tuple[dict[str, Value], float]] = []
+    for g in groups:
+        blanks = [r for r in g if "weight" in r and r["weight"].value is None]
+        pts = g[0].get("level1_points")
+        if len(blanks) != 1 or pts is None or not isinstance(pts.value, (int, float)) or pts.reasons:
+            continue
+        known = [r["weight"].value for r in g if r is not blanks[0] and "weight" in r]
+        if not all(isinstance(v, (int, float)) for v in known):
+            continue
+        w = float(pts.value) - sum(float(v) for v in known)
+        if 1 <= w < float(pts.value) and w == int(w):
+            guesses.append((blanks[0], w))
+    if not guesses:
+        return 0
+    chosen = {id(r): w for r, w in guesses}
+    weights = [chosen.get(id(r), r["weight"].value if "weight" in r else None) for r in indicators]
+    if any(not isinstance(v, (int, float)) for v in weights):
+        return 0
+    if abs(sum(float(v) for v in weights) - float(total_weight.value)) > 0.01:
+        return 0
+    for r, w in guesses:
+        old = r["weight"]
+        r["weight"] = Value(int(w), old.raw, min(old.confidence, 0.5), old.page, old.bbox,
+                            reasons=["weight from its 一级指标's points less the other weights"],
+                            evidence=dict(old.evidence))
+    return len(guesses)

@@ -16,7 +16,7 @@ from ..types import Cell, FormRecord, Value
 from ..values import fiscal_year_from_title
 from .cellvalue import clean, typed_value
 from .columns import Column, ColumnFrame, column_of, in_order
-from .indicators import IndicatorRow, indicator_cells, indicator_values, repair
+from .indicators import IndicatorRow, indicator_cells, indicator_values, infer_missing_weights, repair
 
 _SPECKS = ".,·:;'`_-，。、‘’\""
 _TOTAL_RE = re.compile(r"^(合\s*计|总\s*分|合计得分|总\s*计)$")
@@ -82,6 +82,7 @@ class RecordBuilder:
         keys = [c.key for c in ind_cols]
         repair(ind_rows, keys)
         rec.indicators = indicator_values(ind_rows, keys, self.m)
+        infer_missing_weights(rec.indicators, rec.fields.get("total_weight"))
         self._funding_fields(rec)
         return rec
 
@@ -245,6 +246,10 @@ class RecordBuilder:
                 continue
             dmin = min(d for d, _ in best)
             near = {k for d, k in best if d == dmin}
+            if near == {"level1", "level2"} and not any(col.x0 < c.bbox[0] for col in out):
+                # '级指标': the 一 / 二 lost (a thin bilevel stroke). A 二级指标 column never
+                # comes first: the leftmost column is the 一级指标 (d049: 22 cells)
+                near = {"level1"}
             if len(near) == 1:
                 key = near.pop()
                 taken.add(key)

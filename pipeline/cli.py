@@ -159,7 +159,9 @@ def cmd_tables(args: argparse.Namespace) -> int:
     inputs = ingest.find_inputs(args.inputs)
     keys = naming.output_keys(inputs)  # no manifest here: names decided by this command's inputs alone
     opts = options.from_args(args)
-    engine = engines.LazyEngine(opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads)
+    engine = engines.LazyEngine(
+        opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads, batching=opts.rec_batching
+    )
     failures = 0
     for path in inputs:
         t0 = _t.perf_counter()

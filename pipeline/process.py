@@ -152,7 +152,9 @@ def process_file(
     """Read every page of one file and build its form records (raises ScanformsError)."""
     opts = opts or Options()
     # made on the first page that needs OCR
-    engine = engine or engines.LazyEngine(opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads)
+    engine = engine or engines.LazyEngine(
+        opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads, batching=opts.rec_batching
+    )
     timings: dict[str, float] = {}
     pages = read_file(path, opts, engine, timings, on_page)
     records, failed = build_records(pages, path.name, timings)

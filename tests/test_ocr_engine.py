@@ -44,6 +44,15 @@ def test_crops_read_as_alone(engine: RapidOcrEngine, crops: list[np.ndarray]) ->
     assert sum(bool(t[0]) for t in together) >= 0.9 * len(crops)
 
 
+def test_width_batches_read_as_alone(crops: list[np.ndarray]) -> None:
+    width = RapidOcrEngine(batching="width")
+    assert width.rec_setup != RapidOcrEngine.rec_setup
+    alone = [width.recognize([c])[0] for c in crops]
+    together = width.recognize(crops)
+    assert [t[0] for t in together] == [a[0] for a in alone]
+    assert all(abs(t[1] - a[1]) < 1e-3 for t, a in zip(together, alone, strict=True))
+
+
 def test_scores_per_character(engine: RapidOcrEngine, crops: list[np.ndarray]) -> None:
     for text, score, chars in engine.recognize(crops[:20]):
         if text:

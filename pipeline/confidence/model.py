@@ -24,8 +24,10 @@ DEFAULT_THRESHOLD = 0.9  # replaced by the fitted model's own threshold when one
 # does not parse as its type is right 0 of 59 times; a 一级/二级指标 reading that is none of the
 # closed vocabulary's terms, on a page that was OCRed, 6 of 50; a label matched weakly 4 of 11; an
 # empty value from a cell with ink that nothing read is not known to be blank. The trees seldom
-# split on such rare flags (too few cells carry them to pay for a split), so they are rules.
-CAPS: dict[str, float] = {"unparsed": 0.3, "off_vocab": 0.5, "label_weak": 0.5, "ink_empty": 0.5}
+# split on such rare flags (too few cells carry them to pay for a split), so they are rules. A
+# value the form's arithmetic supplied (a blank weight, unread points, a reading chosen because
+# it makes the sums hold) was inferred, not read: a person confirms it.
+CAPS: dict[str, float] = {"unparsed": 0.3, "off_vocab": 0.5, "label_weak": 0.5, "ink_empty": 0.5, "repaired": 0.5}
 
 
 def cap(x: dict[str, float], p: float) -> float:

@@ -340,7 +340,8 @@ def indicator_values(ind_rows: list[IndicatorRow], keys: list[str], matcher: Lab
                         points = int(w) if w == int(w) else w
                         conf, reasons = min(conf, 0.5), ["level1 points from the sum of its rows' weights"]
                 rec["level1_points"] = Value(points, cell.text, conf, r.row.page, cell.bbox,
-                                             reasons=reasons, evidence=dict(ev))
+                                             reasons=reasons,
+                                             evidence=dict(ev) | ({"repaired": 1.0} if reasons else {}))
             else:
                 rec[key] = typed_value(matcher.kind("indicators", key), [cell], r.row.page)
                 if key == "level2" and isinstance(rec[key].value, str):
@@ -400,5 +401,5 @@ def infer_missing_weights(indicators: list[dict[str, Value]], total_weight: Valu
         old = r["weight"]
         r["weight"] = Value(int(w), old.raw, min(old.confidence, 0.5), old.page, old.bbox,
                             reasons=["weight from its 一级指标's points less the other weights"],
-                            evidence=dict(old.evidence))
+                            evidence=dict(old.evidence) | {"repaired": 1.0})
     return len(guesses)

@@ -114,4 +114,4 @@ def test_file_mixing_page_kinds(engine: engines.OcrEngine, tmp_path: Path) -> No
     recs = process.process_file(path, engine=engine).records
     assert [r.extra_source["page_kinds"] for r in recs] == [{"1": "vector"}, {"2": "image"}]
     assert recs[1].fields["project_name"].value == "健康教育宣传专项"
-    assert recs[0].fields["project_name"].value and recs[0].fields["project_name"].confidence >= 0.999  # layer text
+    assert recs[0].fields["project_name"].value and recs[0].fields["project_name"].confidence >= 0.995  # layer text

@@ -175,14 +175,7 @@ def fill_blank_level1(ind_rows: list[IndicatorRow]) -> None:
         return clean(split_level1(cell.text)[0]) if cell is not None else ""  # specks are blank
 
     def weights(g: list[int]) -> float | None:
-        total = 0.0
-        for i in g:
-            cell = _cell(ind_rows[i], "weight")
-            val, ok = parse_value("number", cell.text) if cell is not None and cell.text else (None, False)
-            if not ok or val is None:
-                return None
-            total += float(val)
-        return total
+        return _weights(ind_rows, g)
 
     def shares_level2(a: list[int], b: list[int]) -> bool:
         cells_a = {id(ind_rows[i].picked["level2"].cell) for i in a if "level2" in ind_rows[i].picked}

@@ -237,7 +237,7 @@ def condition_table(
 
 
 def format_table(title: str, table: dict[str, dict[str, float]]) -> str:
-    """A condition table as aligned text, worst accepted-error first is not needed: variants in order."""
+    """A condition table as aligned text, one row per held-out condition in name order."""
     cols = ["cells", "wrong", "review_rate", "accepted_error_rate", "errors_flagged"]
     lines = [title, "held out    " + "".join(f"{c:>21}" for c in cols)]
     for g, row in table.items():

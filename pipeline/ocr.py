@@ -190,6 +190,8 @@ def ink_outside_lines(binary: np.ndarray, c: Cell, scale: PageScale) -> int:
 
 def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale) -> int:
     """Cells with ink but no detected line (a lone digit, faint text): recognize the ink box.
+    Cells without ink are marked blank; cells with lines get the ink their lines leave out
+    (`ink_outside_lines`), on the same binary in the same pass.
 
     Returns how many cells were looked at again (they are counted in the page's timings).
     """

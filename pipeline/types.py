@@ -104,6 +104,10 @@ class Cell:
     # character-sized blobs of ink inside the cell that no read line's box covers: a last
     # character or a wrapped second line lost by detection (the reading is short of the cell)
     ink_out: int = 0
+    # how many characters' width of ink the cell's worst line holds beyond what its text needs
+    # (ink extent / the page's character pitch - the text's width in characters): +1 where a
+    # reading dropped a character that sits inside its line's box; 0 on vector pages
+    ink_gap: float = 0.0
 
     @property
     def row_end(self) -> int:

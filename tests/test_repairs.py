@@ -48,3 +48,48 @@ def test_split_by_text_recovers_lost_rules(d030: process.FileResult) -> None:
     # two 权重 cells merged down the column read "10 100" without the split
     assert rec.fields["total_weight"].value == 100
     assert rec.fields["annual_goal"].value and rec.fields["goal_achieved"].value
+
+
+def _read_cells(d030: process.FileResult) -> list:
+    (page,) = d030.pages
+    return [c for g in page.grids for c in g.cells if c.lines]
+
+
+def test_the_ink_of_a_whole_reading_is_as_wide_as_its_text(d030: process.FileResult) -> None:
+    # the page's own pitch turns ink extent into characters: a whole reading leaves none over
+    gaps = [c.ink_gap for c in _read_cells(d030)]
+    assert len(gaps) > 50
+    assert sum(abs(g) < 0.5 for g in gaps) / len(gaps) >= 0.8
+
+
+def test_a_reading_short_of_its_ink_is_read_again(d030: process.FileResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import ocr
+    from pipeline.types import Cell, TextLine
+
+    (page,) = d030.pages
+    prep = page.prepared
+    assert prep.binary is not None and prep.scale is not None
+    cells = _read_cells(d030)
+    whole = next(c for c in cells if len(c.lines) == 1 and len(c.text) >= 6 and abs(c.ink_gap) < 0.2
+                 and all("\u4e00" <= ch <= "\u9fff" for ch in c.text))
+    text = whole.text
+
+    def short_copy() -> tuple[list[Cell], Cell]:
+        (ln,) = whole.lines
+        short = Cell(whole.row, whole.col, whole.row_span, whole.col_span, whole.bbox, text=text[:-1],
+                     lines=[TextLine(text=text[:-1], bbox=ln.bbox, score=ln.score)])
+        others = [Cell(c.row, c.col, c.row_span, c.col_span, c.bbox, text=c.text,
+                       lines=[TextLine(t.text, t.bbox, t.score) for t in c.lines]) for c in cells if c is not whole]
+        return [*others, short], short
+
+    engine = engines.CachedEngine(engines.RapidOcrEngine(), CACHE)
+    # without a second reading the dropped character is evidence: a character of ink unread
+    monkeypatch.setattr(ocr, "REREAD_GAP", 99.0)
+    copy, short = short_copy()
+    assert ocr.ink_gaps(prep.image, prep.binary, copy, engine, prep.scale) == 0
+    assert short.text == text[:-1] and short.ink_gap >= 0.6
+    # with it, the line is read again from other crops and comes back whole
+    monkeypatch.setattr(ocr, "REREAD_GAP", 0.6)
+    copy, short = short_copy()
+    assert ocr.ink_gaps(prep.image, prep.binary, copy, engine, prep.scale) >= 1
+    assert short.text == text and abs(short.ink_gap) < 0.5

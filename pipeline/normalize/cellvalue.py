@@ -64,6 +64,7 @@ def cell_evidence(cells: list[Cell], label_score: float = 1.0) -> dict[str, floa
         "n_chars": float(n_chars),
         "n_lines": float(n_lines),
         "ink_out": float(sum(c.ink_out for c in cells)),
+        "ink_gap": max((c.ink_gap for c in cells if c.lines), default=0.0),
         "label": float(label_score),
     }
 

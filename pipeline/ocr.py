@@ -237,7 +237,9 @@ def _second_readings(crop: np.ndarray) -> list[np.ndarray]:
     """Two other preparations of a line crop for the recogniser. Measured on lines whose
     reading dropped a character inside its box (heavy scans: 长效机制健 for 长效机制健全, 生 for
     生率): read at 0.7x both came back whole, with a quarter line of white above and below one of
-    them; 1.5x, a wider right margin, Otsu binarisation and a 3x3 blur each lost one or both."""
+    them; 1.5x, a wider right margin, Otsu binarisation and a 3x3 blur each lost one or both.
+    On the dev corpus the 0.7x crop alone read 2 cells fewer right (a bilevel and a tiff one)
+    for half the cost (the two cost 0.26 s a scanned page, ~13 crops)."""
     import cv2
 
     h = crop.shape[0]

@@ -273,7 +273,8 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
     if len(ratios) < 5:
         return 0
     pitch = float(np.median(ratios))
-    doubtful = [(c, t, e, tw) for c, t, e, tw in measured if e / pitch - tw >= REREAD_GAP]
+    doubtful = [(c, t, e, tw) for c, t, e, tw in measured
+                if e / pitch - tw >= REREAD_GAP and min(t.bbox[2] - t.bbox[0], t.bbox[3] - t.bbox[1]) >= 4]
     gaps = {id(t): e / pitch - tw for _c, t, e, tw in measured}
     if doubtful:
         crops = []

@@ -55,15 +55,19 @@ def detect_lines(image: np.ndarray, engine: OcrEngine, unit: float = 1.0) -> lis
     return boxes
 
 
+def _pad(crop: np.ndarray, v: int, left: int, right: int) -> np.ndarray:
+    """`crop` with white margins: `v` px above and below, `left` and `right` px beside."""
+    import cv2
+
+    fill = 255 if crop.ndim == 2 else (255, 255, 255)
+    return cv2.copyMakeBorder(crop, v, v, left, right, cv2.BORDER_CONSTANT, value=fill)
+
+
 def _margin(crop: np.ndarray, unit: float = 1.0) -> np.ndarray:
     """White margins around a line crop: without room after it the recognizer drops a
     trailing 。 or 、 (measured on heavy scans: '…实现程度' vs '…实现程度。')."""
-    import cv2
-
     h = crop.shape[0]
-    fill = 255 if crop.ndim == 2 else (255, 255, 255)
-    v = _ipx(2, unit)
-    return cv2.copyMakeBorder(crop, v, v, h // 2, h, cv2.BORDER_CONSTANT, value=fill)
+    return _pad(crop, _ipx(2, unit), h // 2, h)
 
 
 def _split_at_cells(
@@ -243,12 +247,8 @@ def _second_readings(crop: np.ndarray) -> list[np.ndarray]:
     import cv2
 
     h = crop.shape[0]
-    fill = 255 if crop.ndim == 2 else (255, 255, 255)
     small = cv2.resize(crop, None, fx=0.7, fy=0.7, interpolation=cv2.INTER_AREA)
-    return [
-        cv2.copyMakeBorder(small, 2, 2, int(0.35 * h), int(0.7 * h), cv2.BORDER_CONSTANT, value=fill),
-        cv2.copyMakeBorder(crop, h // 4, h // 4, h // 2, h, cv2.BORDER_CONSTANT, value=fill),
-    ]
+    return [_pad(small, 2, int(0.35 * h), int(0.7 * h)), _pad(crop, h // 4, h // 2, h)]
 
 
 def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale) -> int:

@@ -34,7 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,11 @@ class Floor:
         return time.perf_counter() - t, n
 
 
+def _shares(counts: Counter[str]) -> dict[str, float]:
+    n = sum(counts.values())
+    return {m: round(k / n, 3) for m, k in sorted(counts.items())} if n else {}
+
+
 def _one_file(f: Path, opts: process.Options, out: Path, engine: engines.OcrEngine | None = None
               ) -> tuple[process.FileResult | None, float, str | None]:
     """process_file + export_file on one file: (result, export seconds, error)."""
@@ -108,8 +113,11 @@ def _page_rows(result: process.FileResult, t_export: float) -> list[dict[str, An
     for p in result.pages:
         st = dict(p.timings)
         st.update(share)
+        models = Counter(t.model for g in p.grids for c in g.cells for t in c.lines if t.model)
+        models.update(t.model for t in p.free_lines if t.model)
         rows.append({"page_no": p.page_no, "route": ROUTES.get(p.kind, p.kind), "stages": st,
-                     "total": sum(v for k, v in st.items() if not k.startswith("n_"))})
+                     "total": sum(v for k, v in st.items() if not k.startswith("n_")),
+                     "lines_by_model": dict(models)})
     return rows
 
 
@@ -168,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="keep the exported records here (for score.py); default: a temp dir")
     ap.add_argument("--rec-batching", default=process.Options.rec_batching, choices=engines.REC_BATCHINGS,
                     help="recognition batching of our engine (Options.rec_batching)")
+    ap.add_argument("--recognizer", default=process.Options.recognizer, choices=engines.RECOGNIZERS,
+                    help="cascade (tiny model first) or small (Options.recognizer)")
     args = ap.parse_args(argv)
 
     files = ingest.find_inputs(args.inputs)
@@ -180,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers > 1:
         # throughput of several documents at once; the floor and peers need the single-process run
         opts = process.Options(dpi=args.dpi, ocr_cache=Path(cache) if cache else None,
-                               rec_batching=args.rec_batching)
+                               rec_batching=args.rec_batching, recognizer=args.recognizer)
         out = args.out or Path(tempfile.mkdtemp(prefix="scanforms-speed-"))
         report = {"files": len(files), "cpu_count": os.cpu_count(),
                   **run_workers(files, opts, out, args.workers)}
@@ -190,10 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
         return 0
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
-    opts = process.Options(dpi=args.dpi, review_queue=True, ocr_threads=threads, rec_batching=args.rec_batching)
+    opts = process.Options(dpi=args.dpi, review_queue=True, ocr_threads=threads, rec_batching=args.rec_batching,
+                           recognizer=args.recognizer)
     t_load = time.perf_counter()
-    engine = (engines.get_engine(opts.engine, cache, threads, opts.rec_batching) if cache
-              else engines.RapidOcrEngine(threads, opts.rec_batching))
+    engine = engines.get_engine(opts.engine, cache, threads, opts.rec_batching, opts.recognizer)
     load_s = time.perf_counter() - t_load
     floor = None if args.no_floor else Floor()
     if cache:
@@ -211,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             floor(np.full((64, 256), 255, np.uint8))
         print(f"warm-up on {files[0].name}: {time.perf_counter() - t_warm:.1f}s (untimed)", file=sys.stderr)
     per_route: dict[str, list[float]] = defaultdict(list)
+    lines_by_model: dict[str, Counter[str]] = defaultdict(Counter)  # OCR lines (cell pieces) each model read
     stage_sum: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     floor_route: dict[str, list[float]] = defaultdict(list)
     ours_floored: dict[str, list[float]] = defaultdict(list)  # our s/page on the pages the floor ran on
@@ -228,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         for p, row in zip(result.pages, _page_rows(result, t_export), strict=True):
             route, st, total = row["route"], row["stages"], row["total"]
             per_route[route].append(total)
+            lines_by_model[route].update(row["lines_by_model"])
             for k, v in st.items():
                 stage_sum[route][k] += v
             n_pages += 1
@@ -261,15 +273,16 @@ def main(argv: list[str] | None = None) -> int:
         "overall": summary(all_vals),
         "peak_rss_mb": rss_mb(),
         "rec_batching": opts.rec_batching,
-        # one recognition model today (the float PP-OCRv6 small rec of the rapidocr wheel): it reads
-        # every cell; a cascade or a quantised model would add a row here
-        "rec_model_share": {"PP-OCRv6_rec_small": 1.0},
+        "recognizer": opts.recognizer,
+        # the text lines kept from each recognition model, over every OCRed page (per route below)
+        "rec_model_share": _shares(sum(lines_by_model.values(), Counter())),
         "errors": errors,
     }
     routes: dict[str, Any] = {}
     for route, vals in sorted(per_route.items()):
         r = summary(vals)
         r["pages_per_s"] = round(len(vals) / sum(vals), 3) if sum(vals) else None
+        r["rec_model_share"] = _shares(lines_by_model[route])
         r["stages_s_per_page"] = {
             k: round(v / len(vals), 4) for k, v in sorted(stage_sum[route].items()) if not k.startswith("n_")
         }
@@ -337,7 +350,7 @@ def print_table(report: dict[str, Any]) -> None:
     names = list(routes)
     print(f"\n{report['pages']} pages, {report['pages_per_s']} pages/s, "
           f"peak RSS {report['peak_rss_mb']} MB, rec batching {report.get('rec_batching')}, "
-          f"cells read by model {report.get('rec_model_share')}")
+          f"recognizer {report.get('recognizer')}, lines read by model {report.get('rec_model_share')}")
     print(f"{'':22s}" + "".join(f"{n:>10s}" for n in names))
     rows = ["pages", "s_per_page_median", "s_per_page_p90", "pages_per_s"]
     for row in rows:
@@ -349,6 +362,8 @@ def print_table(report: dict[str, Any]) -> None:
     counts = sorted({k for n in names for k in routes[n]["counts_per_page"]})
     for k in counts:
         print(f"  n {k:18s}" + "".join(f"{routes[n]['counts_per_page'].get(k, 0):>10.3f}" for n in names))
+    print(f"{'rec_model_share':22s}" + "".join(
+        f"{' '.join(f'{m}:{v}' for m, v in routes[n].get('rec_model_share', {}).items()):>22s}" for n in names))
     for n in names:
         if "floor" in routes[n]:
             print(f"{n}: floor median {routes[n]['floor']['s_per_page_median']} s/page, ours / floor "

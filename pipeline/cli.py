@@ -160,7 +160,8 @@ def cmd_tables(args: argparse.Namespace) -> int:
     keys = naming.output_keys(inputs)  # no manifest here: names decided by this command's inputs alone
     opts = options.from_args(args)
     engine = engines.LazyEngine(
-        opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads, batching=opts.rec_batching
+        opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads, batching=opts.rec_batching,
+        recognizer=opts.recognizer,
     )
     failures = 0
     for path in inputs:

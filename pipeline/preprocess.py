@@ -564,7 +564,7 @@ def _ocr_votes(crops: list[np.ndarray], engine: OcrEngine) -> tuple[float, float
     if not crops:
         return 0.0, 0.0
     flipped = [np.ascontiguousarray(np.rot90(c, 2)) for c in crops]
-    res = engine.recognize(crops + flipped)
+    res = engine.recognize(crops + flipped, careful=True)  # one model for both sides of the vote
     n = len(crops)
     return float(np.mean([r[1] for r in res[:n]])), float(np.mean([r[1] for r in res[n:]]))
 

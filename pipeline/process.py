@@ -153,7 +153,8 @@ def process_file(
     opts = opts or Options()
     # made on the first page that needs OCR
     engine = engine or engines.LazyEngine(
-        opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads, batching=opts.rec_batching
+        opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads, batching=opts.rec_batching,
+        recognizer=opts.recognizer,
     )
     timings: dict[str, float] = {}
     pages = read_file(path, opts, engine, timings, on_page)

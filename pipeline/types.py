@@ -28,6 +28,8 @@ class TextLine:
     score: float
     # Per-character scores where the engine gives them (same length as text).
     char_scores: list[float] | None = None
+    # the recogniser that read it ("small", "tiny"); "" for text-layer text
+    model: str = ""
 
 
 @dataclass

@@ -51,10 +51,13 @@ def new_cache_entries(cache: Path, before: set[str] | None = None) -> str | None
 
 @pytest.fixture(scope="session")
 def ocr_engine() -> Any:
-    """The tests' OCR engine: RapidOCR behind the cache in tests/ocr_cache."""
+    """The tests' OCR engine: the pipeline's default (the cascade, width batches) behind the cache
+    in tests/ocr_cache."""
     from pipeline import engines
+    from pipeline.options import Options
 
-    return engines.CachedEngine(engines.RapidOcrEngine(), OCR_CACHE)
+    o = Options()
+    return engines.CachedEngine(engines.make_engine(None, o.rec_batching, o.recognizer), OCR_CACHE)
 
 
 @pytest.fixture(autouse=True)

@@ -115,8 +115,10 @@ def dumps(obj: Any, indent: int = 0) -> str:
 
 def cached_engine() -> Any:
     from pipeline import engines
+    from pipeline.options import Options
 
-    return engines.CachedEngine(engines.RapidOcrEngine(), OCR_CACHE)
+    o = Options()  # the pipeline's default engine: goldens show what a run reads
+    return engines.CachedEngine(engines.make_engine(None, o.rec_batching, o.recognizer), OCR_CACHE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -212,7 +212,7 @@ def test_a_failed_rule_goes_to_review_whole_only_when_no_misread_explains_it() -
 
 
 def test_misread_characters_stand_alone_in_the_dictionary() -> None:
-    from pipeline.confidence import lone_chars
+    from pipeline.lexicon import lone_chars
 
     right = lone_chars("财务（资产）管理制度健全性和执行的有效性")
     wrong = lone_chars("财务（资产）管理制度健金性啊执行的有做性")
@@ -346,3 +346,17 @@ def test_evidence_caps_hold_on_pages_the_model_never_saw() -> None:
     assert confidence.model.cap(confidence.cell_features(off, "text", "indicators", vec, key="level1"), 0.99) == 0.99
     unparsed = _value(0.99, parsed=0.0)
     assert model.predict(confidence.cell_features(unparsed, "number", "indicators", page)) <= 0.3
+
+
+def test_the_model_knows_which_recogniser_read_a_cell() -> None:
+    from pipeline.normalize.cellvalue import cell_evidence
+    from pipeline.types import Cell, TextLine
+
+    box = (0, 0, 10, 10)
+    lines = [TextLine("项目名称", box, 0.99, [0.99] * 4, model="tiny"),
+             TextLine("合计", box, 0.9, [0.9, 0.9], model="small")]
+    cell = Cell(0, 0, 1, 1, box, text="项目名称合计", lines=lines)
+    assert cell_evidence([cell])["tiny"] == pytest.approx(4 / 6)
+    v = Value("项目名称合计", "项目名称合计", 0.9, evidence=cell_evidence([cell]))
+    x = confidence.cell_features(v, "text", "fields", confidence.PageContext())
+    assert x["tiny"] == pytest.approx(4 / 6) and "tiny" in confidence.FEATURES

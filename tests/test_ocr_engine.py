@@ -54,7 +54,7 @@ def test_width_batches_read_as_alone(crops: list[np.ndarray]) -> None:
 
 
 def test_scores_per_character(engine: RapidOcrEngine, crops: list[np.ndarray]) -> None:
-    for text, score, chars in engine.recognize(crops[:20]):
+    for text, score, chars, _model in engine.recognize(crops[:20]):
         if text:
             assert chars is not None and len(chars) == len(text)
             assert 0.0 < score <= 1.0
@@ -73,3 +73,44 @@ def test_cache_key_follows_recognition_setup(engine: RapidOcrEngine, tmp_path: P
         assert cached.misses == 2  # a changed setup reads again instead of taking old results
     finally:
         del engine.rec_setup
+
+
+@pytest.fixture(scope="module")
+def tiny() -> RapidOcrEngine:
+    return RapidOcrEngine(model="tiny")
+
+
+def test_the_tiny_recogniser_ships_in_a_wheel(tiny: RapidOcrEngine) -> None:
+    model, keys = engines.tiny_rec_files()
+    assert model.stat().st_size < 8_000_000 and keys.read_text(encoding="utf-8").count("\n") > 6000
+    assert tiny.name != RapidOcrEngine().name  # its own cache entries
+
+
+def test_the_cascade_keeps_only_what_the_tiny_model_is_sure_of(
+    engine: RapidOcrEngine, tiny: RapidOcrEngine, crops: list[np.ndarray]
+) -> None:
+    blank = np.full((40, 120), 255, np.uint8)  # nothing to read: the small model has the last word
+    cascade = engines.CascadeEngine(tiny, engine)
+    got = cascade.recognize([*crops, blank])
+    small = engine.recognize([*crops, blank])
+    kept = [i for i, r in enumerate(got) if r.model == "tiny"]
+    assert 0.2 * len(crops) < len(kept) < len(crops)  # both tiers read some of a real page
+    assert got[-1].model == "small"
+    wide = [i for i, c in enumerate(crops) if engines.WidthBuckets().padded(c) >= engines.CASCADE_MAX_W]
+    assert wide and all(got[i].model == "small" for i in wide)  # long lines: the small model alone
+    assert (cascade.n_first, cascade.n_second) == (len(kept), len(got) - len(kept))
+    for i, r in enumerate(got):
+        if r.model == "tiny":
+            assert r.text.strip() and min(r.char_scores or [r.score]) >= engines.CASCADE_MIN_CHAR
+        else:
+            assert r == small[i]  # read again by the small model, exactly as it reads alone
+    same = sum(got[i].text.replace(" ", "") == small[i].text.replace(" ", "") for i in kept)
+    assert same >= 0.9 * len(kept), "the tiny model's sure readings mostly agree with the small model's"
+
+
+def test_a_cascade_that_trusts_nothing_is_the_small_model(
+    engine: RapidOcrEngine, tiny: RapidOcrEngine, crops: list[np.ndarray]
+) -> None:
+    strict = engines.CascadeEngine(tiny, engine, min_char=1.01)
+    assert strict.recognize(crops[:10]) == engine.recognize(crops[:10])
+    assert strict.rec_setup != engines.CascadeEngine(tiny, engine).rec_setup  # the threshold is in the key

@@ -26,9 +26,10 @@ def test_every_flag_reaches_its_field(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("SCANFORMS_OCR_CACHE", raising=False)
     assert _run_args() == Options()
     got = _run_args("--dpi", "300", "--overlays", "--review-threshold", "0.5", "--features", "--pdf", "--xlsx",
-                    "--ocr-cache", str(tmp_path), "--ocr-threads", "3", "--rec-batching", "single")
+                    "--ocr-cache", str(tmp_path), "--ocr-threads", "3", "--rec-batching", "single",
+                    "--recognizer", "small")
     assert got == Options(dpi=300, overlays=True, review_threshold=0.5, features=True, pdf=True, xlsx=True,
-                          ocr_cache=tmp_path, ocr_threads=3, rec_batching="single")
+                          ocr_cache=tmp_path, ocr_threads=3, rec_batching="single", recognizer="small")
     flagged = {f.name for f in dataclasses.fields(Options) if f.metadata["flag"]}
     assert {n for n in flagged if getattr(got, n) == getattr(Options(), n)} == set()  # none left at its default
 

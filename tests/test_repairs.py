@@ -93,3 +93,49 @@ def test_a_reading_short_of_its_ink_is_read_again(d030: process.FileResult, monk
     copy, short = short_copy()
     assert ocr.ink_gaps(prep.image, prep.binary, copy, engine, prep.scale) >= 1
     assert short.text == text and abs(short.ink_gap) < 0.5
+
+
+def test_a_tiny_reading_in_doubt_goes_to_the_full_model(d030: process.FileResult) -> None:
+    """The cascade's tiny recogniser is sure of readings that drop a character at the end or
+    misread one into no word: those lines are read again, as they were cropped, by the small model."""
+    from pipeline import ocr
+    from pipeline.lexicon import lone_chars
+    from pipeline.types import Cell, TextLine
+
+    (page,) = d030.pages
+    prep = page.prepared
+    assert prep.binary is not None and prep.scale is not None
+    cells = _read_cells(d030)
+    whole = [c for c in cells if len(c.lines) == 1 and len(c.text) >= 6 and abs(c.ink_gap) < 0.2
+             and all("\u4e00" <= ch <= "\u9fff" for ch in c.text)]
+    short_one, odd_one = whole[0], whole[1]
+    odd = odd_one.text[:2] + "淫" + odd_one.text[3:]
+    assert lone_chars(odd)[0] > 0 and lone_chars(odd_one.text)[0] == 0
+
+    def tiny_copy(cell: Cell, text: str, score: float) -> Cell:
+        (ln,) = cell.lines
+        return Cell(cell.row, cell.col, cell.row_span, cell.col_span, cell.bbox, text=text,
+                    lines=[TextLine(text, ln.bbox, score, [score] * len(text), model="tiny")])
+
+    def page_copy(score: float) -> tuple[list[Cell], Cell, Cell]:
+        short = tiny_copy(short_one, short_one.text[:-1], score)
+        misread = tiny_copy(odd_one, odd, score)
+        others = [Cell(c.row, c.col, c.row_span, c.col_span, c.bbox, text=c.text,
+                       lines=[TextLine(t.text, t.bbox, t.score) for t in c.lines])
+                  for c in cells if c is not short_one and c is not odd_one]
+        return [*others, short, misread], short, misread
+
+    engine = engines.CachedEngine(engines.RapidOcrEngine(), CACHE)
+    copy, short, misread = page_copy(0.98)
+    assert ocr.ink_gaps(prep.image, prep.binary, copy, engine, prep.scale) >= 2
+    assert (short.text, short.lines[0].model) == (short_one.text, "small")
+    assert (misread.text, misread.lines[0].model) == (odd_one.text, "small")
+    # a small-model line is not read again for a character that fits no word; nor a tiny one
+    # whose every character scored past TINY_LONE_MIN
+    copy, short, misread = page_copy(0.999)
+    misread.lines[0].model = "small"
+    ocr.ink_gaps(prep.image, prep.binary, copy, engine, prep.scale)
+    assert misread.text == odd and short.text == short_one.text
+    copy, short, misread = page_copy(0.999)
+    ocr.ink_gaps(prep.image, prep.binary, copy, engine, prep.scale)
+    assert misread.text == odd and misread.lines[0].model == "tiny"

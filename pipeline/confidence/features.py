@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -63,6 +62,7 @@ FEATURES = [
     "ink_empty",
     "ink_out",
     "ink_gap",
+    "tiny",
     "form_low",
     "form_oov",
     "form_failed",
@@ -222,6 +222,8 @@ def cell_features(
         "ink_empty": ev.get("unread_ink", 0.0),
         "ink_out": min(ev.get("ink_out", 0.0), 5.0),
         "ink_gap": min(3.0, max(-3.0, ev.get("ink_gap", 0.0))),
+        # share of the characters the cascade's tiny recogniser read (engines.CascadeEngine)
+        "tiny": ev.get("tiny", 0.0),
         "form_low": 0.0,
         "form_oov": 0.0,
         "form_failed": 0.0,
@@ -242,6 +244,8 @@ def cell_features(
             x["end_odd"] = 1.0 if (share >= 0.5 and not ends) or (share < 0.5 and ends) else 0.0
     x["numeric_text"] = 1.0 if text and re.fullmatch(r"[\d.%]+", text) else 0.0
     if text:
+        from ..lexicon import lone_chars
+
         x["lone_n"], x["lone_frac"] = lone_chars(text)
     if text and rctx is not None and len(_norm(text)) >= 4:
         x["agree"] = float(min(rctx.elsewhere[(key, _norm(text))], 3))
@@ -254,60 +258,6 @@ def cell_features(
         x["row_min"] = _logit(min(mins)) - x["ocr_min"] if mins else 0.0
         x["row_failed"] = 1.0 if any(c.evidence.get("rules_failed") for c in row.values()) else 0.0
     return x
-
-
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-_tokenizer: Any = None
-
-
-def lone_chars(text: str) -> tuple[float, float]:
-    """(count, share) of Chinese characters that fit in no dictionary word of the text.
-
-    A misread character ('健金性' for 健全性, '知晚率' for 知晓率) rarely makes a word with
-    its neighbours, so the dictionary segmenter leaves it alone; common function
-    characters (的, 和, 是 …) stand alone in right text too and are not counted.
-    jieba's dictionary ships inside its wheel: no download.
-    """
-    n_cjk = len(_CJK.findall(text))
-    if n_cjk < 2:
-        return 0.0, 0.0
-    tokenizer = _word_tokenizer()
-    lone = 0
-    for tok in tokenizer.cut(text, HMM=False):
-        if len(tok) == 1 and _CJK.match(tok) and tok not in _SUFFIXES and tokenizer.FREQ.get(tok, 0) < _COMMON_FREQ:
-            lone += 1
-    return float(min(lone, 5)), lone / n_cjk
-
-
-_COMMON_FREQ = 100_000  # jieba counts: 的 318825, 和 555815, 与 160984 stand alone in right text
-# suffixes and measure words that end the forms' indicator names (完成及时率, ≥8 批, 0次)
-_SUFFIXES = frozenset("率性度次项批天分个人元年月日号")
-_tok_lock = threading.Lock()
-
-
-def _word_tokenizer() -> Any:
-    """jieba's dictionary plus the forms' own words (labels, level terms, models/domain_words.txt)."""
-    global _tokenizer
-    with _tok_lock:  # documents run in threads: build it once
-        if _tokenizer is None:
-            import logging
-
-            import jieba
-
-            from ..lexicon import MODELS_DIR, Schema, indicator_terms
-
-            jieba.setLogLevel(logging.WARNING)
-            tok = jieba.Tokenizer()
-            words = {t for terms in indicator_terms().values() for t in terms}
-            words |= {label for spec in Schema.load().specs() for label in spec.labels}
-            path = MODELS_DIR / "domain_words.txt"
-            words |= {w.strip() for w in path.read_text(encoding="utf-8").splitlines()
-                      if w.strip() and not w.startswith("#")}
-            for w in sorted(words):
-                if len(w) >= 2 and _CJK.search(w):
-                    tok.add_word(w, freq=1000)
-            _tokenizer = tok
-    return _tokenizer
 
 
 def iter_cells(rec: FormRecord) -> Iterator[tuple[str, int | None, str, Value, str, dict[str, Value] | None]]:

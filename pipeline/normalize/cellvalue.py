@@ -47,10 +47,13 @@ def cell_evidence(cells: list[Cell], label_score: float = 1.0) -> dict[str, floa
     """OCR evidence for a value read from these cells: character scores and how much was read."""
     scores: list[float] = []
     n_lines = 0
+    n_tiny = 0  # characters the tiny recogniser read (its scores mean something else than small's)
     for c in cells:
         for t in c.lines:
             n_lines += 1
-            scores += t.char_scores if t.char_scores else [t.score] * max(1, len(t.text))
+            got = t.char_scores if t.char_scores else [t.score] * max(1, len(t.text))
+            scores += got
+            n_tiny += len(got) if t.model == "tiny" else 0
     n_chars = sum(len(c.text.replace(" ", "")) for c in cells)
     # Σ log p is how likely an exact read is (short text must match exactly); Σ (1 - p) / n is the
     # expected character error rate (long text may have 2 % of its characters wrong).
@@ -65,6 +68,7 @@ def cell_evidence(cells: list[Cell], label_score: float = 1.0) -> dict[str, floa
         "n_lines": float(n_lines),
         "ink_out": float(sum(c.ink_out for c in cells)),
         "ink_gap": max((c.ink_gap for c in cells if c.lines), default=0.0),
+        "tiny": n_tiny / len(scores) if scores else 0.0,
         "label": float(label_score),
     }
 

@@ -234,8 +234,8 @@ class CascadeEngine:
     `first` reads the crops narrower than `max_w` at the recogniser's height, and a crop is left to
     it when its reading is not empty and every character of it scores at least `min_char` (the
     line's score where no character scores are given). Careful reads (crops a stage already
-    doubts) go to `second` alone. Each `Reading` says which model it
-    comes from, so that the confidence model can tell.
+    doubts) go to `second` alone. Each `Reading` says which model it comes from, so that the
+    confidence model can tell.
     """
 
     def __init__(self, first: OcrEngine, second: OcrEngine, min_char: float = CASCADE_MIN_CHAR,

@@ -70,6 +70,17 @@ def _margin(crop: np.ndarray, unit: float = 1.0) -> np.ndarray:
     return _pad(crop, _ipx(2, unit), h // 2, h)
 
 
+def _line_crop(image: np.ndarray, box: tuple[int, int, int, int], unit: float = 1.0) -> np.ndarray:
+    """A line piece as the first reading sees it (a recheck reads the very same pixels)."""
+    x0, y0, x1, y1 = box
+    return _margin(image[y0:y1, x0:x1], unit)
+
+
+def _take(line: TextLine, r: Reading) -> None:
+    """A line's reading replaced by another one."""
+    line.text, line.score, line.char_scores, line.model = r.text.strip(), r.score, r.char_scores, r.model
+
+
 def _split_at_cells(
     box: tuple[int, int, int, int], cells: list[tuple[int, tuple[int, int, int, int]]], unit: float = 1.0
 ) -> list[tuple[int, tuple[int, int, int, int]]]:
@@ -291,10 +302,10 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
         (pitch is not None and e / pitch - tw >= TINY_GAP)
         or (min(t.char_scores or [t.score]) < TINY_LONE_MIN and _lone_chars(t.text) > 0))]
     if recheck:
-        crops = [_margin(image[t.bbox[1] : t.bbox[3], t.bbox[0] : t.bbox[2]], scale.unit) for _c, t in recheck]
+        crops = [_line_crop(image, t.bbox, scale.unit) for _c, t in recheck]
         for (c, t), r in zip(recheck, engine.recognize(crops, careful=True), strict=True):
             if r.text.strip():
-                t.text, t.score, t.char_scores, t.model = r.text.strip(), r.score, r.char_scores, r.model
+                _take(t, r)
                 changed.add(id(c))
         measured = [(c, t, e, text_width(t.text)) for c, t, e, _tw in measured]
     if pitch is None:
@@ -321,7 +332,7 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
                         and (best is None or abs(gap) < abs(best[1]))):
                     best = (r._replace(text=text), gap)
             if best is not None:
-                t.text, t.score, t.char_scores, t.model = best[0].text, best[0].score, best[0].char_scores, best[0].model
+                _take(t, best[0])
                 gaps[id(t)] = best[1]
                 changed.add(id(c))
     for c in cells:
@@ -414,10 +425,9 @@ def read_page(
         all_pieces += pieces
     for cid, b in all_pieces:
         x0, y0, x1, y1 = b
-        crop = image[y0:y1, x0:x1]
-        if crop.size == 0:
+        if image[y0:y1, x0:x1].size == 0:
             continue
-        crops.append(_margin(crop, unit))
+        crops.append(_line_crop(image, b, unit))
         targets.append((cid, b))
 
     t = _tick(tm, "ocr_layout", t)

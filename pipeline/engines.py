@@ -16,13 +16,18 @@ import threading
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
 from .errors import ModelMissing
 
 Quad = np.ndarray  # (4, 2) float32 corner points, clockwise from top-left
+# How hard a recogniser should try: "normal" (a stage's first reading), "careful" (crops a stage
+# already doubts: the best model the engine has), "quick" (only the scores are compared, as in
+# the orientation vote, and the texts are not kept: the cheapest model)
+Effort = Literal["quick", "normal", "careful"]
+EFFORTS: tuple[Effort, ...] = ("quick", "normal", "careful")
 
 
 class Reading(NamedTuple):
@@ -43,9 +48,8 @@ class OcrEngine(Protocol):
         """Text-line quadrilaterals on a page image (grey or BGR)."""
         ...
 
-    def recognize(self, crops: list[np.ndarray], careful: bool = False) -> list[Reading]:
-        """A reading of each single-line crop, batched (`careful`: crops already in doubt, for the
-        best model the engine has)."""
+    def recognize(self, crops: list[np.ndarray], effort: Effort = "normal") -> list[Reading]:
+        """A reading of each single-line crop, batched (`effort`: see `Effort`)."""
         ...
 
 
@@ -184,7 +188,8 @@ class RapidOcrEngine:
             return []
         return [np.asarray(b, dtype=np.float32) for b in out.boxes]
 
-    def recognize(self, crops: list[np.ndarray], careful: bool = False) -> list[Reading]:
+    def recognize(self, crops: list[np.ndarray], effort: Effort = "normal") -> list[Reading]:
+        """One model: every effort reads the same."""
         if not crops:
             return []
         imgs = [c if c.ndim == 3 else np.repeat(c[:, :, None], 3, axis=2) for c in crops]
@@ -234,8 +239,8 @@ class CascadeEngine:
     `first` reads the crops narrower than `max_w` at the recogniser's height, and a crop is left to
     it when its reading is not empty and every character of it scores at least `min_char` (the
     line's score where no character scores are given). Careful reads (crops a stage already
-    doubts) go to `second` alone. Each `Reading` says which model it comes from, so that the
-    confidence model can tell.
+    doubts) go to `second` alone, quick ones (scores compared, texts not kept) to `first` alone.
+    Each `Reading` says which model it comes from, so that the confidence model can tell.
     """
 
     def __init__(self, first: OcrEngine, second: OcrEngine, min_char: float = CASCADE_MIN_CHAR,
@@ -245,6 +250,7 @@ class CascadeEngine:
         self.rec_setup = (f"cascade:{first.name}:{getattr(first, 'rec_setup', '')}>={min_char}<{max_w}px"
                           f"|{getattr(second, 'rec_setup', '')}")
         self.careful_setup = getattr(second, "rec_setup", "")  # careful reads are second's own
+        self.quick_setup = f"{first.name}:{getattr(first, 'rec_setup', '')}"  # quick ones first's
         self.n_first = 0  # crops whose reading is first's, and second's
         self.n_second = 0
 
@@ -256,12 +262,14 @@ class CascadeEngine:
     def detect(self, image: np.ndarray) -> list[Quad]:
         return self.second.detect(image)
 
-    def recognize(self, crops: list[np.ndarray], careful: bool = False) -> list[Reading]:
+    def recognize(self, crops: list[np.ndarray], effort: Effort = "normal") -> list[Reading]:
         if not crops:
             return []
-        if careful:
+        if effort == "careful":
             self.n_second += len(crops)
-            return self.second.recognize(crops, careful=True)
+            return self.second.recognize(crops, effort="careful")
+        if effort == "quick":  # scores to compare, whatever the width: first's alone
+            return self.first.recognize(crops, effort="quick")
         width = WidthBuckets().padded
         narrow = [i for i, c in enumerate(crops) if width(c) < self.max_w]
         out = [Reading("", 0.0, None)] * len(crops)
@@ -361,8 +369,8 @@ class LazyEngine:
     def detect(self, image: np.ndarray) -> list[Quad]:
         return self._engine().detect(image)
 
-    def recognize(self, crops: list[np.ndarray], careful: bool = False) -> list[Reading]:
-        return self._engine().recognize(crops, careful=careful)
+    def recognize(self, crops: list[np.ndarray], effort: Effort = "normal") -> list[Reading]:
+        return self._engine().recognize(crops, effort=effort)
 
 
 class CachedEngine:
@@ -421,17 +429,17 @@ class CachedEngine:
         self._save(key, [q.tolist() for q in quads])
         return quads
 
-    def recognize(self, crops: list[np.ndarray], careful: bool = False) -> list[Reading]:
+    def recognize(self, crops: list[np.ndarray], effort: Effort = "normal") -> list[Reading]:
         if not crops:
             return []
         setup = getattr(self.engine, "rec_setup", "")
-        if careful:  # an engine whose careful reads differ names their setup (a cascade: its second's)
-            setup = getattr(self.engine, "careful_setup", setup)
+        if effort != "normal":  # an engine whose other efforts read otherwise names their setup
+            setup = getattr(self.engine, f"{effort}_setup", setup)  # (a cascade: careful_setup, quick_setup)
         key = self._key(f"rec:{self.engine.name}:{setup}", crops)
         hit = self._load(key)
         if hit is not None:
             return [Reading(r[0], float(r[1]), *r[2:]) for r in hit]  # type: ignore[union-attr]
-        out = self.engine.recognize(crops, careful=careful)
+        out = self.engine.recognize(crops, effort=effort)
         self._save(key, [list(r) for r in out])
         return out
 

@@ -306,7 +306,7 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
         or (min(t.char_scores or [t.score]) < TINY_LONE_MIN and _lone_chars(t.text) > 0))]
     if recheck:
         crops = [_line_crop(image, t.bbox, scale.unit) for _c, t in recheck]
-        for (c, t), r in zip(recheck, engine.recognize(crops, careful=True), strict=True):
+        for (c, t), r in zip(recheck, engine.recognize(crops, effort="careful"), strict=True):
             if r.text.strip():
                 _take(t, r)
                 changed.add(id(c))
@@ -324,7 +324,7 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
         for _c, t, _e, _tw in doubtful:
             x0, y0, x1, y1 = t.bbox
             crops += _second_readings(image[y0:y1, x0:x1])
-        results = engine.recognize(crops, careful=True)
+        results = engine.recognize(crops, effort="careful")
         k = len(crops) // len(doubtful)
         for j, (c, t, e, _tw) in enumerate(doubtful):
             best = None
@@ -375,7 +375,7 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
         todo.append((c, box))
     if not todo:
         return n_again
-    results = engine.recognize([image[b[1] : b[3], b[0] : b[2]] for _, b in todo], careful=True)
+    results = engine.recognize([image[b[1] : b[3], b[0] : b[2]] for _, b in todo], effort="careful")
     for (c, b), r in zip(todo, results, strict=True):
         if r.text.strip() and (r.score >= 0.6 or _lone_number(r.text, r.score, b, scale.glyph, scale.unit)):
             c.lines.append(TextLine(text=r.text.strip(), bbox=b, score=r.score, char_scores=r.char_scores,

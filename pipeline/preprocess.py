@@ -564,7 +564,10 @@ def _ocr_votes(crops: list[np.ndarray], engine: OcrEngine) -> tuple[float, float
     if not crops:
         return 0.0, 0.0
     flipped = [np.ascontiguousarray(np.rot90(c, 2)) for c in crops]
-    res = engine.recognize(crops + flipped, careful=True)  # one model for both sides of the vote
+    # one model for both sides, the engine's cheapest: on the 155 dev pages that vote, the PP-OCRv6
+    # tiny recogniser decided every one as the small one does (smallest margin 0.09 against
+    # 0.56) at about a fifth of its cost (~0.08 s a scanned page)
+    res = engine.recognize(crops + flipped, effort="quick")
     n = len(crops)
     return float(np.mean([r[1] for r in res[:n]])), float(np.mean([r[1] for r in res[n:]]))
 

@@ -114,3 +114,19 @@ def test_a_cascade_that_trusts_nothing_is_the_small_model(
     strict = engines.CascadeEngine(tiny, engine, min_char=1.01)
     assert strict.recognize(crops[:10]) == engine.recognize(crops[:10])
     assert strict.rec_setup != engines.CascadeEngine(tiny, engine).rec_setup  # the threshold is in the key
+
+
+def test_each_effort_goes_to_its_tier_and_has_its_own_cache_entry(
+    engine: RapidOcrEngine, tiny: RapidOcrEngine, crops: list[np.ndarray], tmp_path: Path
+) -> None:
+    cascade = engines.CascadeEngine(tiny, engine)
+    wide = [c for c in crops if engines.WidthBuckets().padded(c) >= engines.CASCADE_MAX_W][:2]
+    some = [*crops[:4], *wide]
+    assert all(r.model == "tiny" for r in cascade.recognize(some, effort="quick"))  # wide ones too
+    assert all(r.model == "small" for r in cascade.recognize(some, effort="careful"))
+    cached = engines.CachedEngine(cascade, tmp_path)
+    for effort in engines.EFFORTS:
+        cached.recognize(some, effort=effort)
+    assert (cached.hits, cached.misses) == (0, 3)  # three setups, three entries
+    quick = cached.recognize(some, effort="quick")
+    assert cached.hits == 1 and all(r.model == "tiny" for r in quick)

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, get_args
 
 import numpy as np
 
@@ -27,7 +27,7 @@ Quad = np.ndarray  # (4, 2) float32 corner points, clockwise from top-left
 # already doubts: the best model the engine has), "quick" (only the scores are compared, as in
 # the orientation vote, and the texts are not kept: the cheapest model)
 Effort = Literal["quick", "normal", "careful"]
-EFFORTS: tuple[Effort, ...] = ("quick", "normal", "careful")
+EFFORTS: tuple[Effort, ...] = get_args(Effort)
 
 
 class Reading(NamedTuple):

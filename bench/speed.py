@@ -232,9 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         if floor is not None:
             floor(blank)
         print(f"warm-up on {files[0].name}: {time.perf_counter() - t_warm:.1f}s (untimed)", file=sys.stderr)
-    # Every file is run `--rounds` times, each page's floor right after it; a page counts with
-    # its fastest round of ours and the fastest of the floor (as timeit's best of N): the floor
-    # alone moved by a fifth between two runs of the same code (d007 p4 3.10 s and 4.97 s).
+    # best of `--rounds` per page (module docstring): the floor moved by a fifth between runs of
+    # the same code and speeds up from its second round on (bench/README)
     best: dict[tuple[str, int], dict[str, Any]] = {}  # (file, page) -> its best round, ours and floor
     peer_pages: list[dict[str, Any]] = []
     errors: list[str] = []

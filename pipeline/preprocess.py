@@ -110,7 +110,9 @@ def unwarp(image: np.ndarray, sheet: list[tuple[float, float]]) -> np.ndarray:
     dst = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], np.float32)
     m = cv2.getPerspectiveTransform(np.array([tl, tr, br, bl]), dst)
     border = (255, 255, 255) if image.ndim == 3 else 255
-    return cv2.warpPerspective(image, m, (width, height), flags=cv2.INTER_LINEAR, borderValue=border)
+    # cubic: the far side of the sheet is enlarged, and linear blurs the already soft glyphs
+    # (dev photo 207 -> 196 wrong cells; d041/d045/d046 better, none worse)
+    return cv2.warpPerspective(image, m, (width, height), flags=cv2.INTER_CUBIC, borderValue=border)
 
 
 RULE_BEND_MIN = 0.3  # glyph heights a rule must bend or lean before a photographed page is remapped

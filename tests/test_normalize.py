@@ -236,3 +236,35 @@ def test_value_cell_over_two_indicator_rows_split_by_its_lines() -> None:
     assert [i["weight"].value for i in rec.indicators] == [6, 8]
     assert [i["weight"].bbox for i in rec.indicators] == [(700, 140, 800, 180), (700, 180, 800, 220)]
     assert [i["level1"].value for i in rec.indicators] == ["投入与管理", "投入与管理"]  # level1 spans on
+
+
+def _stretched(grid: Grid, scale: float, shift: int) -> Grid:
+    """The grid as a page photographed nearer or further shows it: x scaled and shifted."""
+    def x(v: int) -> int:
+        return int(round(v * scale + shift))
+
+    cells = [Cell(c.row, c.col, c.row_span, c.col_span, (x(c.bbox[0]), c.bbox[1], x(c.bbox[2]), c.bbox[3]),
+                  text=c.text, confidence=c.confidence) for c in grid.cells]
+    return Grid(row_lines=grid.row_lines, col_lines=[x(v) for v in grid.col_lines], cells=cells)
+
+
+def test_continuation_page_at_another_scale_keeps_its_columns() -> None:
+    # a photographed form's page 2 was taken nearer: its table 12 % wider than page 1's
+    p1 = _grid([
+        [("项目名称", 0, 2, 1), ("合作交流工作业务费", 2, 8, 1)],
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 2, 1), ("指标解释", 4, 3, 1), ("权重", 7, 1, 1), ("自评分", 8, 1, 1), ("备注", 9, 1, 1)],
+        [("投入与管理 (14分)", 0, 2, 2), ("资金使用的合规性", 2, 2, 1), ("项目资金使用是否合规", 4, 3, 1), ("6", 7, 1, 1), ("6", 8, 1, 1), ("", 9, 1, 1)],
+        [("预算执行率", 2, 2, 1), ("反映项目预算执行的进度", 4, 3, 1), ("8", 7, 1, 1), ("7", 8, 1, 1), ("", 9, 1, 1)],
+    ])
+    p2 = _stretched(_grid([
+        [("产出目标 (86分)", 0, 2, 3), ("课题转化成果率", 2, 2, 1), ("课题成果是否运用到工作中", 4, 3, 1), ("40", 7, 1, 1), ("35", 8, 1, 1), ("", 9, 1, 1)],
+        [("用户满意度", 2, 2, 1), ("用户的体验", 4, 3, 1), ("26", 7, 1, 1), ("20", 8, 1, 1), ("好", 9, 1, 1)],
+        [("完成及时率", 2, 2, 1), ("是否按时完成", 4, 3, 1), ("20", 7, 1, 1), ("19", 8, 1, 1), ("", 9, 1, 1)],
+        [("合计", 0, 2, 1), ("", 2, 5, 1), ("100", 7, 1, 1), ("87", 8, 1, 1), ("", 9, 1, 1)],
+    ]), 1.12, -40)
+    forms = split_forms([_page(1, p1, "2019年度财政项目绩效自我评价"), _page(2, p2)])
+    (rec,) = build_records(forms, "x.pdf")
+    assert [i["weight"].value for i in rec.indicators] == [6, 8, 40, 26, 20]
+    assert [i["score"].value for i in rec.indicators] == [6, 7, 35, 20, 19]
+    assert [i["remark"].value for i in rec.indicators][3] == "好"
+    assert rec.fields["total_score"].value == 87

@@ -26,44 +26,75 @@ class ColumnFrame:
     A continuation page is scanned with its own offset (and a damaged page may
     lose its outer rule), so its columns are found by aligning its rule
     positions to the header row's cell edges: the shift that lines up most rules.
+    A photographed page also has its own scale (the phone nearer or further than for the
+    header's page), so a stretch is fitted too and kept when it lines up at least
+    STRETCH_GAIN more rules than the best shift (two rules always line up under some stretch).
     `units` holds each grid's page scale unit (by id; 1.0 where absent): rules within
     10 px at 200 DPI line up.
     """
+
+    STRETCH = (0.8, 1.25)  # the scales a page of the same form is fitted at
+    STRETCH_GAIN = 2
 
     def __init__(self, units: dict[int, float] | None = None) -> None:
         self.units = units or {}
         self.grid: Grid | None = None
         self.edges: list[float] = []
-        self._shift: dict[int, float] = {}
+        self._fit: dict[int, tuple[float, float]] = {}
 
     def set_reference(self, row: TableRow) -> None:
         self.grid = row.grid
         self.edges = sorted({float(x) for c in row.cells for x in (c.bbox[0], c.bbox[2])} | {
             float(x) for x in row.grid.col_lines})
-        self._shift = {id(row.grid): 0.0}
+        self._fit = {id(row.grid): (1.0, 0.0)}
 
-    def shift(self, grid: Grid) -> float:
+    def fit(self, grid: Grid) -> tuple[float, float]:
+        """(scale, shift) taking x on `grid`'s page to x on the header row's page."""
         if self.grid is None:
-            return 0.0
+            return 1.0, 0.0
         key = id(grid)
-        if key not in self._shift:
-            lines = [float(x) for x in grid.col_lines]
-            tol = 10.0 * self.units.get(key, 1.0)
-            best = 0.0
-            cands = sorted({round(e - c) for e in self.edges for c in lines}, key=abs)
-            if cands and lines:
-                # every candidate shift scored at once (the same sums; the first best wins, as before)
-                d = np.array(cands, dtype=np.float64)[:, None, None]
-                c = np.array(lines)[None, :, None]
-                e = np.array(self.edges)[None, None, :]
-                scores = (np.abs(c + d - e) <= tol).any(axis=2).sum(axis=1)
-                best = float(cands[int(np.argmax(scores))])
-            self._shift[key] = best
-        return self._shift[key]
+        if key not in self._fit:
+            self._fit[key] = self._best_fit([float(x) for x in grid.col_lines], 10.0 * self.units.get(key, 1.0))
+        return self._fit[key]
+
+    def _best_fit(self, lines: list[float], tol: float) -> tuple[float, float]:
+        if not lines or not self.edges:
+            return 1.0, 0.0
+        c = np.array(lines)
+        e = np.array(self.edges)
+
+        def matched(scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+            mapped = scale[:, None, None] * c[None, :, None] + shift[:, None, None]
+            return (np.abs(mapped - e[None, None, :]) <= tol).any(axis=2).sum(axis=1)
+
+        # every candidate shift scored at once (the first best wins: the smallest shift)
+        cands = np.array(sorted({round(x - y) for x in self.edges for y in lines}, key=abs), dtype=np.float64)
+        scores = matched(np.ones_like(cands), cands)
+        i = int(np.argmax(scores))
+        best, best_score = (1.0, float(cands[i])), int(scores[i])
+        if len(lines) >= 2 + self.STRETCH_GAIN:
+            # a stretch: any two rules onto any two edges
+            ia, ib = np.triu_indices(len(lines), 1)
+            ja, jb = np.triu_indices(len(self.edges), 1)
+            dc = (c[ib] - c[ia])[:, None]
+            ok = dc > 0
+            scale = np.where(ok, (e[jb] - e[ja])[None, :] / np.where(ok, dc, 1.0), 0.0)
+            shift = e[ja][None, :] - scale * c[ia][:, None]
+            keep = (scale >= self.STRETCH[0]) & (scale <= self.STRETCH[1])
+            if keep.any():
+                s, d = scale[keep], shift[keep]
+                sc = matched(s, d)
+                j = int(np.argmax(sc))
+                if int(sc[j]) >= best_score + self.STRETCH_GAIN:
+                    best = (float(s[j]), float(d[j]))
+        return best
+
+    def x(self, grid: Grid, x: float) -> float:
+        scale, shift = self.fit(grid)
+        return scale * x + shift
 
     def span(self, cell: Cell, row: TableRow) -> tuple[float, float]:
-        d = self.shift(row.grid)
-        return cell.bbox[0] + d, cell.bbox[2] + d
+        return self.x(row.grid, cell.bbox[0]), self.x(row.grid, cell.bbox[2])
 
 
 def column_of(cell: Cell, row: TableRow, cols: list[Column], frame: ColumnFrame) -> Column | None:

@@ -65,7 +65,6 @@ def split_shared(picked: dict[str, Pick], row: TableRow, cols: list[Column], fra
     for key, pick in picked.items():
         by_cell.setdefault(id(pick.cell), []).append(key)
     col_of = {c.key: c for c in cols}
-    d = frame.shift(row.grid)
     for keys in by_cell.values():
         if len(keys) < 2:
             continue
@@ -75,7 +74,7 @@ def split_shared(picked: dict[str, Pick], row: TableRow, cols: list[Column], fra
         cols_here = [col_of[k] for k in keys]
 
         def column(ln: TextLine, cols_here: list[Column] = cols_here) -> int | None:
-            a, b = ln.bbox[0] + d, ln.bbox[2] + d
+            a, b = frame.x(row.grid, ln.bbox[0]), frame.x(row.grid, ln.bbox[2])
             tol = 0.5 * (ln.bbox[3] - ln.bbox[1])
             home = [i for i, col in enumerate(cols_here) if col.x0 - tol <= a and b <= col.x1 + tol]
             return home[0] if len(home) == 1 else None

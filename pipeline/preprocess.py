@@ -111,7 +111,9 @@ def unwarp(image: np.ndarray, sheet: list[tuple[float, float]]) -> np.ndarray:
     m = cv2.getPerspectiveTransform(np.array([tl, tr, br, bl]), dst)
     border = (255, 255, 255) if image.ndim == 3 else 255
     # cubic: the far side of the sheet is enlarged, and linear blurs the already soft glyphs
-    # (dev photo 207 -> 196 wrong cells; d041/d045/d046 better, none worse)
+    # (dev photo 207 -> 196 wrong cells; d041/d045/d046 better, none worse). Enlarging the
+    # sheet as well (to 1654 px wide, or 1.15x) moved d044 anywhere from 99 to 131 wrong:
+    # chance on one blurred file, not a trend, so not kept
     return cv2.warpPerspective(image, m, (width, height), flags=cv2.INTER_CUBIC, borderValue=border)
 
 

@@ -4,7 +4,8 @@ The work itself is `pipeline.process.run_one` (one file through every stage,
 errors returned as data) and `pipeline.batch` (manifest, incremental plan,
 end-of-run tables and report); this module only adds orchestration:
 
-- retries for transient errors (I/O, memory), a per-document timeout,
+- retries for transient errors (I/O, memory), a per-document time limit (checked by the
+  pipeline between pages and stages; Prefect's task timeout only as a backstop),
   bounded concurrency (threads locally, or a Dask cluster via prefect-dask);
 - with no `PREFECT_API_URL` Prefect runs in its local ephemeral mode (a
   temporary server, nothing to start); with it set, runs report to that server;
@@ -44,6 +45,15 @@ class _DropThreadTimeoutWarning(logging.Filter):
 logging.getLogger("prefect.task_runs").addFilter(_DropThreadTimeoutWarning())
 
 DEFAULT_TIMEOUT_S = 900.0  # a heavy 10-page scan takes ~40 s here; 15 min means stuck, not slow
+
+
+def backstop_s(limit_s: float) -> float:
+    """Prefect's own task timeout, for a stage that never returns to a deadline check. Well past
+    the limit: its injected exception can land anywhere, Prefect's task start-up included (where
+    at --timeout 0.001 it hung a CI run), so it must never be the usual way a document times out."""
+    return 2 * limit_s + 60.0
+
+
 DEFAULT_RETRIES = 2
 
 # Progress hooks for the CLI's bar. A module global rather than a flow parameter: parameters
@@ -82,18 +92,23 @@ def _page_hook(path: Path) -> Callable[[int], None] | None:
     retries=DEFAULT_RETRIES,
     retry_delay_seconds=2,
     retry_condition_fn=_retry_transient,
-    timeout_seconds=DEFAULT_TIMEOUT_S,
+    timeout_seconds=backstop_s(DEFAULT_TIMEOUT_S),
     # our manifest is the cache (keyed by content hash + pipeline version); Prefect's own
     # input-hash cache would need persisted results and would hash the options object
     cache_policy=NO_CACHE,
 )
 def digitize_document(
-    path: Path, sha256: str, out_dir: Path, opts: Options, version: str, output_key: str
+    path: Path, sha256: str, out_dir: Path, opts: Options, version: str, output_key: str, limit_s: float
 ) -> dict[str, Any]:
-    """One document: process + export (pipeline.process.run_one) under its output key; returns its manifest entry."""
+    """One document: process + export (pipeline.process.run_one) under its output key within
+    `limit_s` seconds from its start (time queued for a worker does not count); returns its
+    manifest entry."""
+    deadline = process.Deadline.after(limit_s)
     if opts.ocr_threads:
         process.init_worker(opts.ocr_threads)  # OpenCV threads: this worker's share of the cores
-    outcome = process.run_one(path, out_dir, opts, on_page=_page_hook(path), output_key=output_key)
+    outcome = process.run_one(
+        path, out_dir, opts, on_page=_page_hook(path), output_key=output_key, deadline=deadline
+    )
     if outcome.error is not None and batch.is_transient(outcome.error):
         raise TransientDocumentError(str(outcome.error))
     return batch.entry_for(path, sha256, version, outcome, out_dir, output_key)
@@ -127,7 +142,7 @@ def digitize(
         listener.started(len(files), len(plan.skipped) + len(plan.duplicates),
                          sum(ingest.count_pages(p) for p, _ in plan.todo))
     manifest = batch.Manifest(out_dir)
-    doc_task = digitize_document.with_options(timeout_seconds=timeout_s)
+    doc_task = digitize_document.with_options(timeout_seconds=backstop_s(timeout_s))
     # A bounded window of submitted documents: memory stays flat on a 10,000-file archive,
     # and --no-keep-going can stop submitting after the first failure.
     done: queue.Queue[Any] = queue.Queue()
@@ -138,7 +153,9 @@ def digitize(
     def submit_next() -> None:
         path, sha = todo.popleft()
         # absolute paths: a Dask worker's working directory is not ours
-        fut = doc_task.submit(path.resolve(), sha, out_dir.resolve(), opts, plan.version, plan.keys[path])
+        fut = doc_task.submit(
+            path.resolve(), sha, out_dir.resolve(), opts, plan.version, plan.keys[path], timeout_s
+        )
         in_flight[fut] = (path, sha, time.monotonic())
         fut.add_done_callback(done.put)
 
@@ -151,11 +168,11 @@ def digitize(
             fut.wait()  # the callback fires with the thread's result; wait() turns it into the final state
             result = fut.state.result(raise_on_failure=False)
         except Exception as e:
-            # Prefect can fail a task whose time ran out while it was still starting ("generator
-            # didn't yield" at --timeout 0.001): that document failed, the run goes on to its report
-            late = time.monotonic() - t_submit >= timeout_s
+            # Prefect can fail a task whose backstop ran out while it was still starting ("generator
+            # didn't yield"): that document failed, the run goes on to its report
+            late = time.monotonic() - t_submit >= backstop_s(timeout_s)
             result = TimeoutError() if late else e
-        if isinstance(result, BaseException):  # timed out, or a transient error outlived its retries
+        if isinstance(result, BaseException):  # the backstop fired, or a transient error outlived its retries
             reason = f"timed out after {timeout_s:g} s" if isinstance(result, TimeoutError) else str(result)
             entry = batch.failed_entry(path, sha, plan.version, reason, plan.keys[path])
         else:

@@ -59,5 +59,10 @@ class OutputError(ScanformsError):
     exit_code = ExitCode.output_file
 
 
+class DocumentTimeout(ScanformsError):
+    """The document ran past its time limit (`--timeout`): not a fault of its bytes, so the
+    next run tries it again."""
+
+
 class ModelMissing(ScanformsError):
     """A model file the chosen settings need is not installed."""

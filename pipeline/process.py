@@ -26,11 +26,30 @@ from . import (
     validate,
 )
 from .archive import write_outputs as write_archive_outputs
-from .errors import InputFileError, NoFormFound, ScanformsError
+from .errors import DocumentTimeout, InputFileError, NoFormFound, ScanformsError
 from .naming import output_keys
 from .options import Options
 from .review.store import apply_decisions
 from .types import FormRecord, Grid, PageImage, PageResult, PageScale, PreparedPage
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When one document's time is up (a `time.monotonic()` value), checked between its pages and
+    stages. Cooperative on purpose: Prefect's task timeout injects an exception into the running
+    thread at any instruction, and at a short limit that landed inside Prefect's own task start-up
+    and hung the run (CI, --timeout 0.001); a check here fails the document at a known point."""
+
+    at: float
+    limit_s: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds, seconds)
+
+    def check(self, path: Path) -> None:
+        if time.monotonic() >= self.at:
+            raise DocumentTimeout(path, f"timed out after {self.limit_s:g} s")
 
 
 @dataclass
@@ -112,15 +131,20 @@ def read_file(
     engine: engines.OcrEngine,
     timings: dict[str, float],
     on_page: Callable[[int], None] | None = None,
+    deadline: Deadline | None = None,
 ) -> list[PageResult]:
     """ingest, then every page through preprocess, grid and text (`read_page`)."""
     pages: list[PageResult] = []
     t = time.perf_counter()
     for page in ingest.iter_pages(path, dpi=opts.dpi):
+        if deadline:
+            deadline.check(path)
         t_render = time.perf_counter() - t
         timings["render"] = timings.get("render", 0.0) + t_render
         pages.append(read_page(page, engine, timings))
         pages[-1].timings["render"] = t_render
+        if deadline:
+            deadline.check(path)
         t = time.perf_counter()
         if on_page:
             on_page(page.page_no)
@@ -148,6 +172,7 @@ def process_file(
     opts: Options | None = None,
     engine: engines.OcrEngine | None = None,
     on_page: Callable[[int], None] | None = None,
+    deadline: Deadline | None = None,
 ) -> FileResult:
     """Read every page of one file and build its form records (raises ScanformsError)."""
     opts = opts or Options()
@@ -157,8 +182,10 @@ def process_file(
         recognizer=opts.recognizer,
     )
     timings: dict[str, float] = {}
-    pages = read_file(path, opts, engine, timings, on_page)
+    pages = read_file(path, opts, engine, timings, on_page, deadline)
     records, failed = build_records(pages, path.name, timings)
+    if deadline:
+        deadline.check(path)
     t = time.perf_counter()
     contexts = {p.page_no: confidence.PageContext.of(p) for p in pages}
     features = [row for r in records for row in confidence.record_evidence(r, contexts)] if opts.features else []
@@ -250,12 +277,13 @@ def run_one(
     engine: engines.OcrEngine | None = None,
     on_page: Callable[[int], None] | None = None,
     output_key: str | None = None,
+    deadline: Deadline | None = None,
 ) -> FileOutcome:
     """Process and export one file under `output_key`; errors come back as data so the batch goes on."""
     t0 = time.perf_counter()
     result: FileResult | None = None
     try:
-        result = process_file(path, opts, engine, on_page=on_page)
+        result = process_file(path, opts, engine, on_page=on_page, deadline=deadline)
         apply_decisions(result.records, out_dir)  # a reviewer's corrections outlive re-runs
         key = output_key or output_keys([path])[path]
         export_file(result, out_dir, opts, key)

@@ -128,6 +128,21 @@ def test_cell_across_two_named_columns_split_by_its_lines() -> None:
     assert ind["name"].value == "项目设立的规范性" and ind["explanation"].value == "项目的申请是否合规"
 
 
+def test_cell_across_two_named_columns_with_all_its_lines_in_one() -> None:
+    # the rule between 自评分 and 备注 was lost and the remark is blank: the score is the
+    # score's alone, the remark blank, not "9" copied into both
+    g = _grid([
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 2, 1), ("指标解释", 4, 3, 1), ("权重", 7, 1, 1), ("自评分", 8, 1, 1), ("备注", 9, 1, 1)],
+        [("投入与管理 (10分)", 0, 2, 1), ("项目设立的规范性", 2, 2, 1), ("项目的申请是否合规", 4, 3, 1), ("10", 7, 1, 1),
+         ("9", 8, 2, 1)],
+    ])
+    merged = next(c for c in g.cells if c.row == 1 and c.col == 8)
+    merged.lines = [TextLine("9", (840, 145, 860, 170), 0.99)]
+    (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+    ind = rec.indicators[0]
+    assert ind["score"].value == 9 and ind["remark"].value is None
+
+
 def test_damaged_indicator_header_read_from_its_sure_cells() -> None:
     # blurred small print: 一级指标 / 权重 / 评分规则 misread beyond a label match,
     # but 指标名称, 指标解释 and 备注 make the row the header
@@ -208,6 +223,19 @@ def test_blank_level1_piece_left_blank_when_both_neighbours_fit() -> None:
     g = _level1_table(["投入与管理 (20分)", "", "产出目标 (20分)"], ["10", "10", "10"])
     (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
     assert rec.indicators[1]["level1"].value is None
+
+
+def test_blank_level1_piece_goes_to_the_label_its_level2_is_named_after() -> None:
+    # no points printed, so no arithmetic: the blank piece's 二级指标 社会效益指标 is named
+    # after 效益指标, not after 产出指标
+    rows: list[list[tuple[str, int, int, int]]] = [
+        [("项目名称", 0, 2, 1), ("某项目", 2, 8, 1)],
+        [("一级指标", 0, 2, 1), ("二级指标", 2, 2, 1), ("指标名称", 4, 2, 1), ("权重", 6, 2, 1), ("自评分", 8, 2, 1)],
+    ]
+    for i, (l1, l2) in enumerate([("产出指标", "数量指标"), ("", "社会效益指标"), ("效益指标", "可持续影响指标")]):
+        rows.append([(l1, 0, 2, 1), (l2, 2, 2, 1), (f"资金使用{i}", 4, 2, 1), ("10", 6, 2, 1), ("10", 8, 2, 1)])
+    (rec,) = build_records(split_forms([_page(1, _grid(rows), "2019年度财政项目绩效自我评价")]), "x.pdf")
+    assert [r["level1"].value for r in rec.indicators] == ["产出指标", "效益指标", "效益指标"]
 
 
 def test_level_terms_snap_one_misread_character() -> None:

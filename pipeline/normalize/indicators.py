@@ -80,8 +80,11 @@ def split_shared(picked: dict[str, Pick], row: TableRow, cols: list[Column], fra
             return home[0] if len(home) == 1 else None
 
         parts = lines_into_bands(cell.lines, len(keys), column)
-        if parts is None or sum(1 for v in parts if v) < 2:
+        if parts is None:
             continue
+        # all of its lines in one column (a lone score beside a blank remark): that column's,
+        # the others blank, not the text copied into each (dev garbled d018/d032: 4 accepted
+        # wrong cells)
         for k, lines in zip(keys, parts, strict=True):
             # the piece keeps the cell's lattice place; its box is its own lines' extent
             x0 = min((ln.bbox[0] for ln in lines), default=cell.bbox[0])
@@ -164,8 +167,9 @@ def fill_blank_level1(ind_rows: list[IndicatorRow]) -> None:
     label of a neighbouring group. Which one is decided by the form's own arithmetic:
     a level1's points are the sum of its rows' weights, so the blank rows go where
     they make the sum come true (or at least leave room in it); failing that, to the
-    neighbour sharing a 二级指标 cell with them; failing that, to the one neighbour they
-    don't overflow; failing that, none.
+    neighbour sharing a 二级指标 cell with them; failing that, to the one whose label their
+    二级指标 is named after; failing that, to the one neighbour they don't overflow;
+    failing that, none.
     """
     groups = _runs(ind_rows, "level1", blanks_together=False)
 
@@ -179,6 +183,14 @@ def fill_blank_level1(ind_rows: list[IndicatorRow]) -> None:
     def shares_level2(a: list[int], b: list[int]) -> bool:
         cells_a = {id(ind_rows[i].picked["level2"].cell) for i in a if "level2" in ind_rows[i].picked}
         return any(id(ind_rows[i].picked["level2"].cell) in cells_a for i in b if "level2" in ind_rows[i].picked)
+
+    def names_level2(g: list[int], label: str) -> bool:
+        # a 二级指标 is named after its 一级指标: 社会效益指标 under 效益指标, 服务对象满意度指标
+        # under 满意度指标 (not every one is: 数量指标 under 产出指标)
+        stem = re.sub(r"(指标|目标)$", "", label)
+        return len(stem) >= 2 and any(
+            stem in clean(strip_specks(c.text)) for i in g if (c := _cell(ind_rows[i], "level2")) is not None
+        )
 
     texts = [text(g) for g in groups]
     for gi, g in enumerate(groups):
@@ -203,8 +215,9 @@ def fill_blank_level1(ind_rows: list[IndicatorRow]) -> None:
             else:
                 over.append(j)
         shared = [j for j in cands if shares_level2(g, groups[j])]
+        named = [j for j in cands if names_level2(g, texts[j])]
         possible = [j for j in cands if j not in over]
-        pick = next((c for c in (exact, room, shared, possible) if len(c) == 1), None)
+        pick = next((c for c in (exact, room, shared, named, possible) if len(c) == 1), None)
         if pick is None:
             continue
         src = ind_rows[groups[pick[0]][0]].picked["level1"].cell

@@ -8,11 +8,13 @@ each with its own evidence: a clean white channel in the ink (`grid.split_by_whi
 OCR lines in separate lattice bands far apart (`split_by_text` here), lines falling in
 separate indicator columns or rows (`normalize`). All four cut through `lines_into_bands`
 (which band each line belongs to, or no split) and `cut_cell` (the piece of a cell
-between two positions along one axis).
+between two positions along one axis); a line that OCR read across the lost rule itself is
+cut by `cut_line` (normalize.columns.lines_by_column).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 
 import numpy as np
@@ -75,6 +77,47 @@ def lines_into_bands(
             return None
         parts[k].append(ln)
     return parts
+
+
+# The characters either side of a cut made by `cut_line` score at most this: where the line's
+# characters really stood is an estimate, so the pieces go to review.
+CUT_CHAR_SCORE = 0.5
+
+
+def _char_width(ch: str) -> float:
+    """A glyph's advance in ems: CJK and full-width marks one, Latin, digits and ASCII half."""
+    return 1.0 if unicodedata.east_asian_width(ch) in ("W", "F") else 0.5
+
+
+def cut_line(ln: TextLine, x: float) -> tuple[TextLine, TextLine] | None:
+    """A line OCR read across a lost rule (two cells' texts on one baseline taken for one
+    line), cut at page x. Its characters are placed along the glyphs' extent (the box less
+    its padding) by their estimated advances, and the cut falls at the character boundary
+    nearest x; the characters beside it score at most CUT_CHAR_SCORE. None when either side
+    would be empty."""
+    n = len(ln.text)
+    if n < 2:
+        return None
+    x0, y0, x1, y1 = ln.bbox
+    h = y1 - y0
+    g0, g1 = x0 + PAD_BEFORE * h, x1 - PAD_AFTER * h
+    if g1 <= g0:
+        return None
+    cum = np.cumsum([0.0] + [_char_width(ch) for ch in ln.text])
+    pos = g0 + (g1 - g0) * cum / cum[-1]
+    k = int(np.argmin(np.abs(pos[1:-1] - x))) + 1
+    left, right = ln.text[:k].rstrip(), ln.text[k:].lstrip()
+    if not left or not right:
+        return None
+    scores = list(ln.char_scores) if ln.char_scores else [ln.score] * n
+    scores[k - 1] = min(scores[k - 1], CUT_CHAR_SCORE)
+    scores[k] = min(scores[k], CUT_CHAR_SCORE)
+    cut = int(round(pos[k]))
+    a_scores = scores[: len(ln.text[:k].rstrip())]
+    b_scores = scores[n - len(right):]
+    a = TextLine(left, (x0, y0, cut, y1), min(a_scores), a_scores, ln.model, cut=True)
+    b = TextLine(right, (cut, y0, x1, y1), min(b_scores), b_scores, ln.model, cut=True)
+    return a, b
 
 
 def cut_cell(

@@ -30,6 +30,9 @@ class TextLine:
     char_scores: list[float] | None = None
     # the recogniser that read it ("small", "tiny"); "" for text-layer text
     model: str = ""
+    # a piece of a line read across a lost rule, cut where the rule was (celltext.cut_line):
+    # where its characters end is an estimate
+    cut: bool = False
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.celltext import finish_cell, group_visual_lines, split_by_text
+from pipeline.celltext import CUT_CHAR_SCORE, cut_line, finish_cell, group_visual_lines, split_by_text
 from pipeline.ocr import _split_at_cells
 from pipeline.types import Cell, Grid, TextLine
 
@@ -18,6 +18,25 @@ def test_sliver_over_border_ignored() -> None:
     cells = [(0, (0, 0, 200, 50)), (1, (200, 0, 400, 50))]
     pieces = _split_at_cells((20, 10, 208, 40), cells)  # 8 px past the rule: no character there
     assert [cid for cid, _ in pieces] == [0]
+
+
+def test_line_read_across_a_lost_rule_is_cut_between_characters() -> None:
+    # two cells' texts on one baseline read as one line: 8 characters left of x=240, 12 right
+    h = 30
+    x0 = 40 - int(0.175 * h)  # the box's padding before the glyphs (celltext.PAD_BEFORE)
+    ln = TextLine("项目管理制度的健度是否健全、完善和有效，", (x0, 0, 40 + 20 * 25 + int(0.35 * h), h), 0.99)
+    a, b = cut_line(ln, 240)
+    assert (a.text, b.text) == ("项目管理制度的健", "度是否健全、完善和有效，")
+    assert a.cut and b.cut and a.char_scores and b.char_scores
+    assert a.char_scores[-1] == b.char_scores[0] == CUT_CHAR_SCORE and a.char_scores[0] == 0.99
+    assert a.bbox[2] == b.bbox[0] and a.bbox[0] == ln.bbox[0] and b.bbox[2] == ln.bbox[2]
+    # half-width characters take half the room: "A1" + "项目" cut after "A1"
+    a, b = cut_line(TextLine("A1项目", (5, 0, 80, h), 0.99), 30)  # glyphs at x 10-70
+    assert (a.text, b.text) == ("A1", "项目")
+
+
+def test_a_cut_that_would_leave_a_side_empty_is_none() -> None:
+    assert cut_line(TextLine("项", (0, 0, 40, 30), 0.99), 20) is None
 
 
 def test_cell_text_joined_by_spec_rule() -> None:

@@ -8,6 +8,7 @@ import numpy as np
 
 from pipeline.assemble import split_forms
 from pipeline.normalize import build_records
+from pipeline.celltext import finish_cell
 from pipeline.types import Cell, Grid, PageImage, PageResult, PreparedPage, TextLine
 
 W = 1000  # table width in px; columns are given in tenths of it
@@ -104,6 +105,40 @@ def test_family_b_like_funding_and_goal_blocks() -> None:
     assert (f["total_weight"], f["total_score"]) == (100, 98.86)
 
 
+def _goal_table(lines: list[TextLine]) -> Grid:
+    """A header, then a 年度总体目标 block whose two text cells lost the rule between them
+    (x 100-600 | 600-1000), holding `lines`."""
+    g = _grid([
+        [("项目名称", 0, 2, 1), ("机关服务费", 2, 8, 1)],
+        [("主管部门", 0, 2, 1), ("上海市人民政府合作交流办公室", 2, 4, 1), ("实施单位", 6, 1, 1), ("驻昆明办事处", 7, 3, 1)],
+        [("年度总体目标", 0, 1, 2), ("预期目标", 1, 5, 1), ("实际完成情况", 6, 4, 1)],
+        [("", 1, 9, 1)],
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 4, 1), ("权重", 6, 2, 1), ("自评分", 8, 2, 1)],
+        [("投入与管理 (10分)", 0, 2, 1), ("资金使用", 2, 4, 1), ("10", 6, 2, 1), ("9", 8, 2, 1)],
+    ])
+    cell = next(c for c in g.cells if c.row == 3 and c.col == 1)
+    cell.lines = lines
+    finish_cell(cell)
+    return g
+
+
+def test_goal_cell_over_both_columns_split_by_its_lines() -> None:
+    g = _goal_table([TextLine("保障公务用车正常运行。", (110, 225, 420, 250), 0.99),
+                     TextLine("有力保障了公务活动。", (610, 225, 900, 250), 0.99)])
+    (rec,) = build_records(split_forms([_page(1, g, "财政项目支出绩效自评表")]), "x.pdf")
+    assert rec.fields["annual_goal"].value == "保障公务用车正常运行。"
+    assert rec.fields["goal_achieved"].value == "有力保障了公务活动。"
+
+
+def test_goal_cell_over_both_columns_not_split_goes_to_review() -> None:
+    # a line runs from one column deep into the other: a goal row's text need not follow its
+    # header's columns, so it is not cut; whose text it is stays a guess for a person
+    g = _goal_table([TextLine("保障公务用车正常运行，有力保障了公务活动。", (110, 225, 800, 250), 0.99)])
+    (rec,) = build_records(split_forms([_page(1, g, "财政项目支出绩效自评表")]), "x.pdf")
+    (v,) = [rec.fields[k] for k in ("annual_goal", "goal_achieved") if k in rec.fields]
+    assert v.value == "保障公务用车正常运行，有力保障了公务活动。" and v.evidence.get("repaired") == 1.0
+
+
 def test_ocr_text_simplified_layer_text_kept() -> None:
     from pipeline.normalize.cellvalue import typed_value
 
@@ -141,6 +176,26 @@ def test_cell_across_two_named_columns_with_all_its_lines_in_one() -> None:
     (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
     ind = rec.indicators[0]
     assert ind["score"].value == 9 and ind["remark"].value is None
+
+
+def test_line_read_across_two_named_columns_is_cut_and_sent_to_review() -> None:
+    # the rule between 指标名称 (x 200-400) and 指标解释 (400-700) lost, and OCR read the two
+    # texts on one baseline as one line; the next line's box only reaches over the boundary
+    g = _grid([
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 2, 1), ("指标解释", 4, 3, 1), ("权重", 7, 1, 1), ("自评分", 8, 1, 1), ("备注", 9, 1, 1)],
+        [("投入与管理 (10分)", 0, 2, 1), ("", 2, 5, 1), ("10", 7, 1, 1), ("9", 8, 1, 1), ("", 9, 1, 1)],
+    ])
+    merged = next(c for c in g.cells if c.row == 1 and c.col == 2)
+    h = 24
+    merged.lines = [TextLine("项目设立的规范项目的申请是否合规", (210 - 4, 145, 210 + 7 * 25 + 30 + 9 * 25 + 8, 145 + h), 0.99),
+                    TextLine("性", (210, 175, 240, 175 + h), 0.99),
+                    TextLine("并且及时", (385, 175, 520, 175 + h), 0.99)]
+    (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+    ind = rec.indicators[0]
+    assert ind["name"].value == "项目设立的规范性"
+    assert ind["explanation"].value == "项目的申请是否合规并且及时"
+    # which characters were whose is an estimate: both pieces go to a person
+    assert ind["name"].evidence.get("repaired") == 1.0 and ind["explanation"].evidence.get("repaired") == 1.0
 
 
 def test_damaged_indicator_header_read_from_its_sure_cells() -> None:

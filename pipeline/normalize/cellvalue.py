@@ -58,7 +58,9 @@ def cell_evidence(cells: list[Cell], label_score: float = 1.0) -> dict[str, floa
     # Σ log p is how likely an exact read is (short text must match exactly); Σ (1 - p) / n is the
     # expected character error rate (long text may have 2 % of its characters wrong).
     clipped = [min(1.0, max(1e-3, s)) for s in scores]
-    return {
+    # text cut from a line read across a lost rule: which characters are whose is a guess
+    cut = {"repaired": 1.0} if any(t.cut for c in cells for t in c.lines) else {}
+    return cut | {
         "ocr_sumlog": float(sum(math.log(s) for s in clipped)),
         "ocr_experr": float(sum(1 - s for s in clipped) / len(clipped)) if clipped else 0.0,
         "ocr_min": min(scores) if scores else 1.0,

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..assemble import TableRow
-from ..types import Cell, Grid
+from ..celltext import cut_line, lines_into_bands
+from ..types import Cell, Grid, TextLine
 
 
 @dataclass
@@ -93,8 +94,61 @@ class ColumnFrame:
         scale, shift = self.fit(grid)
         return scale * x + shift
 
+    def page_x(self, grid: Grid, x: float) -> float:
+        """The inverse of `x`: x on the header row's page back to x on `grid`'s page."""
+        scale, shift = self.fit(grid)
+        return (x - shift) / scale
+
     def span(self, cell: Cell, row: TableRow) -> tuple[float, float]:
         return self.x(row.grid, cell.bbox[0]), self.x(row.grid, cell.bbox[2])
+
+
+# A line crossing a column boundary by less than this many line heights is that line's
+# detection box (or one character straddling where the rule was) reaching over: it belongs to
+# the column holding the rest. Further across, it is two cells' texts read as one line.
+OVERHANG = 1.5
+
+
+def lines_by_column(
+    cell: Cell, row: TableRow, cols: list[Column], frame: ColumnFrame, cut: bool = True
+) -> list[list[TextLine]] | None:
+    """The lines of a cell that fell across several named columns (`cols`, left to right: a
+    rule lost in the scan), each given to the column it sits in. A line reaching over a
+    boundary goes to the column holding most of it, and one running well into both
+    neighbours is cut at the boundary between them (`cut_line`; with `cut` off, the cell is
+    no split). None when a line fits neither way: the cell is no split."""
+    grid = row.grid
+
+    def home(ln: TextLine) -> int | None:
+        a, b = frame.x(grid, ln.bbox[0]), frame.x(grid, ln.bbox[2])
+        tol = 0.5 * (ln.bbox[3] - ln.bbox[1])
+        at = [i for i, col in enumerate(cols) if col.x0 - tol <= a and b <= col.x1 + tol]
+        return at[0] if len(at) == 1 else None
+
+    lines: list[TextLine] = []
+    forced: dict[int, int] = {}  # id(line) -> column, for the lines placed here
+    for ln in cell.lines:
+        if home(ln) is not None:
+            lines.append(ln)
+            continue
+        a, b = frame.x(grid, ln.bbox[0]), frame.x(grid, ln.bbox[2])
+        h = ln.bbox[3] - ln.bbox[1]
+        pair = [i for i in range(len(cols) - 1) if cols[i].x0 - 0.5 * h <= a and b <= cols[i + 1].x1 + 0.5 * h]
+        if len(pair) != 1:
+            return None
+        left, right = cols[pair[0]], cols[pair[0] + 1]
+        edge = (left.x1 + right.x0) / 2
+        if edge - a < OVERHANG * h or b - edge < OVERHANG * h:
+            # the box reaches over: the line is the column's that holds most of it
+            lines.append(ln)
+            forced[id(ln)] = pair[0] if edge - a > b - edge else pair[0] + 1
+            continue
+        pieces = cut_line(ln, frame.page_x(grid, edge)) if cut else None
+        if pieces is None:
+            return None
+        lines += pieces
+        forced[id(pieces[0])], forced[id(pieces[1])] = pair[0], pair[0] + 1
+    return lines_into_bands(lines, len(cols), lambda ln: forced.get(id(ln), home(ln)))
 
 
 def column_of(cell: Cell, row: TableRow, cols: list[Column], frame: ColumnFrame) -> Column | None:

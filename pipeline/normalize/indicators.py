@@ -17,7 +17,7 @@ from ..lexicon import LabelMatcher, indicator_terms, snap_term
 from ..types import Cell, TextLine, Value
 from ..values import parse_value, split_level1, strip_specks
 from .cellvalue import cell_evidence, clean, typed_value
-from .columns import Column, ColumnFrame
+from .columns import Column, ColumnFrame, lines_by_column
 
 
 class Pick(NamedTuple):
@@ -60,7 +60,7 @@ def indicator_cells(row: TableRow, cols: list[Column], frame: ColumnFrame) -> di
 
 def split_shared(picked: dict[str, Pick], row: TableRow, cols: list[Column], frame: ColumnFrame) -> dict[str, Pick]:
     """A cell that fell across several named columns (a rule lost in the scan) is split
-    between them by where its lines sit, when no line crosses a column boundary."""
+    between them by where its lines sit (`columns.lines_by_column`)."""
     by_cell: dict[int, list[str]] = {}
     for key, pick in picked.items():
         by_cell.setdefault(id(pick.cell), []).append(key)
@@ -71,15 +71,8 @@ def split_shared(picked: dict[str, Pick], row: TableRow, cols: list[Column], fra
         cell = picked[keys[0]].cell
         if not cell.lines or cell.row_span > 1:
             continue
-        cols_here = [col_of[k] for k in keys]
-
-        def column(ln: TextLine, cols_here: list[Column] = cols_here) -> int | None:
-            a, b = frame.x(row.grid, ln.bbox[0]), frame.x(row.grid, ln.bbox[2])
-            tol = 0.5 * (ln.bbox[3] - ln.bbox[1])
-            home = [i for i, col in enumerate(cols_here) if col.x0 - tol <= a and b <= col.x1 + tol]
-            return home[0] if len(home) == 1 else None
-
-        parts = lines_into_bands(cell.lines, len(keys), column)
+        keys.sort(key=lambda k: col_of[k].x0)
+        parts = lines_by_column(cell, row, [col_of[k] for k in keys], frame)
         if parts is None:
             continue
         # all of its lines in one column (a lone score beside a blank remark): that column's,

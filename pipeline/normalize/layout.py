@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 
 from ..assemble import FormPages, TableRow, is_title_text
+from ..celltext import cut_cell
 from ..lexicon import LabelMatcher, get_matcher
 from ..types import Cell, FormRecord, Value
 from ..values import fiscal_year_from_title
 from .cellvalue import clean, typed_value
-from .columns import Column, ColumnFrame, column_of, in_order
+from .columns import Column, ColumnFrame, column_of, in_order, lines_by_column
 from .indicators import IndicatorRow, indicator_cells, indicator_values, infer_missing_weights, repair
 
 _SPECKS = ".,·:;'`_-，。、‘’\""
@@ -195,10 +196,28 @@ class RecordBuilder:
     def _goal_row(self, row: TableRow, cols: list[Column], rec: FormRecord) -> bool:
         got = False
         for c in row.cells:
-            col = column_of(c, row, cols, self.frame)
-            if col is None or not c.text:
+            if not c.text:
                 continue
-            rec.fields[col.key] = typed_value("text", [c], row.page)
+            a, b = self.frame.span(c, row)
+            over = sorted((col for col in cols if col.overlap(a, b) > 0.5 * (col.x1 - col.x0)), key=lambda k: k.x0)
+            # no line cut here: a goal row's text need not line up with its header's columns
+            # (dev garbled d017: lines of 年度总体目标 run 40 % into 实际完成情况's width)
+            parts = lines_by_column(c, row, over, self.frame, cut=False) if len(over) >= 2 else None
+            if parts is not None:
+                # the rule between 年度总体目标 and 实际完成情况 lost: each its own lines
+                for col, lines in zip(over, parts, strict=True):
+                    if lines:
+                        x0, x1 = min(ln.bbox[0] for ln in lines), max(ln.bbox[2] for ln in lines)
+                        piece = cut_cell(c, 0, c.col, c.col_span, x0, x1, lines)
+                        rec.fields[col.key] = typed_value("text", [piece], row.page)
+                got = True
+                continue
+            col = column_of(c, row, cols, self.frame)
+            if col is None:
+                continue
+            rec.fields[col.key] = v = typed_value("text", [c], row.page)
+            if len(over) >= 2:  # over both columns and no split: whose text it is, is a guess
+                v.evidence["repaired"] = 1.0
             got = True
         return got
 

@@ -293,6 +293,22 @@ def test_blank_level1_piece_goes_to_the_label_its_level2_is_named_after() -> Non
     assert [r["level1"].value for r in rec.indicators] == ["产出指标", "效益指标", "效益指标"]
 
 
+def test_total_row_under_an_erased_rule_is_the_total_not_an_indicator() -> None:
+    # the rules between the last name cell, the 合计 label and the row's first cell lost: the
+    # name cell runs into the total row, and splitting it by its lines gives that row "合计"
+    g = _grid([
+        [("项目名称", 0, 2, 1), ("某项目", 2, 8, 1)],
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 4, 1), ("权重", 6, 2, 1), ("自评分", 8, 2, 1)],
+        [("投入与管理 (10分)", 0, 2, 1), ("资金使用 合计", 2, 4, 2), ("10", 6, 2, 1), ("9", 8, 2, 1)],
+        [("", 0, 2, 1), ("10", 6, 2, 1), ("9", 8, 2, 1)],
+    ])
+    name = next(c for c in g.cells if c.row == 2 and c.col == 2)
+    name.lines = [TextLine("资金使用", (210, 185, 330, 210), 0.99), TextLine("合计", (210, 225, 270, 250), 0.99)]
+    (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+    assert [i["name"].value for i in rec.indicators] == ["资金使用"]
+    assert (rec.fields["total_weight"].value, rec.fields["total_score"].value) == (10, 9)
+
+
 def test_level_terms_snap_one_misread_character() -> None:
     from pipeline.lexicon import snap_term
 

@@ -83,6 +83,7 @@ class RecordBuilder:
         keys = [c.key for c in ind_cols]
         repair(ind_rows, keys)
         rec.indicators = indicator_values(ind_rows, keys, self.m)
+        self._trailing_total(rec)
         infer_missing_weights(rec.indicators, rec.fields.get("total_weight"))
         self._funding_fields(rec)
         return rec
@@ -292,6 +293,23 @@ class RecordBuilder:
             if key in picked and not _TOTAL_RE.match(clean(picked[key].cell.text)):
                 rec.fields[dst] = typed_value("number", [picked[key].cell], row.page)
         return True
+
+    @staticmethod
+    def _trailing_total(rec: FormRecord) -> None:
+        """The 合计 row under an erased rule was read as part of the last indicator row, and
+        split off from it (`split_down`) as an indicator named 合计: it is the total row."""
+        if not rec.indicators:
+            return
+        last = rec.indicators[-1]
+        name = last.get("name")
+        if name is None or not isinstance(name.value, str) or not _TOTAL_RE.match(clean(name.value).strip(_SPECKS)):
+            return
+        rec.indicators.pop()
+        for key, dst in (("weight", "total_weight"), ("score", "total_score")):
+            v = last.get(key)
+            if v is not None and v.value is not None and dst not in rec.fields:
+                rec.fields[dst] = v
+
 
 def build_records(forms: list[FormPages], file: str, matcher: LabelMatcher | None = None) -> list[FormRecord]:
     b = RecordBuilder(matcher or get_matcher())

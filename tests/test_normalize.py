@@ -309,6 +309,19 @@ def test_total_row_under_an_erased_rule_is_the_total_not_an_indicator() -> None:
     assert (rec.fields["total_weight"].value, rec.fields["total_score"].value) == (10, 9)
 
 
+def test_level1_label_read_into_the_name_is_dropped_from_it() -> None:
+    # the rule between 一级指标 and 指标名称 lost: the label's line was read into the name cell
+    g = _level1_table(["效果目标 (10分)", "满意度目标 (10分)"], ["10", "10"])
+    name = next(c for c in g.cells if c.row == 2 and c.col == 2)
+    name.text = "效果目标 (10分). 预计产生效果"
+    other = next(c for c in g.cells if c.row == 3 and c.col == 2)
+    other.text = "满意度 (按比例) 调查"  # not a label with points: kept as written
+    (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+    first, second = rec.indicators
+    assert first["name"].value == "预计产生效果" and first["name"].evidence.get("repaired") == 1.0
+    assert second["name"].value == "满意度 (按比例) 调查" and "repaired" not in second["name"].evidence
+
+
 def test_level_terms_snap_one_misread_character() -> None:
     from pipeline.lexicon import snap_term
 

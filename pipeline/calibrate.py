@@ -25,6 +25,7 @@ import numpy as np
 from . import confidence, evaluate
 from .confidence.model import Tree, _FlatTrees, cap
 from .export import atomic_write_text
+from .options import CALIBRATION_TARGET_ERROR
 from .types import FormRecord
 
 FOLDS = 5
@@ -146,7 +147,7 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, target_error: float) -> float
 
 
 def fit(
-    X: np.ndarray, y: np.ndarray, files: list[str], target_error: float = 0.004, folds: int = FOLDS
+    X: np.ndarray, y: np.ndarray, files: list[str], target_error: float = CALIBRATION_TARGET_ERROR, folds: int = FOLDS
 ) -> tuple[confidence.Calibration, np.ndarray]:
     """The model, and the out-of-fold calibrated scores it was judged by."""
     uniq = sorted(set(files))
@@ -249,7 +250,7 @@ def fit_folder(
     truth_dir: Path | None,
     pred_dir: Path | None,
     save: Path | None,
-    target_error: float = 0.004,
+    target_error: float = CALIBRATION_TARGET_ERROR,
     reviews: list[Path] | tuple[Path, ...] = (),
     manifest: Path | None = None,
 ) -> dict[str, Any]:

@@ -293,8 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also learn from the cells reviewed in this output folder (of `scanforms run --features`): "
                    "accepted values as right, corrected ones as wrong; repeatable")
     c.add_argument("--save", type=Path, default=Path("models/calibration.json"), help="where to save the model")
-    c.add_argument("--target-error", type=float, default=0.004,
-                   help="accepted-error rate the default review threshold is chosen for (default: 0.004)")
+    c.add_argument("--target-error", type=float, default=options.CALIBRATION_TARGET_ERROR,
+                   help="accepted-error rate of the held-out-variant scores the default review threshold is "
+                        f"chosen for (default: {options.CALIBRATION_TARGET_ERROR})")
     c.add_argument("--manifest", type=Path,
                    help="corpus manifest.csv (file, variant, family): each variant and family is held out in turn "
                    "and the threshold chosen on those held-out scores (default: manifest.csv beside --truth)")

@@ -97,6 +97,27 @@ def test_a_lone_dash_in_a_cell_is_text(engine: engines.OcrEngine) -> None:
     assert texts[(0, 0)] == "2023" and texts[(2, 2)] == "1904"
 
 
+def test_a_thin_four_read_as_one_is_read_again_thickened(engine: engines.OcrEngine) -> None:
+    # a score cell of a fax-like TIFF page (dev d055, glyph 17 px): thresholding left the 4's
+    # upright and little of its diagonal, and the recogniser read it as 1
+    from pipeline import ocr
+    from pipeline.types import PageScale, TextLine
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "thin_four_cell.png"), cv2.IMREAD_GRAYSCALE)
+    scale = PageScale(unit=1.0, glyph=17.0)
+    thin = Cell(0, 0, 1, 1, (0, 0, img.shape[1], img.shape[0]))
+    thin.lines = [TextLine("1", (56, 85, 72, 106), 0.9)]
+    # a real one (OpenCV's stroke font, bold), which thickening leaves a one
+    one = np.full((120, 120), 255, np.uint8)
+    cv2.putText(one, "1", (48, 75), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 0, 3, cv2.LINE_AA)
+    page = np.hstack([img[:120], one])
+    bold = Cell(0, 1, 1, 1, (img.shape[1], 0, img.shape[1] + 120, 120))
+    bold.lines = [TextLine("1", (img.shape[1] + 40, 45, img.shape[1] + 80, 85), 0.99)]
+    assert ocr.thin_ones(page, [thin, bold], engine, scale) == 2
+    assert thin.text == "4" and thin.confidence <= 0.9  # two readings disagree: no surer than the first
+    assert bold.lines[0].text == "1" and bold.lines[0].score == 0.99
+
+
 def test_a_cell_whose_ink_nothing_reads_is_never_confidently_empty(engine: engines.OcrEngine) -> None:
     from pipeline import confidence
     from pipeline.normalize.cellvalue import typed_value

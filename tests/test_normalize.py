@@ -139,6 +139,19 @@ def test_goal_cell_over_both_columns_not_split_goes_to_review() -> None:
     assert v.value == "保障公务用车正常运行，有力保障了公务活动。" and v.evidence.get("repaired") == 1.0
 
 
+def test_a_field_value_that_is_a_label_of_the_form_is_doubtful() -> None:
+    # cells shifted by a lost rule: 实施单位's value cell holds the label 分值
+    g = _grid([
+        [("项目名称", 0, 2, 1), ("机关服务费", 2, 8, 1)],
+        [("主管部门", 0, 2, 1), ("上海市人民政府合作交流办公室", 2, 4, 1), ("实施单位", 6, 1, 1), ("分值", 7, 3, 1)],
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 4, 1), ("权重", 6, 2, 1), ("自评分", 8, 2, 1)],
+        [("投入与管理 (10分)", 0, 2, 1), ("资金使用", 2, 4, 1), ("10", 6, 2, 1), ("9", 8, 2, 1)],
+    ])
+    (rec,) = build_records(split_forms([_page(1, g, "财政项目支出绩效自评表")]), "x.pdf")
+    assert rec.fields["implementing_unit"].evidence["label"] < 0.9  # label_weak: capped, reviewed
+    assert rec.fields["competent_department"].evidence["label"] == 1.0
+
+
 def test_ocr_text_simplified_layer_text_kept() -> None:
     from pipeline.normalize.cellvalue import typed_value
 

@@ -131,7 +131,12 @@ class RecordBuilder:
                 j += 1
                 break  # one value cell per label; merged value cells are one cell
             if m.key not in rec.fields or rec.fields[m.key].value is None:
-                v = typed_value(self.m.kind("fields", m.key), vals, row.page, m.score)
+                score = m.score
+                if vals and vals[0].text and (lm := self.m.match(vals[0].text)) is not None and lm.score >= 0.9:
+                    # the value cell holds a label of the form (分值 beside 实施单位: cells shifted by a
+                    # lost rule, dev heavy d012): which cell is this label's value is in doubt
+                    score = min(score, 0.5)
+                v = typed_value(self.m.kind("fields", m.key), vals, row.page, score)
                 v.label = "".join(x.text for x in cells[i : i + step])
                 rec.fields[m.key] = v
             i = j if vals else i + step

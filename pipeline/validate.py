@@ -29,6 +29,9 @@ class RuleResult:
     # for a sum rule, the cells that state the sum (合计, a level1's points): where the form itself
     # doesn't add up, the stated sum is what a person checks, not each of its addends
     stated: list[Value] = field(default_factory=list)
+    # the rule itself names the misread (`to_flag`): flagged even where another of its cells is
+    # doubtful (a weight above its level1's points is wrong whatever the points read)
+    blames: bool = False
 
     @property
     def to_flag(self) -> list[Value]:
@@ -131,6 +134,17 @@ def check(rec: FormRecord) -> list[RuleResult]:
             groups.setdefault(str(l1.value), []).append(k)
     for name, idx in groups.items():
         pts = _num(rec.indicators[idx[0]]["level1_points"])
+        over = [k for k in idx if pts is not None and weights[k] is not None and weights[k] > pts + TOL]  # type: ignore[operator]
+        rest = [weights[k] for k in idx if k not in over]
+        if pts is not None and len(over) == 1 and all(w is not None for w in rest) and sum(rest) <= pts + TOL:  # type: ignore[arg-type]
+            # one weight above its whole level1's points while the others fit in them (a 合计 row's
+            # 100 taken into the last row's weight cell under an erased rule, dev heavy d011):
+            # that weight is the misread. Several above: the points are (d055: 34分 read 3.1).
+            k = over[0]
+            w_cell, p_cell = rec.indicators[k]["weight"], rec.indicators[k]["level1_points"]
+            results.append(RuleResult("weight<=level1_points", False, [w_cell, p_cell],
+                                      f"weight {weights[k]:g} above {name}'s {pts:g} points", [w_cell],
+                                      blames=True))
         ws = [weights[k] for k in idx]
         if pts is not None and all(w is not None for w in ws):
             cells = [rec.indicators[k]["level1_points"] for k in idx] + [rec.indicators[k]["weight"] for k in idx]

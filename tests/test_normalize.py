@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.assemble import split_forms
-from pipeline.normalize import build_records
 from pipeline.celltext import finish_cell
+from pipeline.normalize import build_records
 from pipeline.types import Cell, Grid, PageImage, PageResult, PreparedPage, TextLine
 
 W = 1000  # table width in px; columns are given in tenths of it

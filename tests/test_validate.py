@@ -60,3 +60,31 @@ def test_alternative_readings() -> None:
     assert 225000.0 in alternative_readings("225.000.00")
     assert 100.0 in alternative_readings("10 00.00%")
     assert 100.0 in alternative_readings("100. 00")
+
+
+def _level1_record(weights: list[int], points: int) -> FormRecord:
+    rec = FormRecord(file="x.pdf", form_index=0, pages=[1])
+    rec.indicators = [{"name": V(f"指标{i}"), "level1": V("影响力目标"), "level1_points": V(points),
+                       "weight": V(w), "score": V(min(w, 3))} for i, w in enumerate(weights)]
+    return rec
+
+
+def test_one_weight_above_its_level1_points_is_the_misread_and_goes_to_review() -> None:
+    from pipeline.confidence.scoring import score_record
+
+    # the 合计 row's 100 read into the last row's weight: 3 + 4 + 4 fit in 15 points, 100 cannot
+    rec = _level1_record([3, 4, 4, 100], 15)
+    failed = [r for r in validate(rec) if not r.ok]
+    assert [r.name for r in failed if r.blames] == ["weight<=level1_points"]
+    for ind in rec.indicators:
+        ind["level1_points"].evidence["parsed"] = 0.0  # the points doubtful too (capped at 0.3) ...
+    score_record(rec, {}, threshold=0.5, failed_rules=failed)
+    assert all(i["level1_points"].needs_review for i in rec.indicators)
+    # ... and still the weight is to blame, the only one of the level1's flagged by the rules
+    assert rec.indicators[3]["weight"].needs_review
+    assert rec.indicators[3]["weight"].confidence >= 0.5  # flagged by the rule, not by its score
+
+
+def test_several_weights_above_the_points_blame_the_points() -> None:
+    rec = _level1_record([18, 6, 10], 3)  # 34分 read as 3
+    assert not any(r.blames for r in check(rec))

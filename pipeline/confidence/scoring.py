@@ -24,7 +24,8 @@ def score_record(
     `failed_rules` are the rules of the form's arithmetic that fail (validate.RuleResult, or a
     plain list of a rule's cells). Where one of a rule's cells is doubtful, that misread explains
     the failure and goes to review on its own; where all read surely, the form itself is
-    inconsistent, and the rule's cells go to a person (for a sum, the cells stating it).
+    inconsistent, and the rule's cells go to a person (for a sum, the cells stating it). A rule
+    that names its misread (`blames`) flags it either way.
     `peers` are the other forms of the same document (see RecordContext.elsewhere).
     """
     model = model or get_model()
@@ -51,7 +52,7 @@ def score_record(
         v.needs_review = bool(p < thr)
     for rule in failed_rules or []:
         sure = [c for c in getattr(rule, "cells", rule) if c is not None]
-        if all(not c.needs_review for c in sure):
+        if all(not c.needs_review for c in sure) or getattr(rule, "blames", False):
             for c in getattr(rule, "to_flag", sure):
                 if c is not None:
                     c.needs_review = True

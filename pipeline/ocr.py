@@ -352,7 +352,8 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
 
 def _ink_crop(image: np.ndarray, box: tuple[int, int, int, int], glyph: float) -> np.ndarray:
     """The ink in and around `box` (a quarter glyph beyond it: a box may cut a faint stroke off)
-    with half a glyph of paper around it (the box itself if it holds none)."""
+    with half a glyph of paper around it (the box itself if it holds none). Every dark pixel
+    counts: `_ink_box`'s speck filter would drop the fragments of broken strokes this is for."""
     H, W = image.shape[:2]
     e = max(1, round(glyph / 4))
     x0, y0, x1, y1 = max(0, box[0] - e), max(0, box[1] - e), min(W, box[2] + e), min(H, box[3] + e)

@@ -152,6 +152,34 @@ def test_a_field_value_that_is_a_label_of_the_form_is_doubtful() -> None:
     assert rec.fields["competent_department"].evidence["label"] == 1.0
 
 
+def _department_row(first_line_x1: int) -> Grid:
+    """A header whose 主管部门 value "上海市人民政府合作交流办公室" a scratch cut in two cells
+    (x 200-400 | 400-600); the first piece's line ends at `first_line_x1`."""
+    g = _grid([
+        [("项目名称", 0, 2, 1), ("机关服务费", 2, 8, 1)],
+        [("主管部门", 0, 2, 1), ("上", 2, 2, 1), ("海市人民政府合作交流办公室", 4, 2, 1), ("实施单位", 6, 1, 1),
+         ("驻昆明办事处", 7, 3, 1)],
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 4, 1), ("权重", 6, 2, 1), ("自评分", 8, 2, 1)],
+        [("投入与管理 (10分)", 0, 2, 1), ("资金使用", 2, 4, 1), ("10", 6, 2, 1), ("9", 8, 2, 1)],
+    ])
+    first = next(c for c in g.cells if c.row == 1 and c.col == 2)
+    first.lines = [TextLine("上", (first_line_x1 - 24, 148, first_line_x1, 172), 0.99)]
+    rest = next(c for c in g.cells if c.row == 1 and c.col == 4)
+    rest.lines = [TextLine("海市人民政府合作交流办公室", (402, 148, 590, 172), 0.99)]
+    return g
+
+
+def test_a_value_cut_in_two_by_a_scratch_taken_for_a_rule_is_joined() -> None:
+    # OCR cut the printed line at the false rule: one piece ends at its cell's edge, the other
+    # starts at its own
+    (rec,) = build_records(split_forms([_page(1, _department_row(398), "财政项目支出绩效自评表")]), "x.pdf")
+    assert rec.fields["competent_department"].value == "上海市人民政府合作交流办公室"
+    assert rec.fields["implementing_unit"].value == "驻昆明办事处"
+    # text clear of the rule is a cell of its own
+    (rec,) = build_records(split_forms([_page(1, _department_row(380), "财政项目支出绩效自评表")]), "x.pdf")
+    assert rec.fields["competent_department"].value == "上"
+
+
 def test_ocr_text_simplified_layer_text_kept() -> None:
     from pipeline.normalize.cellvalue import typed_value
 

@@ -130,6 +130,10 @@ class RecordBuilder:
                 vals.append(nxt)
                 j += 1
                 break  # one value cell per label; merged value cells are one cell
+            while (vals and j < len(cells) and _continues(vals[-1], cells[j])
+                   and not (cells[j].text and self.m.match(cells[j].text, "fields") is not None)):
+                vals.append(cells[j])  # the value runs on across a spurious rule
+                j += 1
             if m.key not in rec.fields or rec.fields[m.key].value is None:
                 score = m.score
                 if vals and vals[0].text and (lm := self.m.match(vals[0].text)) is not None and lm.score >= 0.9:
@@ -314,6 +318,24 @@ class RecordBuilder:
             v = last.get(key)
             if v is not None and v.value is not None and dst not in rec.fields:
                 rec.fields[dst] = v
+
+
+def _continues(a: Cell, b: Cell) -> bool:
+    """Cell `b` carries on the text of `a` on its left: a scratch taken for a rule cut one printed
+    line in two (dev heavy d012: 上 | 海市人民政府合作交流办公室). OCR cut the line's box at the
+    cells' edges, so `a`'s last line ends at its right edge and `b`'s first starts at its left
+    one, on the same baseline, no more than half a line apart; printed text keeps clear of a
+    real rule."""
+    if not a.lines or not b.lines:
+        return False
+    la = max(a.lines, key=lambda t: t.bbox[2])
+    lb = min(b.lines, key=lambda t: t.bbox[0])
+    h = max(la.bbox[3] - la.bbox[1], lb.bbox[3] - lb.bbox[1])
+    tol = 0.15 * h
+    overlap = min(la.bbox[3], lb.bbox[3]) - max(la.bbox[1], lb.bbox[1])
+    return (a.bbox[2] - la.bbox[2] <= tol and lb.bbox[0] - b.bbox[0] <= tol
+            and 0 <= lb.bbox[0] - la.bbox[2] <= 0.5 * h
+            and overlap >= 0.5 * min(la.bbox[3] - la.bbox[1], lb.bbox[3] - lb.bbox[1]))
 
 
 def build_records(forms: list[FormPages], file: str, matcher: LabelMatcher | None = None) -> list[FormRecord]:

@@ -119,10 +119,13 @@ def lines_by_column(
     no split). None when a line fits neither way: the cell is no split."""
     grid = row.grid
 
+    def extent(ln: TextLine) -> tuple[float, float, float]:
+        """The line's x extent on the header's page, and its height."""
+        return frame.x(grid, ln.bbox[0]), frame.x(grid, ln.bbox[2]), float(ln.bbox[3] - ln.bbox[1])
+
     def home(ln: TextLine) -> int | None:
-        a, b = frame.x(grid, ln.bbox[0]), frame.x(grid, ln.bbox[2])
-        tol = 0.5 * (ln.bbox[3] - ln.bbox[1])
-        at = [i for i, col in enumerate(cols) if col.x0 - tol <= a and b <= col.x1 + tol]
+        a, b, h = extent(ln)
+        at = [i for i, col in enumerate(cols) if col.x0 - 0.5 * h <= a and b <= col.x1 + 0.5 * h]
         return at[0] if len(at) == 1 else None
 
     lines: list[TextLine] = []
@@ -131,8 +134,7 @@ def lines_by_column(
         if home(ln) is not None:
             lines.append(ln)
             continue
-        a, b = frame.x(grid, ln.bbox[0]), frame.x(grid, ln.bbox[2])
-        h = ln.bbox[3] - ln.bbox[1]
+        a, b, h = extent(ln)
         pair = [i for i in range(len(cols) - 1) if cols[i].x0 - 0.5 * h <= a and b <= cols[i + 1].x1 + 0.5 * h]
         if len(pair) != 1:
             return None

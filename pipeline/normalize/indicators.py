@@ -357,18 +357,21 @@ def indicator_values(ind_rows: list[IndicatorRow], keys: list[str], matcher: Lab
 
 # A 一级指标 label with its points ("效果目标 (15分)") at the head of a name: the rule between
 # the level1 and name cells was lost and the label's line was read into the name.
-_LEVEL1_HEAD_RE = re.compile(r"^(?P<label>[^\s(（]{2,8})\s*[(（]\s*\d+(?:\.\d+)?\s*分\s*[)）][\s.,，。·:：、]*(?P<rest>.+)$")
+_POINTS_HEAD_RE = re.compile(r"^(?P<head>.{2,14}?分\s*[)）])[\s.,，。·:：、]*(?P<rest>.+)$")
 
 
 def _drop_level1_label(name: Value | None) -> None:
     """The name without a level1 label read into it (dev heavy d029); repaired, so reviewed."""
     if name is None or not isinstance(name.value, str):
         return
-    m = _LEVEL1_HEAD_RE.match(name.value)
-    if m is None or snap_term(clean(m["label"]), "level1")[1] <= 0:
+    m = _POINTS_HEAD_RE.match(name.value)
+    if m is None:
+        return
+    label, points = split_level1(m["head"])
+    if points is None or snap_term(clean(label), "level1")[1] <= 0:
         return
     name.value = m["rest"].strip()
-    name.reasons.append(f"level1 label {m['label']!r} read into the name dropped")
+    name.reasons.append(f"level1 label {label!r} read into the name dropped")
     name.evidence["repaired"] = 1.0
 
 

@@ -293,9 +293,7 @@ class RecordBuilder:
         return sorted(out, key=lambda col: col.x0)
 
     def _total_row(self, row: TableRow, cols: list[Column], rec: FormRecord) -> bool:
-        # specks on a damaged scan stick to the label (',总分'): strip them before matching
-        texts = [clean(c.text).strip(_SPECKS) for c in row.cells[:3]]
-        if not any(_TOTAL_RE.match(t) for t in texts if t):
+        if not any(_is_total(c.text) for c in row.cells[:3] if c.text):
             return False
         picked = indicator_cells(row, cols, self.frame)
         for key, dst in (("weight", "total_weight"), ("score", "total_score")):
@@ -311,13 +309,18 @@ class RecordBuilder:
             return
         last = rec.indicators[-1]
         name = last.get("name")
-        if name is None or not isinstance(name.value, str) or not _TOTAL_RE.match(clean(name.value).strip(_SPECKS)):
+        if name is None or not isinstance(name.value, str) or not _is_total(name.value):
             return
         rec.indicators.pop()
         for key, dst in (("weight", "total_weight"), ("score", "total_score")):
             v = last.get(key)
             if v is not None and v.value is not None and dst not in rec.fields:
                 rec.fields[dst] = v
+
+
+def _is_total(text: str) -> bool:
+    """合计 / 总分 …, with the specks a damaged scan sticks to a label (',总分') stripped."""
+    return _TOTAL_RE.match(clean(text).strip(_SPECKS)) is not None
 
 
 def _continues(a: Cell, b: Cell) -> bool:

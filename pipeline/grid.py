@@ -151,8 +151,12 @@ def _curved(labels: np.ndarray, i: int, horizontal: bool, x: int, y: int, w: int
 
 
 def _segments(mask: np.ndarray, binary: np.ndarray, horizontal: bool, unit: float,
-              min_len: int) -> list[Rule]:
-    """Connected components of a line mask -> Rule segments, text-like ones dropped."""
+              min_len: int, glyph: float = 0.0) -> list[Rule]:
+    """Connected components of a line mask -> Rule segments, text-like ones dropped.
+
+    A filled bar is thicker than 12 px at the page's size and than half a glyph: a photo of
+    a table alone (a small page, large print: unit 0.36, glyph 31 px) has 5 px rules, which
+    the page size alone (4 px) took for bars, leaving no grid."""
     bx, by, bw, bh = cv2.boundingRect(mask)  # label only the inked window: masks are sparse
     out: list[Rule] = []
     if bw == 0 or bh == 0:
@@ -168,7 +172,7 @@ def _segments(mask: np.ndarray, binary: np.ndarray, horizontal: bool, unit: floa
         if length < min_len:
             continue
         thick = area / max(1, length)
-        if thick > _px(12, unit, 4):  # a filled bar (stamp, shadow band), not a ruling
+        if thick > max(_px(12, unit, 4), 0.5 * glyph):  # a filled bar (stamp, shadow band), not a ruling
             continue
         if horizontal:
             pos = y + (h - 1) / 2.0
@@ -218,10 +222,10 @@ def find_rules(binary: np.ndarray, glyph: float | None = None) -> tuple[list[Rul
     hk, vk, long_v = _kernels(bin8, glyph)
     hmask = _line_mask(bin8, True, hk, bridge)
     vmask = _line_mask(bin8, False, vk, bridge)
-    hs = _segments(hmask, bin8, True, unit, hk)
-    vs = _segments(vmask, bin8, False, unit, vk)
-    tol = _px(CLUSTER_TOL, unit, 3)
     g = glyph_or_default(bin8) if glyph is None else glyph
+    hs = _segments(hmask, bin8, True, unit, hk, g)
+    vs = _segments(vmask, bin8, False, unit, vk, g)
+    tol = _px(CLUSTER_TOL, unit, 3)
     # a horizontal meeting no long vertical must be long itself: aligned glyph strokes
     # (一二三 in a monospaced line) make runs a few glyphs long, table rules meet verticals
     long_vs = [v for v in vs if v.length >= long_v]
@@ -254,8 +258,8 @@ def find_rules(binary: np.ndarray, glyph: float | None = None) -> tuple[list[Rul
     h_mask = cv2.bitwise_and(_line_mask(bin8, True, short, bridge), cv2.bitwise_or(near_h, near_v))
     v_near = cv2.dilate(_draw(keep, shape), cv2.getStructuringElement(cv2.MORPH_RECT, (3, 2 * reach + 1)))
     v_mask = cv2.bitwise_and(_line_mask(bin8, False, short, bridge), v_near)
-    h_short = _segments(h_mask, bin8, True, unit, short)
-    v_short = _segments(v_mask, bin8, False, unit, short)
+    h_short = _segments(h_mask, bin8, True, unit, short, g)
+    v_short = _segments(v_mask, bin8, False, unit, short, g)
     h_seed = [h for h in hs if _touches(h, keep, tol)]
     v_seed = [v for v in keep if _touches(v, hs, tol)]
     h_more = _extend(h_seed, h_short, reach, keep)

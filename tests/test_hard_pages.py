@@ -169,6 +169,58 @@ def test_a_photographed_sheet_is_unwarped_before_the_grid(engine: engines.OcrEng
     assert sum(texts[k] == v for k, v in values.items()) >= 11  # all, or all but one digit slip
 
 
+def _soft_photo(shrink: float, blur: float) -> tuple[np.ndarray, dict[tuple[int, int], str]]:
+    """A small table photographed on a desk at a fraction of a scan's resolution, blurred and
+    saved as a rough JPEG, enlarged back: what a phone gives of a slip filling part of the frame."""
+    img = _table(cols=3, rows=4)
+    values = {(r, c): f"{1000 + 1371 * (3 * r + c) % 8999}" for r in range(4) for c in range(3)}
+    for (r, c), v in values.items():
+        _text(img, v, _at(r, c), (0, 0, 0))
+    photo, _ = _photographed(img)
+    small = cv2.GaussianBlur(cv2.resize(photo, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA), (0, 0), blur)
+    small = cv2.imdecode(cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 55])[1], cv2.IMREAD_COLOR)
+    return cv2.resize(small, photo.shape[1::-1], interpolation=cv2.INTER_LINEAR), values
+
+
+@pytest.mark.parametrize(("shrink", "blur"), [(0.4, 1.2), (0.35, 1.0)])
+def test_a_soft_photo_of_a_small_table_has_the_tables_rows_and_columns(
+    engine: engines.OcrEngine, shrink: float, blur: float
+) -> None:
+    # (0.4, 1.2): its blurred rules binarise 5 px thick, which the page's small size alone took
+    # for filled bars (no grid); (0.35, 1.0): a sliver of desk along the unwarped sheet's edge
+    # joined the table as an extra row and column
+    photo, values = _soft_photo(shrink, blur)
+    page = PageImage(source=Path("slip.jpg"), page_no=1, image=photo, dpi=200, scan_dpi=200.0)
+    result = process.read_page(page, engine, {})
+    assert result.prepared.sheet is not None
+    (g,) = result.grids
+    assert (g.n_rows, g.n_cols) == (4, 3)
+    texts = {(c.row, c.col): c.text for c in g.cells}
+    assert sum(texts[k] == v for k, v in values.items()) >= 11
+
+
+def test_a_photographed_sheets_soft_print_is_sharpened(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a blurred stroke on paper: its edges steepen, the paper stays paper
+    img = np.full((60, 200), 255, np.uint8)
+    img[25:35, 50:150] = 60
+    soft = cv2.GaussianBlur(img, (0, 0), 2.5)
+    sharp = preprocess.sharpen(soft, glyph=20.0)
+    slope = lambda a: float(np.abs(np.diff(a[:, 100].astype(np.float32))).max())  # noqa: E731
+    assert slope(sharp) > 1.2 * slope(soft)
+    assert sharp[:10].min() >= 253 and sharp[25:35, 60:140].max() < soft[25:35, 60:140].max()
+    # prepare sharpens what OCR reads of a photographed sheet, and nothing of a scan
+    photo, _ = _soft_photo(0.4, 1.2)
+    scan = cv2.GaussianBlur(_table(cols=3, rows=4), (0, 0), 1.5)
+    pages = [PageImage(source=Path(n), page_no=1, image=im, dpi=200, scan_dpi=200.0)
+             for n, im in (("slip.jpg", photo), ("scan.png", scan))]
+    sharpened = [preprocess.prepare(p).image for p in pages]
+    monkeypatch.setattr(preprocess, "sharpen", lambda grey, glyph: grey)
+    plain = [preprocess.prepare(p).image for p in pages]
+    lap = lambda a: float(cv2.Laplacian(a, cv2.CV_32F).var())  # noqa: E731
+    assert lap(sharpened[0]) > 1.2 * lap(plain[0])
+    assert np.array_equal(sharpened[1], plain[1])
+
+
 def test_bent_rules_of_a_photographed_sheet_are_straightened() -> None:
     img = cv2.cvtColor(_table(cols=3, rows=5), cv2.COLOR_BGR2GRAY)
     h, w = img.shape

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pipeline.celltext import CUT_CHAR_SCORE, cut_line, finish_cell, group_visual_lines, split_by_text
+from pipeline.celltext import (
+    CUT_CHAR_SCORE,
+    cut_line,
+    finish_cell,
+    group_visual_lines,
+    split_by_text,
+    text_across,
+)
 from pipeline.ocr import _split_at_cells
 from pipeline.types import Cell, Grid, TextLine
 
@@ -90,3 +97,21 @@ def test_text_split_ignores_lattice_lines_the_text_runs_across() -> None:
     g = Grid(row_lines=[428, 472], col_lines=[348, 429, 534, 1262], cells=[merged])
     assert split_by_text(g) == 1
     assert sorted((c.col, c.col_span, c.text) for c in g.cells) == [(0, 2, "项目名称"), (2, 1, "审核监督服务信息系统")]
+
+
+def _lined(bbox: tuple[int, int, int, int], lines: list[tuple[str, tuple[int, int, int, int]]]) -> Cell:
+    c = Cell(0, 0, 1, 1, bbox, lines=[TextLine(t, b, 0.99) for t, b in lines])
+    finish_cell(c)
+    return c
+
+
+def test_a_value_cut_in_two_by_a_false_rule_reads_line_by_line_across_it() -> None:
+    left = _lined((0, 0, 300, 100), [("项目为经常性项目，", (5, 5, 299, 35)), ("施前，能够加强", (5, 40, 299, 70))])
+    right = _lined((300, 0, 600, 100), [("以前年度工作经验。建议在后续年度项目实", (301, 6, 595, 36)),
+                                        ("排摸调研工作。", (301, 41, 500, 71))])
+    assert text_across([left, right]) == "项目为经常性项目，以前年度工作经验。建议在后续年度项目实施前，能够加强排摸调研工作。"
+    # stacked cells, and a cell whose text is no longer its lines' (a repair), keep cell order
+    below = _lined((0, 100, 300, 200), [("第二段", (5, 105, 200, 135))])
+    assert text_across([left, below]) == left.text + below.text
+    right.text = "修复"
+    assert text_across([left, right]) == left.text + "修复"

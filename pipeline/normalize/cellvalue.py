@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import re
 
+from ..celltext import text_across
 from ..lexicon import to_simplified
 from ..types import BBox, Cell, Value
-from ..values import join_lines, parse_value, repair_enumeration, repair_punctuation, strip_specks
+from ..values import parse_value, repair_enumeration, repair_punctuation, strip_specks
 
 _DASHES = {"-", "—", "–", "－", "/"}
 
@@ -19,7 +20,7 @@ def clean(text: str) -> str:
 
 def typed_value(kind: str, cells: list[Cell], page: int, label_score: float = 1.0) -> Value:
     """The cells' joined text parsed as `kind` (schema type), scored by OCR and label match."""
-    raw = join_lines([c.text for c in cells if c.text])
+    raw = text_across(cells)
     bbox = union([c.bbox for c in cells]) if cells else None
     ocr_conf = min((c.confidence for c in cells if c.text), default=1.0)
     evidence = cell_evidence(cells, label_score)

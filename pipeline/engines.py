@@ -26,8 +26,10 @@ Quad = np.ndarray  # (4, 2) float32 corner points, clockwise from top-left
 # How hard a recogniser should try: "normal" (a stage's first reading), "careful" (crops a stage
 # already doubts: the best model the engine has), "quick" (only the scores are compared, as in
 # the orientation vote, and the texts are not kept: the cheapest model)
-Effort = Literal["quick", "normal", "careful"]
+# "candidates": as "careful", and each character's runner-up readings too (`Reading.alts`)
+Effort = Literal["quick", "normal", "careful", "candidates"]
 EFFORTS: tuple[Effort, ...] = get_args(Effort)
+CANDIDATES = 3  # runner-up characters kept per character read (effort "candidates")
 
 
 class Reading(NamedTuple):
@@ -37,6 +39,9 @@ class Reading(NamedTuple):
     score: float
     char_scores: list[float] | None  # one per character of `text`, where the engine gives them
     model: str = "small"  # the recogniser that read it ("small", "tiny")
+    # per character of `text`, the recogniser's next likeliest characters there with their
+    # probabilities (effort "candidates" only; None otherwise)
+    alts: list[list[tuple[str, float]]] | None = None
 
 
 class OcrEngine(Protocol):
@@ -193,6 +198,9 @@ class RapidOcrEngine:
         if not crops:
             return []
         imgs = [c if c.ndim == 3 else np.repeat(c[:, :, None], 3, axis=2) for c in crops]
+        if effort == "candidates":
+            with self._lock:
+                return [self._candidates(img) for img in imgs]
         if self._buckets is None:
             with self._lock:
                 return self._run(imgs, 1)
@@ -203,6 +211,43 @@ class RapidOcrEngine:
                 for i, r in zip(idx, self._run([imgs[i] for i in idx], len(idx)), strict=True):
                     results[i] = r
         return results
+
+    def _candidates(self, img: np.ndarray, k: int = CANDIDATES) -> Reading:
+        """One crop read alone, with the `k` likeliest other characters at each character read.
+
+        The recogniser's output (time steps x characters) is caught on its way to the decoder;
+        each character is read at the first step of its run (as the decoder scores it)."""
+        rec = self._rec
+        rec.rec_batch_num = 1
+        decode = rec.postprocess_op
+        caught: list[np.ndarray] = []
+
+        def catch(preds: np.ndarray, *a: object, **kw: object) -> object:
+            caught.append(np.asarray(preds))
+            return decode(preds, *a, **kw)
+
+        rec.postprocess_op = catch
+        try:
+            r = self._run([img], 1)[0]
+        finally:
+            rec.postprocess_op = decode
+        if not caught:
+            return r
+        probs = caught[0][0]
+        idx = probs.argmax(axis=1)
+        sel = np.ones(len(idx), dtype=bool)
+        sel[1:] = idx[1:] != idx[:-1]
+        for ignored in decode.get_ignored_tokens():
+            sel &= idx != ignored
+        chars = decode.character
+        if "".join(chars[i] for i in idx[sel]) != r.text:
+            return r  # not the text the decoder made (should not happen): no candidates
+        alts = []
+        for t in np.nonzero(sel)[0]:
+            order = np.argsort(probs[t])[::-1][: k + 2]
+            alts.append([(chars[j], round(float(probs[t, j]), 5)) for j in order
+                         if j != idx[t] and j not in decode.get_ignored_tokens()][:k])
+        return r._replace(alts=alts)
 
     def _run(self, imgs: list[np.ndarray], batch: int) -> list[Reading]:
         """RapidOCR's recogniser on `imgs`, `batch` crops a run (sorted by width)."""
@@ -265,9 +310,9 @@ class CascadeEngine:
     def recognize(self, crops: list[np.ndarray], effort: Effort = "normal") -> list[Reading]:
         if not crops:
             return []
-        if effort == "careful":
+        if effort in ("careful", "candidates"):
             self.n_second += len(crops)
-            return self.second.recognize(crops, effort="careful")
+            return self.second.recognize(crops, effort=effort)
         if effort == "quick":  # scores to compare, whatever the width: first's alone
             return self.first.recognize(crops, effort="quick")
         width = WidthBuckets().padded
@@ -435,6 +480,8 @@ class CachedEngine:
         setup = getattr(self.engine, "rec_setup", "")
         if effort != "normal":  # an engine whose other efforts read otherwise names their setup
             setup = getattr(self.engine, f"{effort}_setup", setup)  # (a cascade: careful_setup, quick_setup)
+        if effort == "candidates":  # careful reads with runner-ups: an entry of their own
+            setup = f"{getattr(self.engine, 'careful_setup', setup)}:candidates{CANDIDATES}"
         key = self._key(f"rec:{self.engine.name}:{setup}", crops)
         hit = self._load(key)
         if hit is not None:

@@ -531,12 +531,33 @@ def lone_chars(text: str) -> tuple[float, float]:
     n_cjk = len(_CJK.findall(text))
     if n_cjk < 2:
         return 0.0, 0.0
+    lone = len(lone_positions(text))
+    return float(min(lone, 5)), lone / n_cjk
+
+
+def word_count_at(text: str, i: int) -> int:
+    """How common the dictionary word holding `text[i]` is (jieba's count; the forms' own words
+    count 1000), 0 where that character stands alone."""
     tokenizer = _word_tokenizer()
-    lone = 0
+    at = 0
+    for tok in tokenizer.cut(text, HMM=False):
+        if at <= i < at + len(tok):
+            return int(tokenizer.FREQ.get(tok, 0)) if len(tok) >= 2 else 0
+        at += len(tok)
+    return 0
+
+
+def lone_positions(text: str) -> list[int]:
+    """Where in `text` the characters `lone_chars` counts stand (indexes into `text`)."""
+    if len(_CJK.findall(text)) < 2:
+        return []
+    tokenizer = _word_tokenizer()
+    out, at = [], 0
     for tok in tokenizer.cut(text, HMM=False):
         if len(tok) == 1 and _CJK.match(tok) and tok not in _SUFFIXES and tokenizer.FREQ.get(tok, 0) < _COMMON_FREQ:
-            lone += 1
-    return float(min(lone, 5)), lone / n_cjk
+            out.append(at)
+        at += len(tok)
+    return out
 
 
 _COMMON_FREQ = 100_000  # jieba counts: 的 318825, 和 555815, 与 160984 stand alone in right text

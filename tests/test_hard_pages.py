@@ -118,6 +118,32 @@ def test_a_thin_four_read_as_one_is_read_again_thickened(engine: engines.OcrEngi
     assert bold.lines[0].text == "1" and bold.lines[0].score == 0.99
 
 
+def test_a_soft_character_that_fits_no_word_takes_the_runner_up_that_does(engine: engines.OcrEngine) -> None:
+    # two cells of a phone photo (dev d043, glyph 19 px): the recogniser read 故障 as 放障 and
+    # 满意度 as 清意度, each with the right character its runner-up
+    from pipeline import ocr
+    from pipeline.types import PageScale, TextLine
+
+    a = cv2.imread(str(REPO / "tests" / "fixtures" / "photo_cell_fault_repair.png"), cv2.IMREAD_GRAYSCALE)
+    b = cv2.imread(str(REPO / "tests" / "fixtures" / "photo_cell_satisfaction.png"), cv2.IMREAD_GRAYSCALE)
+    h = max(a.shape[0], b.shape[0])
+    pad = lambda im: cv2.copyMakeBorder(im, 0, h - im.shape[0], 0, 0, cv2.BORDER_CONSTANT, value=255)  # noqa: E731
+    page = np.hstack([pad(a), pad(b)])
+    wa = a.shape[1]
+    fault = Cell(0, 0, 1, 1, (0, 0, wa, a.shape[0]))
+    fault.lines = [TextLine("及时完成放障维修", (1, 9, 193, 50), 0.95,
+                            [0.99991, 0.99992, 0.99807, 0.99998, 0.76514, 0.99078, 0.99938, 0.99876])]
+    happy = Cell(0, 1, 1, 1, (wa, 0, wa + b.shape[1], b.shape[0]))
+    happy.lines = [TextLine("窗口人员清意度", (wa + 1, 7, wa + 170, 44), 0.95,
+                            [0.9715, 0.99989, 0.99997, 1.0, 0.74255, 1.0, 0.99798])]
+    # the same misreading read surely is left as it is: only doubtful characters are second-guessed
+    sure = Cell(0, 2, 1, 1, (0, 0, wa, a.shape[0]))
+    sure.lines = [TextLine("及时完成放障维修", (1, 9, 193, 50), 0.99, [0.99] * 8)]
+    assert ocr.word_fixes(page, [fault, happy, sure], engine, PageScale(unit=1.0, glyph=19.0)) == 2
+    assert (fault.text, happy.text, sure.lines[0].text) == ("及时完成故障维修", "窗口人员满意度", "及时完成放障维修")
+    assert fault.confidence < 0.8  # as doubtful as first read
+
+
 def test_a_cell_whose_ink_nothing_reads_is_never_confidently_empty(engine: engines.OcrEngine) -> None:
     from pipeline import confidence
     from pipeline.normalize.cellvalue import typed_value

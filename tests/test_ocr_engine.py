@@ -127,6 +127,14 @@ def test_each_effort_goes_to_its_tier_and_has_its_own_cache_entry(
     cached = engines.CachedEngine(cascade, tmp_path)
     for effort in engines.EFFORTS:
         cached.recognize(some, effort=effort)
-    assert (cached.hits, cached.misses) == (0, 3)  # three setups, three entries
+    assert (cached.hits, cached.misses) == (0, 4)  # four setups, four entries
     quick = cached.recognize(some, effort="quick")
     assert cached.hits == 1 and all(r.model == "tiny" for r in quick)
+    # candidates: the small model's careful reading, with runner-ups for every character,
+    # kept through the cache
+    careful = cascade.recognize(some, effort="careful")
+    for fresh in (cascade.recognize(some, effort="candidates"), cached.recognize(some, effort="candidates")):
+        assert [r.text for r in fresh] == [r.text for r in careful]
+        assert all(r.alts is not None and len(r.alts) == len(r.text) for r in fresh)
+        assert all(all(p <= s for _ch, p in a) for r in fresh for a, s in zip(r.alts, r.char_scores, strict=True))
+    assert all(r.alts is None for r in careful)

@@ -186,6 +186,11 @@ def test_a_photographed_sheet_is_unwarped_before_the_grid(engine: engines.OcrEng
     assert sheet is not None
     assert np.abs(np.float32(sheet) - corners).max() < 12  # found where the sheet lies
     assert preprocess.find_sheet(img) is None  # a scan: the paper fills the frame
+    _reads_as_its_table(photo, values, engine)
+
+
+def _reads_as_its_table(photo: np.ndarray, values: dict[tuple[int, int], str], engine: engines.OcrEngine) -> None:
+    """The photographed 4 x 3 table is found as a sheet, with its rows and columns, and read."""
     page = PageImage(source=Path("photo.jpg"), page_no=1, image=photo, dpi=200, scan_dpi=200.0)
     result = process.read_page(page, engine, {})
     assert result.prepared.sheet is not None
@@ -215,14 +220,7 @@ def test_a_soft_photo_of_a_small_table_has_the_tables_rows_and_columns(
     # (0.4, 1.2): its blurred rules binarise 5 px thick, which the page's small size alone took
     # for filled bars (no grid); (0.35, 1.0): a sliver of desk along the unwarped sheet's edge
     # joined the table as an extra row and column
-    photo, values = _soft_photo(shrink, blur)
-    page = PageImage(source=Path("slip.jpg"), page_no=1, image=photo, dpi=200, scan_dpi=200.0)
-    result = process.read_page(page, engine, {})
-    assert result.prepared.sheet is not None
-    (g,) = result.grids
-    assert (g.n_rows, g.n_cols) == (4, 3)
-    texts = {(c.row, c.col): c.text for c in g.cells}
-    assert sum(texts[k] == v for k, v in values.items()) >= 11
+    _reads_as_its_table(*_soft_photo(shrink, blur), engine)
 
 
 def test_a_photographed_sheets_soft_print_is_sharpened(monkeypatch: pytest.MonkeyPatch) -> None:

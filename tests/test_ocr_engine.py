@@ -54,7 +54,7 @@ def test_width_batches_read_as_alone(crops: list[np.ndarray]) -> None:
 
 
 def test_scores_per_character(engine: RapidOcrEngine, crops: list[np.ndarray]) -> None:
-    for text, score, chars, _model in engine.recognize(crops[:20]):
+    for text, score, chars, *_ in engine.recognize(crops[:20]):
         if text:
             assert chars is not None and len(chars) == len(text)
             assert 0.0 < score <= 1.0

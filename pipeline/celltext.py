@@ -53,8 +53,8 @@ def text_across(cells: list[Cell]) -> str:
     the cells, not cell after cell. A value of four lines cut in two read as the four left
     halves, then the four right ones (dev garbled d033's 改进措施, accepted at 0.99).
     Cells stacked or with text not their lines' own (a repair, a text layer) keep their order."""
-    texts = [c.text for c in cells if c.text]
     lined = [c for c in cells if c.text]
+    texts = [c.text for c in lined]
     if len(lined) < 2 or any(_lines_text(c) != c.text for c in lined):
         return join_lines(texts)
     for a, b in zip(lined, lined[1:], strict=False):

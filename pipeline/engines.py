@@ -218,7 +218,6 @@ class RapidOcrEngine:
         The recogniser's output (time steps x characters) is caught on its way to the decoder;
         each character is read at the first step of its run (as the decoder scores it)."""
         rec = self._rec
-        rec.rec_batch_num = 1
         decode = rec.postprocess_op
         caught: list[np.ndarray] = []
 
@@ -235,10 +234,10 @@ class RapidOcrEngine:
             return r
         probs = caught[0][0]
         idx = probs.argmax(axis=1)
+        ignored = decode.get_ignored_tokens()
         sel = np.ones(len(idx), dtype=bool)
         sel[1:] = idx[1:] != idx[:-1]
-        for ignored in decode.get_ignored_tokens():
-            sel &= idx != ignored
+        sel &= ~np.isin(idx, ignored)
         chars = decode.character
         if "".join(chars[i] for i in idx[sel]) != r.text:
             return r  # not the text the decoder made (should not happen): no candidates
@@ -246,7 +245,7 @@ class RapidOcrEngine:
         for t in np.nonzero(sel)[0]:
             order = np.argsort(probs[t])[::-1][: k + 2]
             alts.append([(chars[j], round(float(probs[t, j]), 5)) for j in order
-                         if j != idx[t] and j not in decode.get_ignored_tokens()][:k])
+                         if j != idx[t] and j not in ignored][:k])
         return r._replace(alts=alts)
 
     def _run(self, imgs: list[np.ndarray], batch: int) -> list[Reading]:

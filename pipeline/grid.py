@@ -151,7 +151,7 @@ def _curved(labels: np.ndarray, i: int, horizontal: bool, x: int, y: int, w: int
 
 
 def _segments(mask: np.ndarray, binary: np.ndarray, horizontal: bool, unit: float,
-              min_len: int, glyph: float = 0.0) -> list[Rule]:
+              min_len: int, glyph: float) -> list[Rule]:
     """Connected components of a line mask -> Rule segments, text-like ones dropped.
 
     A filled bar is thicker than 12 px at the page's size and than half a glyph: a photo of

@@ -535,6 +535,11 @@ def lone_chars(text: str) -> tuple[float, float]:
     return float(min(lone, 5)), lone / n_cjk
 
 
+def is_cjk(ch: str) -> bool:
+    """Whether `ch` is a Chinese character (the range `lone_chars` counts)."""
+    return _CJK.fullmatch(ch) is not None
+
+
 def word_count_at(text: str, i: int) -> int:
     """How common the dictionary word holding `text[i]` is (jieba's count; the forms' own words
     count 1000), 0 where that character stands alone."""

@@ -416,30 +416,29 @@ def word_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
     runner-ups; at each such place the likeliest runner-up that joins a word, leaving fewer lone
     characters in the line, replaces it. Its score stays the first reading's: the place stays as
     doubtful as it was read. Returns how many lines were read again."""
-    from .lexicon import lone_positions, word_count_at
+    from .lexicon import is_cjk, lone_positions, word_count_at
 
-    todo = []
+    todo = []  # (cell, line, its doubtful lone places)
     for c in cells:
         for t in c.lines:
-            if t.char_scores and len(t.char_scores) == len(t.text) and any(
-                    t.char_scores[i] < FIX_MAX_SCORE for i in lone_positions(t.text)):
-                todo.append((c, t))
+            if t.char_scores and len(t.char_scores) == len(t.text):
+                doubtful = [i for i in lone_positions(t.text) if t.char_scores[i] < FIX_MAX_SCORE]
+                if doubtful:
+                    todo.append((c, t, doubtful))
     if not todo:
         return 0
-    readings = engine.recognize([_line_crop(image, t.bbox, scale.unit) for _c, t in todo], effort="candidates")
-    for (c, t), r in zip(todo, readings, strict=True):
+    readings = engine.recognize([_line_crop(image, t.bbox, scale.unit) for _c, t, _d in todo], effort="candidates")
+    for (c, t, doubtful), r in zip(todo, readings, strict=True):
         lead = len(r.text) - len(r.text.lstrip())
         if r.alts is None or r.text.strip() != t.text or len(r.alts) != len(r.text):
             continue
         text, changed = t.text, False
-        for i in lone_positions(t.text):
-            if t.char_scores[i] >= FIX_MAX_SCORE:
-                continue
-            lone = lone_positions(text)
+        for i in doubtful:
+            lone = lone_positions(text)  # an earlier replacement may have joined this one to a word
             if i not in lone:
                 continue
             for ch, p in sorted(r.alts[lead + i], key=lambda a: -a[1]):
-                if p < FIX_MIN_ALT or not _is_cjk(ch):
+                if p < FIX_MIN_ALT or not is_cjk(ch):
                     continue
                 new = text[:i] + ch + text[i + 1:]
                 now = lone_positions(new)
@@ -450,10 +449,6 @@ def word_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
             t.text = text
             finish_cell(c)
     return len(todo)
-
-
-def _is_cjk(ch: str) -> bool:
-    return "\u4e00" <= ch <= "\u9fff"
 
 
 def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale) -> int:

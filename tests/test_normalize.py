@@ -70,6 +70,25 @@ def test_family_a_like_form_over_two_pages() -> None:
     assert rec.indicators[4]["remark"].value == "好" and rec.indicators[0]["remark"].value is None
 
 
+def test_label_cut_by_a_page_break_is_carried_past_a_blank_piece_above_it() -> None:
+    # 投入与管理's merged cell runs to the foot of page 1 and on over the break; a false rule near
+    # the foot cut a blank piece off it. The blank piece at the top of page 2 is still 投入与管理
+    # (not 产出目标, printed below it on page 2)
+    p1 = _grid([
+        [("项目名称", 0, 2, 1), ("合作交流工作业务费", 2, 8, 1)],
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 4, 1), ("权重", 6, 2, 1), ("自评分", 8, 2, 1)],
+        [("投入与管理 (30分)", 0, 2, 1), ("资金使用的合规性", 2, 4, 1), ("10", 6, 2, 1), ("10", 8, 2, 1)],
+        [("", 0, 2, 1), ("预算执行率", 2, 4, 1), ("10", 6, 2, 1), ("8", 8, 2, 1)],
+    ])
+    p2 = _grid([
+        [("", 0, 2, 1), ("项目计划完成情况", 2, 4, 1), ("10", 6, 2, 1), ("9", 8, 2, 1)],
+        [("产出目标 (10分)", 0, 2, 1), ("课题转化成果率", 2, 4, 1), ("10", 6, 2, 1), ("10", 8, 2, 1)],
+    ])
+    (rec,) = build_records(split_forms([_page(1, p1, "2019年度财政项目绩效自我评价"), _page(2, p2)]), "x.pdf")
+    assert [r["level1"].value for r in rec.indicators] == ["投入与管理"] * 3 + ["产出目标"]
+    assert [r["level1_points"].value for r in rec.indicators] == [30, 30, 30, 10]
+
+
 def test_family_b_like_funding_and_goal_blocks() -> None:
     g = _grid([
         [("项目名称", 0, 2, 1), ("机关服务费", 2, 8, 1)],

@@ -142,9 +142,14 @@ def carry_across_page_break(ind_rows: list[IndicatorRow], keys: list[str]) -> No
             if texts[gi]:
                 continue
             page = ind_rows[g[0]].row.page
-            prev_ok = gi > 0 and ind_rows[groups[gi - 1][-1]].row.page == page - 1 and texts[gi - 1]
+            # the label above the break may have blank pieces of its own under it (a false rule
+            # near the page's foot, heavy d014): look past them, staying on the page before
+            k = gi - 1
+            while k >= 0 and not texts[k] and ind_rows[groups[k][0]].row.page == page - 1:
+                k -= 1
+            prev_ok = k >= 0 and ind_rows[groups[k][-1]].row.page == page - 1 and texts[k]
             next_ok = gi + 1 < len(groups) and ind_rows[groups[gi + 1][0]].row.page == page + 1 and texts[gi + 1]
-            src = groups[gi - 1] if prev_ok else groups[gi + 1] if next_ok else None
+            src = groups[k] if prev_ok else groups[gi + 1] if next_ok else None
             if src is None:
                 continue
             src_cell = ind_rows[src[0]].picked[key].cell

@@ -206,7 +206,12 @@ def split_level1(raw: str) -> tuple[str, Number | None]:
     m = _POINTS_RE.search(s)
     points: Number | None = None
     if m:
-        points = parse_number(m.group(1))
+        figure = m.group(1)
+        if "分" not in m.group(0) and re.fullmatch(r"[0-9]{2}9", figure.strip()):
+            # a 分 read as 9 ('(369)' for (36分), photo d044, heavy d014: 13 cells): three
+            # figures ending in 9 would be 109 points or more, past any form's 100
+            figure = figure.strip()[:2]
+        points = parse_number(figure)
         s = s[: m.start()]
     else:
         loose = _LOOSE_POINTS_RE.search(s)  # '（ ·34分)', '（15 • 分)', ' 15分).'

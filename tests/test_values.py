@@ -165,6 +165,9 @@ def test_join_lines(lines: list[str], want: str) -> None:
         ("满意度 指标", "满意度指标", None),
         ("产出目标 (0.4.(\\)", "产出目标", None),  # seed 004 damage
         ("投入与管理 (12.5分)", "投入与管理", 12.5),
+        ("投入与管理 (369)", "投入与管理", 36),  # 分 read as 9 (photo)
+        ("效果目标（ 159)", "效果目标", 15),
+        ("效果目标 (19)", "效果目标", 19),  # two figures: 19 points, or 1 and 分; left as read
     ],
 )
 def test_split_level1(raw: str, name: str, points: float | None) -> None:

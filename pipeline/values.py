@@ -73,9 +73,16 @@ def _is_dash(raw: str, numeric: bool) -> bool:
     return s in (_NUMERIC_DASHES if numeric else DASHES)
 
 
+_GROUPS_COMMA_CENTS_RE = re.compile(r"[0-9]{1,3}(,[0-9]{3})*,[0-9]{2}")
+_GROUPS_BLANK_CENTS_RE = re.compile(r"[0-9]{1,3}(,[0-9]{3})+\s+[0-9]{2}")
+
+
 def _numeric_core(raw: str) -> str | None:
     """The number in a cell as a plain ASCII string ('-1234.5'), or None."""
-    s = _WS.sub("", nfkc(raw))
+    s = nfkc(raw).strip()
+    if _GROUPS_BLANK_CENTS_RE.fullmatch(s):  # '2,791,900 00': the point read as a blank
+        s = _WS.sub(",", s)
+    s = _WS.sub("", s)
     if not s:
         return None
     s = s.lstrip("¥$")
@@ -92,6 +99,10 @@ def _numeric_core(raw: str) -> str | None:
     body = body.rstrip(".,")
     if not body:
         return None
+    if _GROUPS_COMMA_CENTS_RE.fullmatch(body):
+        # '2,515,100,00', '100,00': the point read as a comma (heavy and photo scans: 6 dev
+        # cells 100x too large); thousands come in threes, so a last group of two is cents
+        body = body[:-3] + "." + body[-2:]
     if body.count(".") > 1:
         # '225.000.00': OCR read thousands commas as dots; keep only the last as decimal point
         head, _, tail = body.rpartition(".")
@@ -112,9 +123,9 @@ def _as_number(x: float) -> Number:
 def parse_money(raw: str) -> float | None:
     """Yuan as a float: '2,523,747.00' -> 2523747.0, '636,500' -> 636500.0;
     '63.65万' (ten-thousands) -> 636500.0."""
-    s = _WS.sub("", nfkc(raw or ""))
+    s = nfkc(raw or "").strip()  # blanks go in _numeric_core, which reads one as a point
     scale = 1.0
-    m = re.fullmatch(r"(.*?)万元?", s)
+    m = re.fullmatch(r"(.*?)万\s*元?", s)
     if m:
         s, scale = m.group(1), 10000.0
     core = _numeric_core(s)

@@ -35,6 +35,10 @@ from pipeline.values import (
         ("98,800.00元", 98800.0),
         ("63.65万元", 636500.0),
         ("-1,000.50", -1000.5),
+        ("2,515,100,00", 2515100.0),  # the point read as a comma: a last group of two is cents
+        ("320,660,12", 320660.12),
+        ("2,791,900 00", 2791900.0),  # ... or as a blank
+        ("63.65 万 元", 636500.0),
     ],
 )
 def test_parse_money(raw: str, want: float) -> None:

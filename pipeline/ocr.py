@@ -7,6 +7,7 @@ splitting cells a lost rule merged are in `celltext`.
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -367,16 +368,32 @@ def _ink_crop(image: np.ndarray, box: tuple[int, int, int, int], glyph: float) -
                  max(0, x0 + xs.min() - m) : min(W, x0 + xs.max() + 1 + m)]
 
 
+# A short reading that is no number and no word: a digit's thin strokes broken into a mark
+# ('+' for 4, 'じ' for 12, 'S.' for 8. on 1-bit and fax-like pages). Dashes and a lone
+# punctuation mark are what an empty or "none" cell legitimately holds: not second-guessed.
+_MARK_READING_RE = re.compile(r"[^\u3400-\u9fff0-9]{1,3}|[.·]?[A-Za-z|!][0-9]{1,2}")
+_NOT_MARKS = frozenset("-—－–一/／\\、，,。.：:；;'\"`√✓×xX%·•∙●★☆")  # and specks (`values`)
+_NUMBER_RE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,2})?\.?")
+
+
+def _broken_digits(text: str) -> bool:
+    """A lone '1', or a short reading of marks where a number is likelier (`_MARK_READING_RE`)."""
+    s = text.strip()
+    return s == "1" or (bool(_MARK_READING_RE.fullmatch(s)) and not set(s) <= _NOT_MARKS)
+
+
 def thin_ones(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale) -> int:
-    """Read every lone '1' again with its strokes thickened. A thin 4 or 7 on a 1-bit or fax-like
-    page keeps only its upright after thresholding and reads as 1 (dev tiff/bilevel: 4 -> 1 six
-    times, 7 -> 1 four); thickened by an eighth of the glyph height the broken strokes join and
-    read again as what they were, while a real 1 stays 1. The second reading replaces the first
-    when it is one other digit, at a character score no higher than the first's: two readings
-    that disagree leave the cell doubtful. Returns how many lines were read again."""
+    """Read every lone '1', and every short reading of marks (`_broken_digits`), again with its
+    strokes thickened. A thin 4 or 7 on a 1-bit or fax-like page keeps only its upright after
+    thresholding and reads as 1 (dev tiff/bilevel: 4 -> 1 six times, 7 -> 1 four), or keeps its
+    cross and reads as '+'; thickened by an eighth of the glyph height the broken strokes join
+    and read again as what they were, while a real 1 stays 1. The second reading replaces the
+    first when it is a number (for a '1': one other digit), at a character score no higher
+    than the first's: two readings that disagree leave the cell doubtful. Returns how many
+    lines were read again."""
     import cv2
 
-    ones = [(c, t) for c in cells for t in c.lines if t.text.strip() == "1"]
+    ones = [(c, t) for c in cells for t in c.lines if _broken_digits(t.text)]
     if not ones:
         return 0
     k = max(2, round(scale.glyph / 8))
@@ -384,9 +401,13 @@ def thin_ones(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: Pa
     crops = [cv2.erode(_ink_crop(image, t.bbox, scale.glyph), kernel) for _c, t in ones]
     for (c, t), r in zip(ones, engine.recognize(crops, effort="careful"), strict=True):
         text = r.text.strip()
-        if len(text) == 1 and text.isdigit() and text != "1":
+        if t.text.strip() == "1":
+            ok = len(text) == 1 and text.isdigit() and text != "1"
+        else:  # a lone upright thickened reads 1 whatever it was (a scratch read as T: d030)
+            ok = bool(_NUMBER_RE.fullmatch(text)) and text.rstrip(".") != "1"
+        if ok:
             score = min(r.score, t.score)
-            _take(t, r._replace(text=text, score=score, char_scores=[score]))
+            _take(t, r._replace(text=text, score=score, char_scores=[score] * len(text)))
             finish_cell(c)
     return len(ones)
 
@@ -456,7 +477,7 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
     Cells without ink are marked blank; cells with lines get the ink their lines leave out
     (`ink_outside_lines`) and the ink their readings leave unread (`ink_gaps`, which reads such
     lines again), on the same binary in the same pass; then every lone '1' is read again
-    thickened (`thin_ones`), and doubtful characters that fit no word take the recogniser's
+    thickened with every short reading of marks (`thin_ones`), and doubtful characters that fit no word take the recogniser's
     runner-up that does (`word_fixes`).
 
     Returns how many cells and lines were looked at again (counted in the page's timings).

@@ -118,6 +118,26 @@ def test_a_thin_four_read_as_one_is_read_again_thickened(engine: engines.OcrEngi
     assert bold.lines[0].text == "1" and bold.lines[0].score == 0.99
 
 
+def test_a_thin_four_read_as_a_mark_is_read_again_thickened(engine: engines.OcrEngine) -> None:
+    # a weight cell of a 1-bit TIFF page (dev d053, glyph 24 px): the 4 kept its cross and lost
+    # its diagonal, and the recogniser read '+'; a dash in the next cell is what a cell holding
+    # "none" legitimately shows, and is left alone
+    from pipeline import ocr
+    from pipeline.types import PageScale, TextLine
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "thin_four_cross_cell.png"), cv2.IMREAD_GRAYSCALE)
+    scale = PageScale(unit=1.2, glyph=24.0)
+    cross = Cell(0, 0, 1, 1, (0, 0, img.shape[1], img.shape[0]))
+    cross.lines = [TextLine("+", (32, 54, 80, 90), 0.5)]
+    dash = Cell(0, 1, 1, 1, (img.shape[1], 0, 2 * img.shape[1], img.shape[0]))
+    dash.lines = [TextLine("-", (img.shape[1] + 32, 54, img.shape[1] + 80, 90), 0.5)]
+    page = np.hstack([img, np.full_like(img, 255)])
+    cv2.line(page, (img.shape[1] + 40, 72), (img.shape[1] + 70, 72), 0, 3)
+    assert ocr.thin_ones(page, [cross, dash], engine, scale) == 1
+    assert cross.text == "4" and cross.lines[0].score <= 0.5
+    assert dash.lines[0].text == "-"
+
+
 def test_a_soft_character_that_fits_no_word_takes_the_runner_up_that_does(engine: engines.OcrEngine) -> None:
     # two cells of a phone photo (dev d043, glyph 19 px): the recogniser read 故障 as 放障 and
     # 满意度 as 清意度, each with the right character its runner-up

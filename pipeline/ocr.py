@@ -254,6 +254,9 @@ def _is_subsequence(short: str, long: str) -> bool:
     return all(ch in it for ch in short)
 
 
+SECOND_READINGS = 2  # crops `_second_readings` makes of a line
+
+
 def _second_readings(crop: np.ndarray) -> list[np.ndarray]:
     """Two other preparations of a line crop for the recogniser. Measured on lines whose
     reading dropped a character inside its box (heavy scans: 长效机制健 for 长效机制健全, 生 for
@@ -269,6 +272,37 @@ def _second_readings(crop: np.ndarray) -> list[np.ndarray]:
     h = crop.shape[0]
     small = cv2.resize(crop, None, fx=0.7, fy=0.7, interpolation=cv2.INTER_AREA)
     return [_pad(small, 2, int(0.35 * h), int(0.7 * h)), _pad(crop, h // 4, h // 2, h)]
+
+
+def _adds_a_character(first: str, second: str) -> bool:
+    """Whether `second` holds more letters, digits or CJK characters than `first`."""
+    def count(s: str) -> int:
+        return sum(ch.isalnum() for ch in s)
+
+    return count(second) > count(first)
+
+
+def _own_band(binary: np.ndarray, box: tuple[int, int, int, int], glyph: float) -> tuple[int, int] | None:
+    """The rows (y0, y1) of the line's own print inside its box, when strokes of a neighbouring
+    line reach into the box as well; None when the box holds one band of ink.
+
+    A detection box can be twice a line's height and take in the foot of the line above (scan
+    d051: 理性。 under 考察项目…, read 理; d032: 生率 read 生), and the recogniser then reads the
+    line short. Bands are runs of inked rows, joined across gaps under a sixth of a glyph; a band
+    touching the box's top or bottom edge is a neighbour's cut-off print unless none is left."""
+    x0, y0, x1, y1 = box
+    rows = (binary[y0:y1, x0:x1] > 0).sum(axis=1)
+    bands: list[list[int]] = []
+    for i in np.nonzero(rows)[0]:
+        if bands and i - bands[-1][1] <= max(1.0, glyph / 6):
+            bands[-1][1] = int(i) + 1
+        else:
+            bands.append([int(i), int(i) + 1])
+    if len(bands) < 2:
+        return None
+    inner = [b for b in bands if b[0] > 0 and b[1] < len(rows)] or bands
+    best = max(inner, key=lambda b: int(rows[b[0] : b[1]].sum()))
+    return y0 + best[0], y0 + best[1]
 
 
 def _lone_chars(text: str) -> float:
@@ -321,17 +355,24 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
                 if e / pitch - tw >= REREAD_GAP and min(t.bbox[2] - t.bbox[0], t.bbox[3] - t.bbox[1]) >= 4]
     gaps = {id(t): e / pitch - tw for _c, t, e, tw in measured}
     if doubtful:
-        crops = []
+        crops, spans = [], []
         for _c, t, _e, _tw in doubtful:
             x0, y0, x1, y1 = t.bbox
+            start = len(crops)
             crops += _second_readings(image[y0:y1, x0:x1])
+            band = _own_band(binary, t.bbox, scale.glyph)
+            if band is not None:  # the line's own rows alone, a quarter glyph of paper around
+                m = max(2, round(scale.glyph / 4))
+                crops.append(_line_crop(image, (x0, max(0, band[0] - m), x1, band[1] + m), scale.unit))
+            spans.append((start, len(crops)))
         results = engine.recognize(crops, effort="careful")
-        k = len(crops) // len(doubtful)
-        for j, (c, t, e, _tw) in enumerate(doubtful):
+        for (c, t, e, _tw), (a, b) in zip(doubtful, spans, strict=True):
             best = None
-            for r in results[j * k : (j + 1) * k]:
+            for j, r in enumerate(results[a:b]):
                 text = r.text.strip()
                 gap = e / pitch - text_width(text)
+                if j >= SECOND_READINGS and not _adds_a_character(t.text, text):
+                    continue  # the band crop, tight above and below, reads a speck as ，or 。
                 if (text != t.text and _is_subsequence(t.text, text) and abs(gap) <= gaps[id(t)] - 0.5
                         and (best is None or abs(gap) < abs(best[1]))):
                     best = (r._replace(text=text), gap)

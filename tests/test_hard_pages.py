@@ -138,6 +138,35 @@ def test_a_thin_four_read_as_a_mark_is_read_again_thickened(engine: engines.OcrE
     assert dash.lines[0].text == "-"
 
 
+def test_a_line_whose_box_takes_in_the_line_above_is_read_again_from_its_own_rows(
+    engine: engines.OcrEngine,
+) -> None:
+    # three rows of a scanned indicator table (dev d032, glyph 20 px): 生率, the end of 故障重复发生率
+    # wrapped, has a box twice its height holding the foot of 故障重复发, and was read 生. Read
+    # again from its own rows alone it reads whole; the other lines' readings fit their ink
+    from pipeline import ocr, preprocess
+    from pipeline.types import PageScale, TextLine
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "scan_line_under_a_line.png"), cv2.IMREAD_GRAYSCALE)
+    lines = {
+        (0, 1): [("系统故障维", (11, 8, 137, 36)), ("修及时", (25, 32, 125, 68))],
+        (0, 2): [("及时完成故障维修", (143, 18, 339, 52))],
+        (0, 4): [("分。", (526, 33, 586, 66)), ("全部完成得6分，部分完成酌情扣分，未完成不得", (526, 6, 998, 38))],
+        (1, 1): [("故障重复发", (7, 74, 137, 113)), ("生", (37, 100, 116, 138))],
+        (1, 2): [("情况", (143, 100, 212, 137)), ("察运维项目故障重复发生", (143, 77, 406, 109))],
+        (2, 1): [("预计业务量", (7, 168, 137, 209))],
+        (2, 2): [("在预算年度内，完成该项信", (143, 145, 414, 179)), ("息系统中所有软硬件运维", (143, 170, 409, 205))],
+    }
+    cells = []
+    for (r, c), ls in lines.items():
+        cell = Cell(r, c, 1, 1, (0, 0, 1, 1))
+        cell.lines = [TextLine(t, b, 0.99, model="small") for t, b in ls]
+        cells.append(cell)
+    assert ocr.ink_gaps(img, preprocess.binarize(img), cells, engine, PageScale(unit=1.0, glyph=20.0)) == 1
+    assert [t.text for t in cells[3].lines] == ["故障重复发", "生率"]
+    assert [t.text for c in cells[4:] for t in c.lines] == [t for ls in list(lines.values())[4:] for t, _b in ls]
+
+
 def test_a_soft_character_that_fits_no_word_takes_the_runner_up_that_does(engine: engines.OcrEngine) -> None:
     # two cells of a phone photo (dev d043, glyph 19 px): the recogniser read 故障 as 放障 and
     # 满意度 as 清意度, each with the right character its runner-up

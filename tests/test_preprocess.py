@@ -254,3 +254,27 @@ def test_prepare_rotated_scan_with_engine() -> None:
     assert prep.image.shape[0] > prep.image.shape[1]  # portrait again
     assert prep.skew_deg == pytest.approx(-0.63, abs=0.1)
 
+
+
+def test_glyph_height_of_a_dusty_page_with_little_print_is_the_print_s() -> None:
+    # a form's last page on a dusty scan: four short lines of 20-px characters (two pieces each,
+    # like 明 or 好) and 300 dust dots of 4-5 px. Counted, the dots outnumber the pieces and the
+    # count's percentile measures a dot; weighted by ink, the print
+    from pipeline.measure import glyph_height
+
+    rng = np.random.default_rng(2)
+    ink = np.zeros((1400, 1000), np.uint8)
+    for row in range(4):
+        y = 200 + 60 * row
+        for k in range(10):
+            x = 100 + 26 * k
+            ink[y : y + 20, x : x + 9] = 255
+            ink[y + 2 : y + 18, x + 12 : x + 20] = 255
+    for _ in range(300):
+        x, y = int(rng.integers(400, 980)), int(rng.integers(500, 1380))
+        s = int(rng.integers(4, 6))
+        ink[y : y + s, x : x + s] = 255
+    assert glyph_height(ink) == 20
+    clean = ink.copy()
+    clean[480:] = 0
+    assert glyph_height(clean) == 20  # no dust: as before

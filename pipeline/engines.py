@@ -42,6 +42,9 @@ class Reading(NamedTuple):
     # per character of `text`, the recogniser's next likeliest characters there with their
     # probabilities (effort "candidates" only; None otherwise)
     alts: list[list[tuple[str, float]]] | None = None
+    # the likeliest character the recogniser saw after the last one it read, with its
+    # probability (effort "candidates" only): a mark it saw but dropped for the blank
+    tail: tuple[str, float] | None = None
 
 
 class OcrEngine(Protocol):
@@ -246,7 +249,14 @@ class RapidOcrEngine:
             order = np.argsort(probs[t])[::-1][: k + 2]
             alts.append([(chars[j], round(float(probs[t, j]), 5)) for j in order
                          if j != idx[t] and j not in ignored][:k])
-        return r._replace(alts=alts)
+        read = np.nonzero(~np.isin(idx, ignored))[0]
+        after = probs[(read.max() + 1 if len(read) else 0) :].copy()
+        tail = None
+        if len(after):
+            after[:, ignored] = 0.0
+            t, j = np.unravel_index(int(after.argmax()), after.shape)
+            tail = (chars[j], round(float(after[t, j]), 5))
+        return r._replace(alts=alts, tail=tail)
 
     def _run(self, imgs: list[np.ndarray], batch: int) -> list[Reading]:
         """RapidOCR's recogniser on `imgs`, `batch` crops a run (sorted by width)."""
@@ -417,6 +427,14 @@ class LazyEngine:
         return self._engine().recognize(crops, effort=effort)
 
 
+def _reading_of(row: list) -> Reading:
+    """A `Reading` back from its JSON row (pairs come back as lists)."""
+    r = Reading(row[0], float(row[1]), *row[2:])
+    if r.alts is not None:
+        r = r._replace(alts=[[(ch, p) for ch, p in a] for a in r.alts])
+    return r._replace(tail=tuple(r.tail)) if r.tail is not None else r
+
+
 class CachedEngine:
     """Wraps an engine with an on-disk cache keyed by image hash.
 
@@ -480,11 +498,11 @@ class CachedEngine:
         if effort != "normal":  # an engine whose other efforts read otherwise names their setup
             setup = getattr(self.engine, f"{effort}_setup", setup)  # (a cascade: careful_setup, quick_setup)
         if effort == "candidates":  # careful reads with runner-ups: an entry of their own
-            setup = f"{getattr(self.engine, 'careful_setup', setup)}:candidates{CANDIDATES}"
+            setup = f"{getattr(self.engine, 'careful_setup', setup)}:candidates{CANDIDATES}+tail"
         key = self._key(f"rec:{self.engine.name}:{setup}", crops)
         hit = self._load(key)
         if hit is not None:
-            return [Reading(r[0], float(r[1]), *r[2:]) for r in hit]  # type: ignore[union-attr]
+            return [_reading_of(r) for r in hit]  # type: ignore[union-attr]
         out = self.engine.recognize(crops, effort=effort)
         self._save(key, [list(r) for r in out])
         return out

@@ -241,6 +241,11 @@ def line_ink_extent(binary: np.ndarray, box: tuple[int, int, int, int], glyph: f
     return 0 if lo is None or hi is None else hi - lo
 
 
+# Marks a cell's text ends in: where the recogniser saw one after its last character (a `tail`
+# of its own, at TAIL_MIN or more) on a line whose ink runs past its reading, the cell ends in 。
+_END_MARKS = frozenset("。.，,、：:；;…·")
+TAIL_MIN = 0.05
+SENTENCE_LEN = 12
 REREAD_GAP = 0.6  # characters of unread ink on a line that earn it a second reading
 TINY_GAP = 0.4  # ... that send a line the cascade's tiny recogniser read to the full model
 # a tiny-model line with a character that fits no word goes to the full model unless every
@@ -380,6 +385,20 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
                 _take(t, best[0])
                 gaps[id(t)] = best[1]
                 changed.add(id(c))
+    ends = [(c, t) for c, t, _e, _tw in measured if gaps[id(t)] >= REREAD_GAP and _ends_its_cell(c, t)
+            and t.text and t.text[-1] not in _END_MARKS and _is_sentence("".join(o.text for o in c.lines))]
+    n_tails = 0
+    if ends:
+        n_tails = len(ends)
+        readings = engine.recognize([_line_crop(image, t.bbox, scale.unit) for _c, t in ends], effort="candidates")
+        for (c, t), r in zip(ends, readings, strict=True):
+            if r.text.strip() == t.text and r.tail is not None and r.tail[0] in _END_MARKS and r.tail[1] >= TAIL_MIN:
+                t.text += "。"
+                if t.char_scores is not None and len(t.char_scores) == len(t.text) - 1:
+                    t.char_scores = [*t.char_scores, r.tail[1]]  # as sure as the recogniser was of a mark
+                t.score = min(t.score, r.tail[1])
+                gaps[id(t)] -= 1.0
+                changed.add(id(c))
     for c in cells:
         if id(c) in changed:
             finish_cell(c)
@@ -389,7 +408,20 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
     for c in cells:
         if id(c) in worst:
             c.ink_gap = round(worst[id(c)], 2)
-    return len(recheck) + len(doubtful)
+    return len(recheck) + len(doubtful) + n_tails
+
+
+def _is_sentence(text: str) -> bool:
+    """Text a full stop may end: a clause mark inside it, or SENTENCE_LEN characters or more.
+    Names, labels and figures are shorter and end bare (dev: every indicator name of 8-10
+    characters that the recogniser saw a mark after, a speck, took a 。 without this)."""
+    s = "".join(text.split())
+    return len(s) >= SENTENCE_LEN or any(ch in s for ch in "，,、；;")
+
+
+def _ends_its_cell(c: Cell, t: TextLine) -> bool:
+    """Whether `t` is the last line of its cell's text (the lowest)."""
+    return all((o.bbox[1] + o.bbox[3]) <= (t.bbox[1] + t.bbox[3]) for o in c.lines)
 
 
 def _ink_crop(image: np.ndarray, box: tuple[int, int, int, int], glyph: float) -> np.ndarray:

@@ -167,6 +167,34 @@ def test_a_line_whose_box_takes_in_the_line_above_is_read_again_from_its_own_row
     assert [t.text for c in cells[4:] for t in c.lines] == [t for ls in list(lines.values())[4:] for t, _b in ls]
 
 
+def test_a_full_stop_the_recogniser_saw_and_dropped_ends_the_sentence(engine: engines.OcrEngine) -> None:
+    # two rows of a 1-bit page (dev d049, glyph 18 px): the recogniser reads 按规定…不得分 without
+    # its thin 。, whose ink lies past the reading, though it saw a mark there (0.10). The cell
+    # ends in 。, at that score; 信息公斤情况, a name, is no sentence and ends bare
+    from pipeline import ocr, preprocess
+    from pipeline.types import PageScale, TextLine
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "bilevel_sentence_end.png"), cv2.IMREAD_GRAYSCALE)
+    lines = [
+        [("长效管理勺维护机", (7, 8, 197, 41)), ("制", (51, 34, 137, 75))],
+        [("建立了长效合作交流机制。", (203, 40, 466, 71)), ("考察是否与相关地区和单位", (203, 10, 473, 43))],
+        [("分", (597, 38, 651, 75)), ("全部完成得8分、部分完成酌情扣分，未完成不得", (597, 10, 1042, 43))],
+        [("信息公斤情况", (26, 96, 187, 136))],
+        [("情况", (203, 112, 273, 149)), ("考察项目信息按规定公开的", (203, 84, 471, 117))],
+        [("按规定及时公开得满分，未公开不得分", (597, 99, 975, 132))],
+    ]
+    cells = []
+    for i, ls in enumerate(lines):
+        cell = Cell(i // 3, i % 3, 1, 1, (0, 0, 1, 1))
+        cell.lines = [TextLine(t, b, 0.99, model="small") for t, b in ls]
+        cells.append(cell)
+    ocr.ink_gaps(img, preprocess.binarize(img), cells, engine, PageScale(unit=1.0, glyph=18.0))
+    end = cells[5].lines[0]
+    assert end.text == "按规定及时公开得满分，未公开不得分。" and end.score < 0.5
+    assert cells[3].lines[0].text == "信息公斤情况"
+    assert not ocr._is_sentence("项目计划完成及时性") and ocr._is_sentence("考察项目单位人员配置的合理性")
+
+
 def test_a_soft_character_that_fits_no_word_takes_the_runner_up_that_does(engine: engines.OcrEngine) -> None:
     # two cells of a phone photo (dev d043, glyph 19 px): the recogniser read 故障 as 放障 and
     # 满意度 as 清意度, each with the right character its runner-up

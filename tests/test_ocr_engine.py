@@ -133,7 +133,9 @@ def test_each_effort_goes_to_its_tier_and_has_its_own_cache_entry(
     # candidates: the small model's careful reading, with runner-ups for every character,
     # kept through the cache
     careful = cascade.recognize(some, effort="careful")
-    for fresh in (cascade.recognize(some, effort="candidates"), cached.recognize(some, effort="candidates")):
+    both = (cascade.recognize(some, effort="candidates"), cached.recognize(some, effort="candidates"))
+    assert [r.tail for r in both[0]] == [r.tail for r in both[1]]  # the mark seen after the text, too
+    for fresh in both:
         assert [r.text for r in fresh] == [r.text for r in careful]
         assert all(r.alts is not None and len(r.alts) == len(r.text) for r in fresh)
         assert all(all(p <= s for _ch, p in a) for r in fresh for a, s in zip(r.alts, r.char_scores, strict=True))

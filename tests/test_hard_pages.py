@@ -195,6 +195,29 @@ def test_a_full_stop_the_recogniser_saw_and_dropped_ends_the_sentence(engine: en
     assert not ocr._is_sentence("项目计划完成及时性") and ocr._is_sentence("考察项目单位人员配置的合理性")
 
 
+def test_a_wrapped_line_the_detector_missed_is_read_from_the_ink_left_out(engine: engines.OcrEngine) -> None:
+    # a scoring-rule cell of a 1-bit page (dev d049, glyph 18 px): the detector boxed the first
+    # line only, and 分。 wrapped under it went unread. Dust alone left out is not read
+    from pipeline import ocr, preprocess
+    from pipeline.types import PageScale, TextLine
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "bilevel_missed_line.png"), cv2.IMREAD_GRAYSCALE)
+    scale = PageScale(unit=1.0, glyph=18.0)
+
+    def cell(page: np.ndarray) -> Cell:
+        c = Cell(0, 0, 1, 1, (6, 6, 462, 190))
+        c.lines = [TextLine("全部完成得8分，部分完成酌情扣分，未完成不得", (7, 67, 453, 98), 0.99)]
+        assert ocr.missed_line(page, preprocess.binarize(page), c, engine, scale) == (page is img)
+        return c
+
+    assert cell(img).text.startswith("全部完成得8分，部分完成酌情扣分，未完成不得分")
+    dusty = img.copy()
+    dusty[99:140, 7:60] = 255  # the wrapped line gone, three dust dots instead
+    for x, y in ((20, 120), (200, 150), (300, 115)):
+        cv2.circle(dusty, (x, y), 2, 0, -1)
+    assert [t.text for t in cell(dusty).lines] == ["全部完成得8分，部分完成酌情扣分，未完成不得"]
+
+
 def test_a_soft_character_that_fits_no_word_takes_the_runner_up_that_does(engine: engines.OcrEngine) -> None:
     # two cells of a phone photo (dev d043, glyph 19 px): the recogniser read 故障 as 放障 and
     # 满意度 as 清意度, each with the right character its runner-up

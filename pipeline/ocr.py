@@ -579,8 +579,8 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
     """Cells with ink but no detected line (a lone digit, faint text): recognize the ink box.
     Cells without ink are marked blank; cells with lines get a line the detector missed read
     (`missed_line`), the ink their lines leave out (`ink_outside_lines`) and the ink their
-    readings leave unread (`ink_gaps`, which reads such
-    lines again), on the same binary in the same pass; then every lone '1' and every short
+    readings leave unread (`ink_gaps`, which reads such lines again), on the same binary in
+    the same pass; then every lone '1' and every short
     reading of marks is read again thickened (`thin_ones`), and doubtful characters that fit no
     word take the recogniser's runner-up that does (`word_fixes`).
 

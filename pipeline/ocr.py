@@ -472,47 +472,68 @@ def _ink_crop(image: np.ndarray, box: tuple[int, int, int, int], glyph: float) -
 
 
 # A short reading that is no number and no word: a digit's thin strokes broken into a mark
-# ('+' for 4, 'じ' for 12, 'S.' for 8. on 1-bit and fax-like pages). Dashes and a lone
-# punctuation mark are what an empty or "none" cell legitimately holds: not second-guessed.
+# ('+' for 4, 'じ' for 12, 'S.' for 8. on 1-bit and fax-like pages), or a faint, soft digit
+# read as punctuation ('。' for 9 and for 0 on photos and heavy scans). Dashes and ticks are
+# what an empty or "none" cell legitimately holds: not second-guessed; and punctuation only
+# where its ink stands as tall as half a glyph (dust is read as 。 and • too).
 _MARK_READING_RE = re.compile(r"[^\u3400-\u9fff0-9]{1,3}|[.·]?[A-Za-z|!][0-9]{1,2}")
-_NOT_MARKS = frozenset("-—－–一/／\\、，,。.：:；;'\"`√✓×xX%·•∙●★☆")  # and specks (`values`)
+_DASHES_TICKS = frozenset("-—－–一/／\\√✓×xX%")
+_PUNCT_SPECKS = frozenset("、，,。.：:；;'\"`·•∙●★☆")  # and specks (`values`)
 _NUMBER_RE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,2})?\.?")
 
 
 def _broken_digits(text: str) -> bool:
     """A lone '1', or a short reading of marks where a number is likelier (`_MARK_READING_RE`)."""
     s = text.strip()
-    return s == "1" or (bool(_MARK_READING_RE.fullmatch(s)) and not set(s) <= _NOT_MARKS)
+    return s == "1" or (bool(_MARK_READING_RE.fullmatch(s)) and not set(s) <= _DASHES_TICKS)
 
 
 def thin_ones(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale) -> int:
-    """Read every lone '1', and every short reading of marks (`_broken_digits`), again with its
-    strokes thickened. A thin 4 or 7 on a 1-bit or fax-like page keeps only its upright after
+    """Read every lone '1', and every short reading of marks (`_broken_digits`), again from the
+    crop of its ink. A thin 4 or 7 on a 1-bit or fax-like page keeps only its upright after
     thresholding and reads as 1 (dev tiff/bilevel: 4 -> 1 six times, 7 -> 1 four), or keeps its
     cross and reads as '+'; thickened by an eighth of the glyph height the broken strokes join
-    and read again as what they were, while a real 1 stays 1. The second reading replaces the
-    first when it is a number (for a '1': one other digit), at a character score no higher
-    than the first's: two readings that disagree leave the cell doubtful. Returns how many
-    lines were read again."""
+    and read again as what they were, while a real 1 stays 1. A faint digit in a padded line
+    crop reads as 。 or , and from its ink crop, where it fills the height, as itself (d044,
+    d058: 9, 3, 5, 0): marks are read from the ink crop as it is, too. The second reading
+    replaces the first when it is a number (for a '1': one other digit), at a character score
+    no higher than the first's: two readings that disagree leave the cell doubtful. Returns how
+    many lines were read again."""
     import cv2
 
-    ones = [(c, t) for c in cells for t in c.lines if _broken_digits(t.text)]
-    if not ones:
-        return 0
-    k = max(2, round(scale.glyph / 8))
+    g = scale.glyph
+    m = max(1, round(g / 2))  # `_ink_crop`'s paper around the ink
+    todo = []  # (cell, line, crops)
+    k = max(2, round(g / 8))
     kernel = np.ones((k, k), np.uint8)
-    crops = [cv2.erode(_ink_crop(image, t.bbox, scale.glyph), kernel) for _c, t in ones]
-    for (c, t), r in zip(ones, engine.recognize(crops, effort="careful"), strict=True):
-        text = r.text.strip()
-        if t.text.strip() == "1":
-            ok = len(text) == 1 and text.isdigit() and text != "1"
-        else:  # a lone upright thickened reads 1 whatever it was (a scratch read as T: d030)
-            ok = bool(_NUMBER_RE.fullmatch(text)) and text.rstrip(".") != "1"
-        if ok:
-            score = min(r.score, t.score)
-            _take(t, r._replace(text=text, score=score, char_scores=[score] * len(text)))
-            finish_cell(c)
-    return len(ones)
+    for c in cells:
+        for t in c.lines:
+            s = t.text.strip()
+            if not _broken_digits(s):
+                continue
+            ink = _ink_crop(image, t.bbox, g)
+            if s == "1":
+                todo.append((c, t, [cv2.erode(ink, kernel)]))
+            elif not set(s) <= _PUNCT_SPECKS:
+                todo.append((c, t, [cv2.erode(ink, kernel), ink]))
+            elif ink.shape[0] - 2 * m >= 0.5 * g:
+                todo.append((c, t, [ink, cv2.erode(ink, kernel)]))
+    if not todo:
+        return 0
+    readings = iter(engine.recognize([crop for _c, _t, crops in todo for crop in crops], effort="careful"))
+    for c, t, crops in todo:
+        for r in [next(readings) for _ in crops]:
+            text = r.text.strip()
+            if t.text.strip() == "1":
+                ok = len(text) == 1 and text.isdigit() and text != "1"
+            else:  # a lone upright thickened reads 1 whatever it was (a scratch read as T: d030)
+                ok = bool(_NUMBER_RE.fullmatch(text)) and text.rstrip(".") != "1"
+            if ok and t.text.strip() != text:
+                score = min(r.score, t.score)
+                _take(t, r._replace(text=text, score=score, char_scores=[score] * len(text)))
+                finish_cell(c)
+                break
+    return len(todo)
 
 
 # Word fixes (`word_fixes`), measured on the whole dev corpus: overall 0.9496 -> 0.9544 (heavy

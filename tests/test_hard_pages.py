@@ -218,6 +218,25 @@ def test_a_wrapped_line_the_detector_missed_is_read_from_the_ink_left_out(engine
     assert [t.text for t in cell(dusty).lines] == ["全部完成得8分，部分完成酌情扣分，未完成不得"]
 
 
+def test_a_faint_digit_read_as_a_full_stop_is_read_from_its_ink(engine: engines.OcrEngine) -> None:
+    # a weight cell of a 120-DPI phone photo (dev d044, glyph 19 px): a faint, soft 9 in a padded
+    # line crop reads 。; from the crop of its ink it reads 9. A dust dot read 。 stays unread
+    from pipeline import ocr
+    from pipeline.types import PageScale, TextLine
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "photo_faint_digit_cell.png"), cv2.IMREAD_GRAYSCALE)
+    scale = PageScale(unit=1.0, glyph=19.0)
+    faint = Cell(0, 0, 1, 1, (0, 0, img.shape[1], img.shape[0]))
+    faint.lines = [TextLine("。", (21, 56, 69, 92), 0.6)]
+    assert ocr.thin_ones(img, [faint], engine, scale) == 1
+    assert faint.text == "9" and faint.lines[0].score <= 0.6
+    dust = np.full_like(img, 255)
+    cv2.circle(dust, (45, 75), 2, 0, -1)
+    dot = Cell(0, 0, 1, 1, (0, 0, img.shape[1], img.shape[0]))
+    dot.lines = [TextLine("。", (21, 56, 69, 92), 0.6)]
+    assert ocr.thin_ones(dust, [dot], engine, scale) == 0 and dot.lines[0].text == "。"
+
+
 def test_a_soft_character_that_fits_no_word_takes_the_runner_up_that_does(engine: engines.OcrEngine) -> None:
     # two cells of a phone photo (dev d043, glyph 19 px): the recogniser read 故障 as 放障 and
     # 满意度 as 清意度, each with the right character its runner-up

@@ -91,6 +91,8 @@ def _numeric_core(raw: str) -> str | None:
     s = s.strip("·•.,'`:;_~\"")
     if s in ("o", "O"):  # a lone zero read as a letter
         s = "0"
+    elif s in ("s", "S"):  # a lone soft 5 (heavy d030: three weight and score cells)
+        s = "5"
     s = fix_digit_confusables(s)
     m = re.fullmatch(r"([-+]?)([0-9][0-9.,]*)", s)
     if not m:

@@ -89,6 +89,8 @@ def test_parse_percent_rejects(raw: str) -> None:
         ("1O", 10, int),
         ("0", 0, int),
         ("7.5", 7.5, float),
+        ("O", 0, int),  # a lone digit read as its look-alike letter
+        ("s", 5, int),
     ],
 )
 def test_parse_number(raw: str, want: float, typ: type) -> None:

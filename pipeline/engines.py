@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Literal, NamedTuple, Protocol, get_args
+from typing import Any, Literal, NamedTuple, Protocol, get_args
 
 import numpy as np
 
@@ -203,7 +203,7 @@ class RapidOcrEngine:
         imgs = [c if c.ndim == 3 else np.repeat(c[:, :, None], 3, axis=2) for c in crops]
         if effort == "candidates":
             with self._lock:
-                return [self._candidates(img) for img in imgs]
+                return self._candidates(imgs)
         if self._buckets is None:
             with self._lock:
                 return self._run(imgs, 1)
@@ -215,11 +215,13 @@ class RapidOcrEngine:
                     results[i] = r
         return results
 
-    def _candidates(self, img: np.ndarray, k: int = CANDIDATES) -> Reading:
-        """One crop read alone, with the `k` likeliest other characters at each character read.
+    def _candidates(self, imgs: list[np.ndarray], k: int = CANDIDATES) -> list[Reading]:
+        """The crops read with the `k` likeliest other characters at each character read, and
+        the likeliest character after the last one (`Reading.tail`).
 
         The recogniser's output (time steps x characters) is caught on its way to the decoder;
-        each character is read at the first step of its run (as the decoder scores it)."""
+        each character is read at the first step of its run (as the decoder scores it). Crops
+        go in the width buckets' batches, which read as each crop alone (see `WidthBuckets`)."""
         rec = self._rec
         decode = rec.postprocess_op
         caught: list[np.ndarray] = []
@@ -228,14 +230,26 @@ class RapidOcrEngine:
             caught.append(np.asarray(preds))
             return decode(preds, *a, **kw)
 
+        groups = self._buckets.groups(imgs) if self._buckets is not None else [[i] for i in range(len(imgs))]
+        out: list[Reading] = [Reading("", 0.0, None, self.model)] * len(imgs)
         rec.postprocess_op = catch
         try:
-            r = self._run([img], 1)[0]
+            for group in groups:
+                batch = [imgs[i] for i in group]
+                caught.clear()
+                readings = self._run(batch, len(batch))
+                # RapidOCR orders a batch's rows by aspect ratio: the same argsort finds them
+                rows = np.argsort(np.array([im.shape[1] / float(im.shape[0]) for im in batch]))
+                for row, j in enumerate(rows):
+                    r = readings[j]
+                    out[group[j]] = self._with_candidates(r, caught[0][row], decode, k) if len(caught) == 1 else r
         finally:
             rec.postprocess_op = decode
-        if not caught:
-            return r
-        probs = caught[0][0]
+        return out
+
+    @staticmethod
+    def _with_candidates(r: Reading, probs: np.ndarray, decode: Any, k: int) -> Reading:
+        """`r` with its runner-ups and tail, from the recogniser's output for its crop."""
         idx = probs.argmax(axis=1)
         ignored = decode.get_ignored_tokens()
         sel = np.ones(len(idx), dtype=bool)

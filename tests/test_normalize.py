@@ -440,3 +440,18 @@ def test_continuation_page_at_another_scale_keeps_its_columns() -> None:
     assert [i["score"].value for i in rec.indicators] == [6, 7, 35, 20, 19]
     assert [i["remark"].value for i in rec.indicators][3] == "好"
     assert rec.fields["total_score"].value == 87
+
+
+def test_dust_read_as_marks_in_a_text_cell_is_no_text_and_stays_doubtful() -> None:
+    # blank remark cells of a dusty scan: specks read as '$' and '+ ;'. A real remark stays
+    rows: list[list[tuple[str, int, int, int]]] = [
+        [("项目名称", 0, 2, 1), ("某项目", 2, 8, 1)],
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 3, 1), ("权重", 5, 1, 1), ("自评分", 6, 1, 1), ("备注", 7, 3, 1)],
+        [("产出指标", 0, 2, 3), ("资金使用0", 2, 3, 1), ("10", 5, 1, 1), ("10", 6, 1, 1), ("$", 7, 3, 1)],
+        [("资金使用1", 2, 3, 1), ("10", 5, 1, 1), ("10", 6, 1, 1), ("+ ;", 7, 3, 1)],
+        [("资金使用2", 2, 3, 1), ("10", 5, 1, 1), ("9", 6, 1, 1), ("进度偏慢。", 7, 3, 1)],
+    ]
+    (rec,) = build_records(split_forms([_page(1, _grid(rows), "2019年度财政项目绩效自我评价")]), "x.pdf")
+    remarks = [r["remark"] for r in rec.indicators]
+    assert [v.value for v in remarks] == [None, None, "进度偏慢。"]
+    assert all(v.confidence < 0.5 and v.reasons for v in remarks[:2])

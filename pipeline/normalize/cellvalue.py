@@ -13,6 +13,10 @@ from ..values import parse_value, repair_enumeration, repair_punctuation, strip_
 _DASHES = {"-", "—", "–", "－", "/"}
 
 
+# what specks and dust are read as, alone in a cell: no text is only these
+_NOISE_MARKS = frozenset("·•∙●★☆.,，、。:;；：'`_~$+*#&^|\\¥")
+
+
 def clean(text: str) -> str:
     """The text without any blank (OCR spaces fall anywhere in Chinese print)."""
     return re.sub(r"\s+", "", text or "")
@@ -34,6 +38,12 @@ def typed_value(kind: str, cells: list[Cell], page: int, label_score: float = 1.
                      evidence=evidence | {"empty": 1.0, "parsed": 1.0, "blank": blank})
     if kind == "text":
         raw_clean = strip_specks(raw)
+        if set(clean(raw)) <= _NOISE_MARKS:
+            # dust read as marks ('$', '+', ';' alone in a remark cell): nothing written there,
+            # or ink nothing read; as doubtful as unread ink (heavy dev: 5 blank cells)
+            return Value(value=None, raw=raw, confidence=0.0, page=page, bbox=bbox,
+                         reasons=["only marks read: dust, or ink nothing read"],
+                         evidence=evidence | {"empty": 1.0, "parsed": 1.0, "unread_ink": 1.0})
         raw = raw_clean if raw_clean else raw
         if ocr_conf < 1.0:  # read by OCR (a text layer is taken as printed)
             raw = repair_punctuation(repair_enumeration(to_simplified(raw)))

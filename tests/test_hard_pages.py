@@ -471,6 +471,9 @@ def test_dots_between_chinese_characters_are_commas() -> None:
     # figures and labels keep theirs
     assert repair_punctuation("执行率95.5%，完成3.2万人次") == "执行率95.5%，完成3.2万人次"
     assert repair_punctuation("偏差原因：无") == "偏差原因：无"
+    # a speck between a figure and its unit is no decimal point; an enumeration's dot stays
+    assert repair_punctuation("≥4.天") == "≥4天" and repair_punctuation("得21.分") == "得21分"
+    assert repair_punctuation("1. 一个了解反映诉求") == "1. 一个了解反映诉求"
 
 
 def test_an_ocr_text_cell_gets_its_commas_back() -> None:

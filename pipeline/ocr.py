@@ -154,7 +154,18 @@ def _ink_box(
         return None
     ink = [int(mask[lab2 == j].sum()) for j in range(1, k)]
     j = 1 + int(np.argmax(ink))
-    ys, xs = np.nonzero(mask * (lab2 == j))
+    take = lab2 == j
+    if glyph:
+        # a figure apart from its unit ('0 次', bilevel d051: 次 alone was read): clusters beside
+        # the inkiest, in its band, holding a character-tall piece, are the same text
+        y_lo, y_hi = int(st2[j, 1]), int(st2[j, 1] + st2[j, 3])
+        tall = np.isin(labels, [q for q in keep if stats[q, cv2.CC_STAT_HEIGHT] >= 0.5 * glyph])
+        for i in range(1, k):
+            yi0, yi1 = int(st2[i, 1]), int(st2[i, 1] + st2[i, 3])
+            overlap = min(y_hi, yi1) - max(y_lo, yi0)
+            if i != j and overlap >= 0.5 * min(y_hi - y_lo, yi1 - yi0) and (tall & (lab2 == i)).any():
+                take |= lab2 == i
+    ys, xs = np.nonzero(mask * take)
     xs0, xs1, ys0, ys1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
     pad = _ipx(INK_PAD, unit)
     return (

@@ -237,6 +237,18 @@ def test_a_faint_digit_read_as_a_full_stop_is_read_from_its_ink(engine: engines.
     assert ocr.thin_ones(dust, [dot], engine, scale) == 0 and dot.lines[0].text == "。"
 
 
+def test_a_figure_apart_from_its_unit_is_read_with_it(engine: engines.OcrEngine) -> None:
+    # a target cell of a 1-bit page (dev d051, glyph 22 px) that detection found no line in:
+    # its ink box took the inkiest cluster, 次, and left the 0 a space before it
+    from pipeline import ocr, preprocess
+    from pipeline.types import PageScale
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "bilevel_figure_and_unit_cell.png"), cv2.IMREAD_GRAYSCALE)
+    cell = Cell(0, 0, 1, 1, (8, 7, 190, 88))
+    assert ocr.second_look(img, preprocess.binarize(img), [cell], engine, PageScale(unit=1.0, glyph=22.0)) == 1
+    assert cell.text.replace(" ", "") == "0次"
+
+
 def test_a_soft_character_that_fits_no_word_takes_the_runner_up_that_does(engine: engines.OcrEngine) -> None:
     # two cells of a phone photo (dev d043, glyph 19 px): the recogniser read 故障 as 放障 and
     # 满意度 as 清意度, each with the right character its runner-up

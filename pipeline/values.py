@@ -351,12 +351,16 @@ _DOT_IN_CJK_RE = re.compile(r"(?<=[\u3400-\u9fff])\s*[.．]\s*(?=[\u3400-\u9fff]
 # a value ends with a '：' only where the '。' after its last character was misread (a colon
 # introduces what follows; dev corpus: 5 of 5 such endings were '。')
 _END_COLON_RE = re.compile(r"(?<=[\u3400-\u9fff])\s*[:：]\s*$")
+# a ':' before the second and later items of a list: items are separated by '；' (a colon opens
+# a list, before ①), and a small '；' reads as '：' ('得8分：②未按计划…')
+_COLON_BEFORE_ITEM_RE = re.compile(r"[:：](?=\s*[②③④⑤⑥⑦⑧⑨])")
 # a '.' between a figure and its unit ('≥4.天', '>52.批', '得21.分'): a speck (a decimal point has
 # figures after it; an enumeration's '1. 一个…' is followed by no unit)
 _DOT_BEFORE_UNIT_RE = re.compile(r"(?<=[0-9])[.．](?=\s?[分天次批项个人元月日号%])")
 
 
 def repair_punctuation(text: str) -> str:
-    """'得5分.部分完成' -> '得5分，部分完成'; '进一步加强：' -> '进一步加强。'; '≥4.天' -> '≥4天'
-    (OCR'd text only)."""
+    """'得5分.部分完成' -> '得5分，部分完成'; '进一步加强：' -> '进一步加强。'; '≥4.天' -> '≥4天';
+    '得8分：②未完成' -> '得8分；②未完成' (OCR'd text only)."""
+    text = _COLON_BEFORE_ITEM_RE.sub("；", text)
     return _DOT_BEFORE_UNIT_RE.sub("", _END_COLON_RE.sub("。", _DOT_IN_CJK_RE.sub("，", text)))

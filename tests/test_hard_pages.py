@@ -486,6 +486,9 @@ def test_dots_between_chinese_characters_are_commas() -> None:
     # a speck between a figure and its unit is no decimal point; an enumeration's dot stays
     assert repair_punctuation("≥4.天") == "≥4天" and repair_punctuation("得21.分") == "得21分"
     assert repair_punctuation("1. 一个了解反映诉求") == "1. 一个了解反映诉求"
+    # list items are separated by '；': a '：' before ② is one misread; the colon opening a list stays
+    assert repair_punctuation("①按计划完成得8分：②未按计划完成") == "①按计划完成得8分；②未按计划完成"
+    assert repair_punctuation("评分标准：①按计划完成") == "评分标准：①按计划完成"
 
 
 def test_an_ocr_text_cell_gets_its_commas_back() -> None:

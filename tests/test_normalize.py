@@ -382,6 +382,19 @@ def test_level1_label_read_into_the_name_is_dropped_from_it() -> None:
     assert second["name"].value == "满意度 (按比例) 调查" and "repaired" not in second["name"].evidence
 
 
+def test_level1_label_cut_by_the_row_rule_is_dropped_from_both_names() -> None:
+    # the label's two lines went to two rows' names: its term and bracket into one, its points
+    # at the head of the next (heavy d013)
+    g = _level1_table(["效果目标 (15分)", "满意度目标 (10分)"], ["10", "10"])
+    first = next(c for c in g.cells if c.row == 2 and c.col == 2)
+    first.text = "支持并发访问效果目标（用户数"
+    second = next(c for c in g.cells if c.row == 3 and c.col == 2)
+    second.text = "15分) 公众满意度"
+    (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+    assert [r["name"].value for r in rec.indicators] == ["支持并发访问用户数", "公众满意度"]
+    assert all(r["name"].evidence.get("repaired") == 1.0 for r in rec.indicators)
+
+
 def test_level_terms_snap_one_misread_character() -> None:
     from pipeline.lexicon import snap_term
 

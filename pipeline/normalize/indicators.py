@@ -362,20 +362,36 @@ def indicator_values(ind_rows: list[IndicatorRow], keys: list[str], matcher: Lab
 
 # A 一级指标 label with its points ("效果目标 (15分)") at the head of a name: the rule between
 # the level1 and name cells was lost and the label's line was read into the name.
+_POINTS_TAIL_HEAD_RE = re.compile(r"^(?P<head>[0-9]{1,3}\s*分\s*[)）])[\s.,，。·:：、]*(?P<rest>.+)$")
 _POINTS_HEAD_RE = re.compile(r"^(?P<head>.{2,14}?分\s*[)）])[\s.,，。·:：、]*(?P<rest>.+)$")
 
 
 def _drop_level1_label(name: Value | None) -> None:
-    """The name without a level1 label read into it (dev heavy d029); repaired, so reviewed."""
+    """The name without a level1 label read into it (dev heavy d029, d013); repaired, so reviewed.
+
+    The label comes whole at the head ('效果目标 (15分). 预计产生效果'), or cut by the row
+    rule: its term and bracket inside one name ('支持并发访问效果目标（用户数'), its points at
+    the head of the next ('15分) 公众满意度')."""
     if name is None or not isinstance(name.value, str):
         return
-    m = _POINTS_HEAD_RE.match(name.value)
-    if m is None:
+    text = name.value
+    m = _POINTS_HEAD_RE.match(text)
+    if m is not None:
+        label, points = split_level1(m["head"])
+        if points is not None and snap_term(clean(label), "level1")[1] > 0:
+            text = m["rest"].strip()
+    if text == name.value and (m := _POINTS_TAIL_HEAD_RE.match(text)) is not None:
+        label, text = m["head"], m["rest"].strip()
+    if text == name.value:
+        for term in sorted(indicator_terms().get("level1", ()), key=len, reverse=True):
+            i = text.find(term + "（") if len(term) >= 4 else -1
+            i = i if i >= 0 else (text.find(term + "(") if len(term) >= 4 else -1)
+            if i > 0 and i + len(term) + 1 < len(text):
+                label, text = term, text[:i] + text[i + len(term) + 1 :]
+                break
+    if text == name.value or not text:
         return
-    label, points = split_level1(m["head"])
-    if points is None or snap_term(clean(label), "level1")[1] <= 0:
-        return
-    name.value = m["rest"].strip()
+    name.value = text
     name.reasons.append(f"level1 label {label!r} read into the name dropped")
     name.evidence["repaired"] = 1.0
 

@@ -22,15 +22,17 @@ def run_pipeline(inp: Path, out: Path) -> subprocess.CompletedProcess[str]:
     """`scanforms run INPUT --out OUT`, as a user runs it (a fresh process, the OCR cache on).
 
     --force: a re-run must really process the file again (an unchanged file is otherwise skipped),
-    or re-applying the decisions would go untested. A review threshold of 1.0 queues every cell
+    or re-applying the decisions would go untested. A review threshold over 1 queues every cell
     (a clean scan's numbers are otherwise accepted, and which ones are depends on the OCR and
-    the confidence model), so the tests have numbers and text to edit whatever those read.
+    the confidence model), so the tests have numbers and text to edit whatever those read; at
+    1.0 the cells the model is certain of (1.0) stayed out, and with the model of 2026-12-07's
+    second session that was every number two files share.
     --features: the reviewed cells are training data (`scanforms calibrate --reviews`).
     """
     env = dict(os.environ, SCANFORMS_OCR_CACHE=str(CACHE))
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "run", str(inp), "--out", str(out), "-q", "--force", "--features",
-         "--review-threshold", "1.0"],
+         "--review-threshold", "1.01"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=True,
     )
 

@@ -224,6 +224,8 @@ def missed_line(image: np.ndarray, binary: np.ndarray, c: Cell, engine: OcrEngin
     """Read the ink a cell's lines leave out, where it lies in one band below or above them: a
     short wrapped line the detector did not box (heavy d029: 机制。 under 考察是否…交流; bilevel
     d049: 分。). The reading joins the cell's lines when the recogniser is fairly sure of it."""
+    from .lexicon import is_cjk
+
     g = scale.glyph
     blobs = _blobs_outside_lines(binary, c, scale)
     if not any(b[3] - b[1] >= 0.5 * g for b in blobs):
@@ -236,7 +238,7 @@ def missed_line(image: np.ndarray, binary: np.ndarray, c: Cell, engine: OcrEngin
     box = (max(c.bbox[0], bx0 - e), max(c.bbox[1], by0 - e), min(c.bbox[2], bx1 + e), min(c.bbox[3], by1 + e))
     (r,) = engine.recognize([_line_crop(image, box, scale.unit)], effort="careful")
     text = r.text.strip()
-    if r.score < MISSED_LINE_MIN or not any("\u3400" <= ch <= "\u9fff" for ch in text):
+    if r.score < MISSED_LINE_MIN or not any(is_cjk(ch) for ch in text):
         return False  # a missed line holds a character, read fairly surely
     c.lines.append(TextLine(text=text, bbox=box, score=r.score, char_scores=r.char_scores, model=r.model))
     finish_cell(c)
@@ -461,8 +463,8 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
 
 def _is_sentence(text: str) -> bool:
     """Text a full stop may end: a clause mark inside it, or SENTENCE_LEN characters or more.
-    Names, labels and figures are shorter and end bare (dev: every indicator name of 8-10
-    characters that the recogniser saw a mark after, a speck, took a 。 without this)."""
+    Names, labels and figures are shorter and end bare (dev, without this: eight such cells of
+    1-9 characters took a 。 for a speck after them: 产出指标, 优, 100.00, 重大故障发生次数 …)."""
     s = "".join(text.split())
     return len(s) >= SENTENCE_LEN or any(ch in s for ch in "，,、；;")
 

@@ -16,6 +16,7 @@ from .celltext import PAD_AFTER, PAD_BEFORE, finish_cell, split_by_text
 from .engines import OcrEngine, Quad, Reading
 from .measure import glyph_or_default
 from .types import Cell, Grid, PageScale, TextLine
+from .values import SPECKS
 
 # --- reading a page: detection once, lines split at cell borders, batched recognition ---
 
@@ -183,18 +184,17 @@ def _lone_number(text: str, score: float, box: tuple[int, int, int, int], glyph:
     return score >= 0.45 and text.strip().isdigit() and ink_h >= 0.6 * glyph
 
 
-def ink_outside_lines(binary: np.ndarray, c: Cell, scale: PageScale) -> int:
-    """How many character-sized blobs of ink inside cell `c` lie outside every read line's box.
+INK_OUT_MAX = 9  # blobs counted at most (`Cell.ink_out`)
+
+
+def ink_outside_lines(binary: np.ndarray, c: Cell, scale: PageScale) -> list[tuple[int, int, int, int]]:
+    """The character-sized blobs of ink inside cell `c` that lie outside every read line's box,
+    as page boxes (x0, y0, x1, y1); how many is `Cell.ink_out` (at most INK_OUT_MAX).
 
     A reading that ends a character early ('合理性' for 合理性。, '长效机制健' for 长效机制健全) or
     misses a wrapped line scores as well as a whole one: the ink it left behind is what shows it.
     Rule remnants along the cell's edges (long and thin) and specks do not count; a blob counts
     from a quarter of the page's glyph height (a '。' is about that tall)."""
-    return min(len(_blobs_outside_lines(binary, c, scale)), 9)
-
-
-def _blobs_outside_lines(binary: np.ndarray, c: Cell, scale: PageScale) -> list[tuple[int, int, int, int]]:
-    """The character-sized blobs of `ink_outside_lines`, as page boxes (x0, y0, x1, y1)."""
     import cv2
 
     m = max(_ipx(4, scale.unit), _ipx(CELL_INSET, scale.unit) + _ipx(3, scale.unit))
@@ -220,14 +220,15 @@ def _blobs_outside_lines(binary: np.ndarray, c: Cell, scale: PageScale) -> list[
     return blobs
 
 
-def missed_line(image: np.ndarray, binary: np.ndarray, c: Cell, engine: OcrEngine, scale: PageScale) -> bool:
-    """Read the ink a cell's lines leave out, where it lies in one band below or above them: a
-    short wrapped line the detector did not box (heavy d029: 机制。 under 考察是否…交流; bilevel
-    d049: 分。). The reading joins the cell's lines when the recogniser is fairly sure of it."""
+def missed_line(image: np.ndarray, c: Cell, blobs: list[tuple[int, int, int, int]], engine: OcrEngine,
+                scale: PageScale) -> bool:
+    """Read the ink a cell's lines leave out (`blobs`, from `_blobs_outside_lines`), where it lies
+    in one band below or above them: a short wrapped line the detector did not box (heavy d029:
+    机制。 under 考察是否…交流; bilevel d049: 分。). The reading joins the cell's lines when the
+    recogniser is fairly sure of it."""
     from .lexicon import is_cjk
 
     g = scale.glyph
-    blobs = _blobs_outside_lines(binary, c, scale)
     if not any(b[3] - b[1] >= 0.5 * g for b in blobs):
         return False  # dots and strokes only: no character (dust reads as • and 。)
     bx0, by0 = min(b[0] for b in blobs), min(b[1] for b in blobs)
@@ -366,7 +367,8 @@ def _lone_chars(text: str) -> float:
     return lone_chars(text)[0]
 
 
-def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale) -> int:
+def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale,
+             candidates: dict[tuple[int, int, int, int], Reading] | None = None) -> int:
     """Set each read cell's `ink_gap`: on its worst line, the ink's extent in characters (at the
     page's own character pitch) less the width of the text read there; read a line again where
     that gap is a character or most of one.
@@ -437,10 +439,8 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
                 changed.add(id(c))
     ends = [(c, t) for c, t, _e, _tw in measured if gaps[id(t)] >= REREAD_GAP and _ends_its_cell(c, t)
             and t.text and t.text[-1] not in _END_MARKS and _is_sentence("".join(o.text for o in c.lines))]
-    n_tails = 0
     if ends:
-        n_tails = len(ends)
-        readings = engine.recognize([_line_crop(image, t.bbox, scale.unit) for _c, t in ends], effort="candidates")
+        readings = _read_candidates(image, [t.bbox for _c, t in ends], engine, scale, candidates)
         for (c, t), r in zip(ends, readings, strict=True):
             if r.text.strip() == t.text and r.tail is not None and r.tail[0] in _END_MARKS and r.tail[1] >= TAIL_MIN:
                 t.text += "。"
@@ -458,7 +458,20 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
     for c in cells:
         if id(c) in worst:
             c.ink_gap = round(worst[id(c)], 2)
-    return len(recheck) + len(doubtful) + n_tails
+    return len(recheck) + len(doubtful) + len(ends)
+
+
+def _read_candidates(image: np.ndarray, boxes: list[tuple[int, int, int, int]], engine: OcrEngine,
+                     scale: PageScale, known: dict[tuple[int, int, int, int], Reading] | None) -> list[Reading]:
+    """Line crops read with runner-ups (effort "candidates"), each box once a page: `known`
+    holds the page's readings so far (a sentence's end checked in `ink_gaps` may be a line
+    `word_fixes` reads too: 16 of 73 such lines on the dev corpus)."""
+    known = {} if known is None else known
+    new = [b for b in dict.fromkeys(boxes) if b not in known]
+    if new:
+        known.update(zip(new, engine.recognize([_line_crop(image, b, scale.unit) for b in new], effort="candidates"),
+                         strict=True))
+    return [known[b] for b in boxes]
 
 
 def _is_sentence(text: str) -> bool:
@@ -474,6 +487,11 @@ def _ends_its_cell(c: Cell, t: TextLine) -> bool:
     return all((o.bbox[1] + o.bbox[3]) <= (t.bbox[1] + t.bbox[3]) for o in c.lines)
 
 
+def _ink_paper(glyph: float) -> int:
+    """Pixels of paper `_ink_crop` leaves around the ink: half a glyph."""
+    return max(1, round(glyph / 2))
+
+
 def _ink_crop(image: np.ndarray, box: tuple[int, int, int, int], glyph: float) -> np.ndarray:
     """The ink in and around `box` (a quarter glyph beyond it: a box may cut a faint stroke off)
     with half a glyph of paper around it (the box itself if it holds none). Every dark pixel
@@ -486,7 +504,7 @@ def _ink_crop(image: np.ndarray, box: tuple[int, int, int, int], glyph: float) -
     ys, xs = np.nonzero(grey < 128)
     if len(xs) == 0:
         return image[box[1] : box[3], box[0] : box[2]]
-    m = max(1, round(glyph / 2))
+    m = _ink_paper(glyph)
     return image[max(0, y0 + ys.min() - m) : min(H, y0 + ys.max() + 1 + m),
                  max(0, x0 + xs.min() - m) : min(W, x0 + xs.max() + 1 + m)]
 
@@ -498,7 +516,7 @@ def _ink_crop(image: np.ndarray, box: tuple[int, int, int, int], glyph: float) -
 # where its ink stands as tall as half a glyph (dust is read as 。 and • too).
 _MARK_READING_RE = re.compile(r"[^\u3400-\u9fff0-9]{1,3}|[.·]?[A-Za-z|!][0-9]{1,2}")
 _DASHES_TICKS = frozenset("-—－–一/／\\√✓×xX%")
-_PUNCT_SPECKS = frozenset("、，,。.：:；;'\"`·•∙●★☆")  # and specks (`values`)
+_PUNCT_SPECKS = frozenset("、，,。.：:；;'\"`" + SPECKS)
 _NUMBER_RE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,2})?\.?")
 
 
@@ -522,7 +540,7 @@ def thin_ones(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: Pa
     import cv2
 
     g = scale.glyph
-    m = max(1, round(g / 2))  # `_ink_crop`'s paper around the ink
+    m = _ink_paper(g)
     todo = []  # (cell, line, crops)
     k = max(2, round(g / 8))
     kernel = np.ones((k, k), np.uint8)
@@ -573,7 +591,8 @@ FIX_MIN_ALT = 0.01  # the least probability a runner-up needs to replace it
 FIX_MIN_WORD = 1
 
 
-def word_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale) -> int:
+def word_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale,
+               candidates: dict[tuple[int, int, int, int], Reading] | None = None) -> int:
     """Doubtful characters that fit no word replaced by the recogniser's runner-up that does.
 
     On soft print the recogniser's first choice is often a look-alike that makes no word with
@@ -594,7 +613,7 @@ def word_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
                     todo.append((c, t, doubtful))
     if not todo:
         return 0
-    readings = engine.recognize([_line_crop(image, t.bbox, scale.unit) for _c, t, _d in todo], effort="candidates")
+    readings = _read_candidates(image, [t.bbox for _c, t, _d in todo], engine, scale, candidates)
     for (c, t, doubtful), r in zip(todo, readings, strict=True):
         lead = len(r.text) - len(r.text.lstrip())
         if r.alts is None or r.text.strip() != t.text or len(r.alts) != len(r.text):
@@ -630,12 +649,15 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
     Returns how many cells and lines were looked at again (counted in the page's timings).
     """
     todo = []
-    n_again = ink_gaps(image, binary, cells, engine, scale)
+    candidates: dict[tuple[int, int, int, int], Reading] = {}  # line box -> its runner-up reading
+    n_again = ink_gaps(image, binary, cells, engine, scale, candidates)
     for c in cells:
         if c.lines:
-            if missed_line(image, binary, c, engine, scale):
+            blobs = ink_outside_lines(binary, c, scale)
+            if missed_line(image, c, blobs, engine, scale):
                 n_again += 1
-            c.ink_out = ink_outside_lines(binary, c, scale)
+                blobs = ink_outside_lines(binary, c, scale)  # the new line covers its ink
+            c.ink_out = min(len(blobs), INK_OUT_MAX)
             continue
         box = _ink_box(binary, c.bbox, scale.unit, scale.glyph)
         if box is None:
@@ -656,7 +678,7 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
             else:
                 c.unread_ink = True
     n_again += thin_ones(image, cells, engine, scale)
-    n_again += word_fixes(image, cells, engine, scale)
+    n_again += word_fixes(image, cells, engine, scale, candidates)
     return n_again + len(todo)
 
 

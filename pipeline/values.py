@@ -239,7 +239,8 @@ def split_level1(raw: str) -> tuple[str, Number | None]:
 
 
 # Marks that scanning noise (specks, dust) turns into: never part of a form's short texts.
-_SPECKS_RE = re.compile(r"[·•∙●★☆]")
+SPECKS = "·•∙●★☆"
+_SPECKS_RE = re.compile(f"[{SPECKS}]")
 _LOOSE_POINTS_RE = re.compile(r"[（(]?[^0-9\u4e00-\u9fff]*([0-9]{1,3})[^0-9\u4e00-\u9fff]*分[^\u4e00-\u9fff]*$")
 
 

@@ -207,7 +207,8 @@ def test_a_wrapped_line_the_detector_missed_is_read_from_the_ink_left_out(engine
     def cell(page: np.ndarray) -> Cell:
         c = Cell(0, 0, 1, 1, (6, 6, 462, 190))
         c.lines = [TextLine("全部完成得8分，部分完成酌情扣分，未完成不得", (7, 67, 453, 98), 0.99)]
-        assert ocr.missed_line(page, preprocess.binarize(page), c, engine, scale) == (page is img)
+        blobs = ocr.ink_outside_lines(preprocess.binarize(page), c, scale)
+        assert ocr.missed_line(page, c, blobs, engine, scale) == (page is img)
         return c
 
     assert cell(img).text.startswith("全部完成得8分，部分完成酌情扣分，未完成不得分")

@@ -8,13 +8,13 @@ import re
 from ..celltext import text_across
 from ..lexicon import to_simplified
 from ..types import BBox, Cell, Value
-from ..values import parse_value, repair_enumeration, repair_punctuation, strip_specks
+from ..values import SPECKS, parse_value, repair_enumeration, repair_punctuation, strip_specks
 
 _DASHES = {"-", "—", "–", "－", "/"}
 
 
 # what specks and dust are read as, alone in a cell: no text is only these
-_NOISE_MARKS = frozenset("·•∙●★☆.,，、。:;；：'`_~$+*#&^|\\¥")
+_NOISE_MARKS = frozenset(SPECKS + ".,，、。:;；：'`_~$+*#&^|\\¥")
 
 
 def clean(text: str) -> str:

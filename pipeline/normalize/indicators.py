@@ -367,33 +367,37 @@ _POINTS_HEAD_RE = re.compile(r"^(?P<head>.{2,14}?分\s*[)）])[\s.,，。·:：�
 
 
 def _drop_level1_label(name: Value | None) -> None:
-    """The name without a level1 label read into it (dev heavy d029, d013); repaired, so reviewed.
-
-    The label comes whole at the head ('效果目标 (15分). 预计产生效果'), or cut by the row
-    rule: its term and bracket inside one name ('支持并发访问效果目标（用户数'), its points at
-    the head of the next ('15分) 公众满意度')."""
+    """The name without a level1 label read into it (dev heavy d029, d013); repaired, so reviewed."""
     if name is None or not isinstance(name.value, str):
         return
-    text = name.value
+    found = _level1_in_name(name.value)
+    if found is None or not found[1]:
+        return
+    label, name.value = found
+    name.reasons.append(f"level1 label {label!r} read into the name dropped")
+    name.evidence["repaired"] = 1.0
+
+
+def _level1_in_name(text: str) -> tuple[str, str] | None:
+    """(label, the name without it) where a level1 label was read into a name: whole at its head
+    ('效果目标 (15分). 预计产生效果'), or cut by the row rule, its term and bracket inside one name
+    ('支持并发访问效果目标（用户数') and its points at the head of the next ('15分) 公众满意度')."""
     m = _POINTS_HEAD_RE.match(text)
     if m is not None:
         label, points = split_level1(m["head"])
         if points is not None and snap_term(clean(label), "level1")[1] > 0:
-            text = m["rest"].strip()
-    if text == name.value and (m := _POINTS_TAIL_HEAD_RE.match(text)) is not None:
-        label, text = m["head"], m["rest"].strip()
-    if text == name.value:
-        for term in sorted(indicator_terms().get("level1", ()), key=len, reverse=True):
-            i = text.find(term + "（") if len(term) >= 4 else -1
-            i = i if i >= 0 else (text.find(term + "(") if len(term) >= 4 else -1)
-            if i > 0 and i + len(term) + 1 < len(text):
-                label, text = term, text[:i] + text[i + len(term) + 1 :]
-                break
-    if text == name.value or not text:
-        return
-    name.value = text
-    name.reasons.append(f"level1 label {label!r} read into the name dropped")
-    name.evidence["repaired"] = 1.0
+            return label, m["rest"].strip()
+    m = _POINTS_TAIL_HEAD_RE.match(text)
+    if m is not None:
+        return m["head"], m["rest"].strip()
+    for term in sorted(indicator_terms().get("level1", ()), key=len, reverse=True):
+        if len(term) < 4:
+            continue
+        i = text.find(term + "（")
+        i = i if i >= 0 else text.find(term + "(")
+        if i > 0 and i + len(term) + 1 < len(text):
+            return term, text[:i] + text[i + len(term) + 1 :]
+    return None
 
 
 def infer_missing_weights(indicators: list[dict[str, Value]], total_weight: Value | None) -> int:

@@ -637,6 +637,75 @@ def word_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
     return len(todo)
 
 
+# A speck between two characters is the pause mark the recogniser's runner-ups there give this
+# or more, and twice any other
+SPECK_PAUSE_MIN = 0.08
+SPECK_PAUSE_LEAD = 2.0
+
+
+_PAUSE_SPLIT_RE = re.compile(f"[，,、。.；;：:（）()“”\\s{SPECKS}]")
+ITEM_MAX = 4  # characters: the longest items 、 lists
+
+
+def _between_items(text: str, i: int) -> bool:
+    """Whether the mark at `i` stands between two short items (高并发、大容量): 、 lists words, ，
+    joins clauses. On the dev truth and the seeds, a pause mark between two Chinese characters
+    with at most ITEM_MAX characters on each side up to the next mark is 、 134 times and ，3;
+    otherwise ，1,439 times and 、483."""
+    before = _PAUSE_SPLIT_RE.split(text[:i])[-1]
+    after = _PAUSE_SPLIT_RE.split(text[i + 1 :])[0]
+    return 0 < len(before) <= ITEM_MAX and 0 < len(after) <= ITEM_MAX
+
+
+def speck_marks(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale,
+                candidates: dict[tuple[int, int, int, int], Reading] | None = None) -> int:
+    """A speck mark (·, •) read between two Chinese characters is a pause mark: ，, or 、 where
+    the recogniser's runner-up there says so.
+
+    On soft low-resolution print the recogniser reads a comma or an enumeration comma as a
+    middle dot (150-DPI heavy scans: 渠道·广泛听取, 完善性·有效性·连贯性), and the speck filter
+    then drops it. Chinese text sets no middle dot between two characters of these forms. A
+    line's last speck counts too where another line of its cell follows. The mark keeps the
+    speck's score. Returns how many lines were read again."""
+    from .lexicon import is_cjk
+
+    todo = []  # (cell, line, places)
+    for c in cells:
+        if not _is_sentence("".join(o.text for o in c.lines)):
+            continue  # a label's dot is a speck (效益指·标)
+        ordered = sorted(c.lines, key=lambda o: (o.bbox[1] + o.bbox[3]))
+        for k, t in enumerate(ordered):
+            nxt = ordered[k + 1].text[:1] if k + 1 < len(ordered) else ""
+            text = t.text + nxt
+            places = [i for i in range(1, len(t.text)) if t.text[i] in SPECKS
+                      and is_cjk(text[i - 1]) and i + 1 < len(text) and is_cjk(text[i + 1])]
+            if places:
+                todo.append((c, t, places))
+    if not todo:
+        return 0
+    readings = _read_candidates(image, [t.bbox for _c, t, _p in todo], engine, scale, candidates)
+    for (c, t, places), r in zip(todo, readings, strict=True):
+        lead = len(r.text) - len(r.text.lstrip())
+        # by place: `word_fixes` may have replaced a character of the line since, never a speck
+        alts = (r.alts if r.alts is not None and len(r.text.strip()) == len(t.text) and len(r.alts) == len(r.text)
+                else None)
+        chars = list(t.text)
+        for i in places:
+            p = {"，": 0.0, "、": 0.0, "。": 0.0}
+            for ch, q in alts[lead + i] if alts is not None else ():
+                ch = {",": "，", ".": "。"}.get(ch, ch)
+                if ch in p:
+                    p[ch] = max(p[ch], q)
+            first, second = sorted(p.values(), reverse=True)[:2]
+            if first >= SPECK_PAUSE_MIN and first >= SPECK_PAUSE_LEAD * second:
+                chars[i] = max(p, key=lambda m: p[m])
+            else:
+                chars[i] = "、" if _between_items(t.text, i) else "，"
+        t.text = "".join(chars)
+        finish_cell(c)
+    return len(todo)
+
+
 def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale) -> int:
     """Cells with ink but no detected line (a lone digit, faint text): recognize the ink box.
     Cells without ink are marked blank; cells with lines get a line the detector missed read
@@ -679,6 +748,7 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
                 c.unread_ink = True
     n_again += thin_ones(image, cells, engine, scale)
     n_again += word_fixes(image, cells, engine, scale, candidates)
+    n_again += speck_marks(image, cells, engine, scale, candidates)
     return n_again + len(todo)
 
 

@@ -589,3 +589,22 @@ def test_a_blank_weight_is_left_when_the_total_disagrees() -> None:
     # 30 - 10 - 14 = 6, but then the weights add up to 51, not 50: the 12 read 13 says so
     w = _weights_form(["8", "13", "10", "14", ""], "50")
     assert w[4].value is None
+
+
+def test_commas_read_as_middle_dots_are_pause_marks(engine: engines.OcrEngine) -> None:
+    # the last line of a remark cell of a 150-DPI heavy scan (dev d014, glyph 19 px): the
+    # recogniser reads each comma and enumeration comma as ·, which the speck filter dropped.
+    # 完善性·有效性·连贯性 lists words (its runner-up says 、 too); 熟练度·增强 joins clauses
+    from pipeline import ocr
+    from pipeline.types import PageScale, TextLine
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "heavy_commas_read_as_dots.png"), cv2.IMREAD_GRAYSCALE)
+    read = "程的熟练度·增强相应公共服备配套制度完善性·有效性·连贯性。提件群众凝聚力，维护社会和谱。"
+    remark = Cell(0, 0, 1, 1, (0, 0, img.shape[1], img.shape[0]))
+    remark.lines = [TextLine(read, (11, 17, 1031, 61), 0.8)]
+    label = Cell(0, 1, 1, 1, (0, 0, img.shape[1], img.shape[0]))  # no sentence: a dot in a name is a speck
+    label.lines = [TextLine("效益指·标", (11, 17, 1031, 61), 0.8)]
+    assert ocr.speck_marks(img, [remark, label], engine, PageScale(unit=1.0, glyph=19.0)) == 1
+    assert remark.lines[0].text == "程的熟练度，增强相应公共服备配套制度完善性、有效性、连贯性。提件群众凝聚力，维护社会和谱。"
+    assert label.lines[0].text == "效益指·标"
+    assert ocr._between_items("高并发·大容量·高效率运转", 3) and not ocr._between_items("机制成果·深入推进居民区", 4)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 
 import numpy as np
 
@@ -657,53 +658,96 @@ def _between_items(text: str, i: int) -> bool:
     return 0 < len(before) <= ITEM_MAX and 0 < len(after) <= ITEM_MAX
 
 
-def speck_marks(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale,
-                candidates: dict[tuple[int, int, int, int], Reading] | None = None) -> int:
-    """A speck mark (·, •) read between two Chinese characters is a pause mark: ，, or 、 where
-    the recogniser's runner-up there says so.
+# A colon before a clause's points is read as the 、 ... ；(1分) the forms print where the
+# recogniser's runner-up gives ；at least 1/POINTS_SEMICOLON_ODDS of the colon's score. On the
+# dev truth and the seeds, 716 such places print ；and 36 ：(one template, d005/d010/d015/d020);
+# 5 keeps every colon of that template read on the dev corpus (its runner-ups: 0.002-0.03 of
+# scores 0.49-0.99; the semicolons read as colons: 0.05-0.5 of 0.3-0.92)
+POINTS_SEMICOLON_ODDS = 10.0
+# A doubtful 。 between two Chinese characters is a pause mark where the runner-ups give ，and 、
+# together at least 1/STOP_PAUSE_ODDS of its score. Between two characters, the dev truth and the
+# seeds print ，or 、 5,541 times and 。 325: 4 is well short of those odds (on seven heavy and
+# photo files it kept every full stop read at 0.6 or more and took 8 of 11 pause marks back)
+STOP_PAUSE_ODDS = 4.0
+_COLON_BEFORE_POINTS_RE = re.compile(r"[:：](?=\s*[（(]\s*\d+\s*分)")
 
-    On soft low-resolution print the recogniser reads a comma or an enumeration comma as a
-    middle dot (150-DPI heavy scans: 渠道·广泛听取, 完善性·有效性·连贯性), and the speck filter
-    then drops it. Chinese text sets no middle dot between two characters of these forms. A
-    line's last speck counts too where another line of its cell follows. The mark keeps the
-    speck's score. Returns how many lines were read again."""
+
+def mark_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale,
+               candidates: dict[tuple[int, int, int, int], Reading] | None = None) -> int:
+    """Marks the recogniser confuses, put right from its runner-ups and the forms' typesetting.
+
+    - A speck (·, •) read between two Chinese characters of a sentence is a pause mark: ，, or
+      、 between short items, or the mark the runner-ups clearly give. On soft low-resolution
+      print the recogniser reads commas as middle dots (150-DPI heavy scans: 渠道·广泛听取,
+      完善性·有效性·连贯性), which the speck filter then dropped; these forms set no middle dot
+      between two characters. A line's last speck counts where another line of its cell follows.
+    - A doubtful colon before a clause's points ('计划：（1分）') is the ；that ends the forms'
+      list items, where the runner-up gives ；a fair share of the colon's score
+      (POINTS_SEMICOLON_ODDS).
+    - A doubtful 。 between two characters is a pause mark where the runner-ups give one a fair
+      share of its score (STOP_PAUSE_ODDS): 依据充分。是否符合 for 依据充分，是否符合.
+
+    A mark keeps the score of what was read there. Returns how many lines were read again."""
     from .lexicon import is_cjk
 
-    todo = []  # (cell, line, places)
+    todo = []  # (cell, line, speck places, places of doubtful colons and full stops)
     for c in cells:
-        if not _is_sentence("".join(o.text for o in c.lines)):
-            continue  # a label's dot is a speck (效益指·标)
+        sentence = _is_sentence("".join(o.text for o in c.lines))  # a label's dot is a speck (效益指·标)
         ordered = sorted(c.lines, key=lambda o: (o.bbox[1] + o.bbox[3]))
         for k, t in enumerate(ordered):
             nxt = ordered[k + 1].text[:1] if k + 1 < len(ordered) else ""
             text = t.text + nxt
-            places = [i for i in range(1, len(t.text)) if t.text[i] in SPECKS
+            specks = [i for i in range(1, len(t.text)) if sentence and t.text[i] in SPECKS
                       and is_cjk(text[i - 1]) and i + 1 < len(text) and is_cjk(text[i + 1])]
-            if places:
-                todo.append((c, t, places))
+            scores = t.char_scores if t.char_scores is not None and len(t.char_scores) == len(t.text) else None
+            colons = [m.start() for m in _COLON_BEFORE_POINTS_RE.finditer(t.text)
+                      if scores is not None and scores[m.start()] < FIX_MAX_SCORE]
+            stops = [i for i in range(1, len(t.text) - 1) if t.text[i] == "。" and scores is not None
+                     and scores[i] < FIX_MAX_SCORE and is_cjk(t.text[i - 1]) and is_cjk(t.text[i + 1])]
+            if specks or colons or stops:
+                todo.append((c, t, specks, colons + stops))
     if not todo:
         return 0
-    readings = _read_candidates(image, [t.bbox for _c, t, _p in todo], engine, scale, candidates)
-    for (c, t, places), r in zip(todo, readings, strict=True):
+    readings = _read_candidates(image, [t.bbox for _c, t, _s, _k in todo], engine, scale, candidates)
+    for (c, t, specks, doubtful), r in zip(todo, readings, strict=True):
         lead = len(r.text) - len(r.text.lstrip())
-        # by place: `word_fixes` may have replaced a character of the line since, never a speck
+        # by place: `word_fixes` may have replaced a character of the line since, never a mark
         alts = (r.alts if r.alts is not None and len(r.text.strip()) == len(t.text) and len(r.alts) == len(r.text)
                 else None)
         chars = list(t.text)
-        for i in places:
-            p = {"，": 0.0, "、": 0.0, "。": 0.0}
-            for ch, q in alts[lead + i] if alts is not None else ():
-                ch = {",": "，", ".": "。"}.get(ch, ch)
-                if ch in p:
-                    p[ch] = max(p[ch], q)
+        for i in specks:
+            p = _mark_odds(alts[lead + i] if alts is not None else [], "，、。")
             first, second = sorted(p.values(), reverse=True)[:2]
             if first >= SPECK_PAUSE_MIN and first >= SPECK_PAUSE_LEAD * second:
                 chars[i] = max(p, key=lambda m: p[m])
             else:
                 chars[i] = "、" if _between_items(t.text, i) else "，"
-        t.text = "".join(chars)
-        finish_cell(c)
+        for i in doubtful if alts is not None and t.char_scores is not None else ():
+            if chars[i] == "。":
+                p = _mark_odds(alts[lead + i], "，、")
+                if STOP_PAUSE_ODDS * (p["，"] + p["、"]) >= t.char_scores[i]:
+                    if max(p.values()) >= SPECK_PAUSE_LEAD * min(p.values()):
+                        chars[i] = max(p, key=lambda m: p[m])
+                    else:
+                        chars[i] = "、" if _between_items(t.text, i) else "，"
+            elif POINTS_SEMICOLON_ODDS * _mark_odds(alts[lead + i], "；")["；"] >= t.char_scores[i]:
+                chars[i] = "；"
+        text = "".join(chars)
+        if text != t.text:
+            t.text = text
+            finish_cell(c)
     return len(todo)
+
+
+def _mark_odds(alts: list[tuple[str, float]], marks: str) -> dict[str, float]:
+    """The runner-ups' probability of each of `marks` (ASCII forms counted as full-width ones)."""
+    p = dict.fromkeys(marks, 0.0)
+    for ch, q in alts:
+        ch = unicodedata.normalize("NFKC", ch)
+        ch = {",": "，", ".": "。", ";": "；", ":": "："}.get(ch, ch)
+        if ch in p:
+            p[ch] += q
+    return p
 
 
 def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale) -> int:
@@ -748,7 +792,7 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
                 c.unread_ink = True
     n_again += thin_ones(image, cells, engine, scale)
     n_again += word_fixes(image, cells, engine, scale, candidates)
-    n_again += speck_marks(image, cells, engine, scale, candidates)
+    n_again += mark_fixes(image, cells, engine, scale, candidates)
     return n_again + len(todo)
 
 

@@ -604,7 +604,39 @@ def test_commas_read_as_middle_dots_are_pause_marks(engine: engines.OcrEngine) -
     remark.lines = [TextLine(read, (11, 17, 1031, 61), 0.8)]
     label = Cell(0, 1, 1, 1, (0, 0, img.shape[1], img.shape[0]))  # no sentence: a dot in a name is a speck
     label.lines = [TextLine("效益指·标", (11, 17, 1031, 61), 0.8)]
-    assert ocr.speck_marks(img, [remark, label], engine, PageScale(unit=1.0, glyph=19.0)) == 1
+    assert ocr.mark_fixes(img, [remark, label], engine, PageScale(unit=1.0, glyph=19.0)) == 1
     assert remark.lines[0].text == "程的熟练度，增强相应公共服备配套制度完善性、有效性、连贯性。提件群众凝聚力，维护社会和谱。"
     assert label.lines[0].text == "效益指·标"
     assert ocr._between_items("高并发·大容量·高效率运转", 3) and not ocr._between_items("机制成果·深入推进居民区", 4)
+
+
+def test_doubtful_colons_and_full_stops_take_the_mark_the_runner_ups_make_likely(engine: engines.OcrEngine) -> None:
+    # runner-ups as a phone photo's recogniser gave them (dev d043): a colon read at 0.51 before a
+    # clause's points with ；at 0.18 is the ；these forms end list items in; 。 read at 0.62 with
+    # ，at 0.35 between two clauses is ，. A colon read at 0.49 with ；at 0.03 (d015's forms print
+    # '目标：(1分)') and a full stop at 0.62 with pause marks at 0.08 (连贯性。提升) stay
+    from pipeline import ocr
+    from pipeline.engines import Reading
+    from pipeline.types import PageScale, TextLine
+
+    def line(text: str, box: tuple[int, int, int, int], at: int, score: float, alts: list[tuple[str, float]],
+             memo: dict[tuple[int, int, int, int], Reading]) -> Cell:
+        scores = [0.99] * len(text)
+        scores[at] = score
+        memo[box] = Reading(text, 0.9, scores, "small", [alts if i == at else [] for i in range(len(text))])
+        c = Cell(0, box[1], 1, 1, box)
+        c.lines = [TextLine(text, box, 0.9, scores)]
+        return c
+
+    memo: dict[tuple[int, int, int, int], Reading] = {}
+    cells = [
+        line("是否符合年度目标和计划：(1分)③项目是否", (0, 0, 400, 30), 11, 0.51, [(";", 0.10), ("；", 0.08)], memo),
+        line("是否符合客观实际，依据充分。是否符合", (0, 40, 400, 70), 13, 0.62, [("，", 0.24), (",", 0.11)], memo),
+        line("报送绩效目标：(1分)②绩效目标是否", (0, 80, 400, 110), 6, 0.49, [(":", 0.46), (";", 0.03)], memo),
+        line("完善性、有效性、连贯性。提升群众凝聚力", (0, 120, 400, 150), 11, 0.62, [("，", 0.04), ("、", 0.04)], memo),
+    ]
+    img = np.full((160, 400), 255, np.uint8)
+    assert ocr.mark_fixes(img, cells, engine, PageScale(unit=1.0, glyph=19.0), memo) == 4
+    assert [c.lines[0].text for c in cells] == [
+        "是否符合年度目标和计划；(1分)③项目是否", "是否符合客观实际，依据充分，是否符合",
+        "报送绩效目标：(1分)②绩效目标是否", "完善性、有效性、连贯性。提升群众凝聚力"]

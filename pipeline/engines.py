@@ -259,10 +259,14 @@ class RapidOcrEngine:
         if "".join(chars[i] for i in idx[sel]) != r.text:
             return r  # not the text the decoder made (should not happen): no candidates
         alts = []
-        for t in np.nonzero(sel)[0]:
-            order = np.argsort(probs[t])[::-1][: k + 2]
-            alts.append([(chars[j], round(float(probs[t, j]), 5)) for j in order
-                         if j != idx[t] and j not in ignored][:k])
+        steps = np.nonzero(sel)[0]
+        if len(steps):
+            at = probs[steps]  # the k + 2 likeliest of each step, then in order (a full sort: 6x slower)
+            top = np.argpartition(-at, k + 2, axis=1)[:, : k + 2]
+            top = np.take_along_axis(top, np.argsort(-np.take_along_axis(at, top, axis=1), axis=1), axis=1)
+            for row, t in enumerate(steps):
+                alts.append([(chars[j], round(float(at[row, j]), 5)) for j in top[row]
+                             if j != idx[t] and j not in ignored][:k])
         read = np.nonzero(~np.isin(idx, ignored))[0]
         after = probs[(read.max() + 1 if len(read) else 0) :].copy()
         tail = None

@@ -295,10 +295,33 @@ def line_ink_extent(binary: np.ndarray, box: tuple[int, int, int, int], glyph: f
     return 0 if lo is None or hi is None else hi - lo
 
 
+def _ink_ends_in_a_mark(binary: np.ndarray, box: tuple[int, int, int, int], glyph: float) -> bool:
+    """Whether a line's last piece of ink is a mark of its own: under half a glyph each way, in
+    the line's lower half, clear of every other piece's columns (a 。 after the last character;
+    the dots of 点 or 心 lie under or beside their character's other strokes)."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    roi = (binary[y0:y1, x0:x1] > 0).astype(np.uint8)
+    if roi.size == 0:
+        return False
+    n, _lab, st, _ = cv2.connectedComponentsWithStats(roi, connectivity=8)
+    pieces = [tuple(int(v) for v in st[i, :5]) for i in range(1, n)]
+    pieces = [p for p in pieces if max(p[2], p[3]) >= 0.12 * glyph]  # not a speck
+    if len(pieces) < 2:
+        return False
+    last = max(pieces, key=lambda p: p[0] + p[2])
+    x, y, w, h, _a = last
+    if max(w, h) > 0.5 * glyph or y + h / 2 < roi.shape[0] / 2:
+        return False
+    return all(p is last or p[0] + p[2] <= x for p in pieces)
+
+
 # Marks a cell's text ends in: where the recogniser saw one after its last character (a `tail`
 # of its own, at TAIL_MIN or more) on a line whose ink runs past its reading, the cell ends in 。
 _END_MARKS = frozenset("。.，,、：:；;…·")
 TAIL_MIN = 0.05
+END_GAP = 0.6
 SENTENCE_LEN = 12
 MISSED_LINE_H = 1.6  # glyphs: the most a missed line's ink may span from top to bottom
 MISSED_LINE_MIN = 0.85  # the least score a missed line's reading needs to join its cell
@@ -449,12 +472,19 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
                 _take(t, best[0])
                 gaps[id(t)] = best[1]
                 changed.add(id(c))
-    ends = [(c, t) for c, t, _e, _tw in measured if gaps[id(t)] >= REREAD_GAP and _ends_its_cell(c, t)
-            and t.text and t.text[-1] not in _END_MARKS and _is_sentence("".join(o.text for o in c.lines))]
+    ends = [(c, t, _ink_ends_in_a_mark(binary, t.bbox, scale.glyph)) for c, t, _e, _tw in measured
+            if _ends_its_cell(c, t) and t.text and t.text[-1] not in _END_MARKS
+            and _is_sentence("".join(o.text for o in c.lines))]
+    ends = [(c, t, mark) for c, t, mark in ends if mark or gaps[id(t)] >= END_GAP]
     if ends:
-        readings = _read_candidates(image, [t.bbox for _c, t in ends], engine, scale, candidates)
-        for (c, t), r in zip(ends, readings, strict=True):
-            if r.text.strip() == t.text and r.tail is not None and r.tail[0] in _END_MARKS and r.tail[1] >= TAIL_MIN:
+        readings = _read_candidates(image, [t.bbox for _c, t, _m in ends], engine, scale, candidates)
+        for (c, t, mark), r in zip(ends, readings, strict=True):
+            # where the ink ends in a mark of its own, any mark the recogniser names there is it
+            # (a 1-bit 。 read as “ or ：); otherwise it must name one a text may end in
+            seen = r.tail is not None and (r.tail[0] in _END_MARKS or (mark and unicodedata.category(r.tail[0])[0] == "P"))
+            # the same line read (a look-alike apart: 規 for 规) up to the same last character
+            same = len(r.text.strip()) == len(t.text) and r.text.strip()[-1:] == t.text[-1:]
+            if same and seen and r.tail[1] >= TAIL_MIN:
                 t.text += "。"
                 if t.char_scores is not None and len(t.char_scores) == len(t.text) - 1:
                     t.char_scores = [*t.char_scores, r.tail[1]]  # as sure as the recogniser was of a mark
@@ -490,8 +520,10 @@ def _is_sentence(text: str) -> bool:
     """Text a full stop may end: a clause mark inside it, or SENTENCE_LEN characters or more.
     Names, labels and figures are shorter and end bare (dev, without this: eight such cells of
     1-9 characters took a 。 for a speck after them: 产出指标, 优, 100.00, 重大故障发生次数 …)."""
-    s = "".join(text.split())
-    return len(s) >= SENTENCE_LEN or any(ch in s for ch in "，,、；;")
+    from .lexicon import is_cjk
+
+    s = re.sub(r"(?<=\d)[,，](?=\d)", "", "".join(text.split()))  # thousands: 41,233 is a figure
+    return any(is_cjk(ch) for ch in s) and (len(s) >= SENTENCE_LEN or any(ch in s for ch in "，,、；;"))
 
 
 def _ends_its_cell(c: Cell, t: TextLine) -> bool:

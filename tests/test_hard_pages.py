@@ -193,6 +193,7 @@ def test_a_full_stop_the_recogniser_saw_and_dropped_ends_the_sentence(engine: en
     assert end.text == "按规定及时公开得满分，未公开不得分。" and end.score < 0.5
     assert cells[3].lines[0].text == "信息公斤情况"
     assert not ocr._is_sentence("项目计划完成及时性") and ocr._is_sentence("考察项目单位人员配置的合理性")
+    assert not ocr._is_sentence("41,233") and ocr._is_sentence("全部完成得3分，部分完成")  # a figure's comma
 
 
 def test_a_wrapped_line_the_detector_missed_is_read_from_the_ink_left_out(engine: engines.OcrEngine) -> None:
@@ -640,3 +641,32 @@ def test_doubtful_colons_and_full_stops_take_the_mark_the_runner_ups_make_likely
     assert [c.lines[0].text for c in cells] == [
         "是否符合年度目标和计划；(1分)③项目是否", "是否符合客观实际，依据充分，是否符合",
         "报送绩效目标：(1分)②绩效目标是否", "完善性、有效性、连贯性。提升群众凝聚力"]
+
+
+def test_a_line_whose_ink_ends_in_a_mark_of_its_own() -> None:
+    # what sends a sentence's last line to the check for a dropped 。 whatever its ink gap: a
+    # small piece in the line's lower half, clear of every other piece's columns. Dots under a
+    # character's strokes (点, 热) are part of it
+    from pipeline import ocr
+
+    g = 20
+
+    def line(end: str) -> np.ndarray:
+        img = np.zeros((30, 140), np.uint8)
+        for x in (5, 30, 55):  # three characters
+            cv2.rectangle(img, (x, 5), (x + 18, 24), 255, 2)
+        if end == "stop":
+            cv2.circle(img, (84, 21), 3, 255, 1)
+        elif end == "dots":  # 灬 under a fourth character
+            cv2.rectangle(img, (80, 5), (98, 16), 255, 2)
+            for x in (82, 88, 94):
+                cv2.circle(img, (x, 22), 1, 255, -1)
+        elif end == "high":  # a small piece high up: a quote, not a full stop
+            cv2.circle(img, (84, 8), 3, 255, 1)
+        return img
+
+    box = (0, 0, 140, 30)
+    assert ocr._ink_ends_in_a_mark(line("stop"), box, g)
+    assert not ocr._ink_ends_in_a_mark(line("none"), box, g)
+    assert not ocr._ink_ends_in_a_mark(line("dots"), box, g)
+    assert not ocr._ink_ends_in_a_mark(line("high"), box, g)

@@ -670,3 +670,26 @@ def test_a_line_whose_ink_ends_in_a_mark_of_its_own() -> None:
     assert not ocr._ink_ends_in_a_mark(line("none"), box, g)
     assert not ocr._ink_ends_in_a_mark(line("dots"), box, g)
     assert not ocr._ink_ends_in_a_mark(line("high"), box, g)
+
+
+def test_a_mark_after_the_last_character_read_is_unread_ink(engine: engines.OcrEngine) -> None:
+    # six cells of three drawn characters; one has a 。 after them its reading lacks: its ink gap
+    # says a character's worth is unread, for the confidence model, though its ink runs past the
+    # reading by less than a character
+    from pipeline import ocr, preprocess
+    from pipeline.types import PageScale, TextLine
+
+    img = np.full((6 * 40, 200), 255, np.uint8)
+    cells = []
+    for i in range(6):
+        y = i * 40 + 8
+        for x in (10, 35, 60):
+            cv2.rectangle(img, (x, y), (x + 18, y + 19), 0, 2)
+        if i == 2:
+            cv2.circle(img, (89, y + 16), 3, 0, 1)
+        cell = Cell(i, 0, 1, 1, (0, i * 40, 200, i * 40 + 40))
+        cell.lines = [TextLine("一二三", (6, y - 4, 110, y + 24), 0.99)]
+        cells.append(cell)
+    ocr.ink_gaps(img, preprocess.binarize(img), cells, engine, PageScale(unit=1.0, glyph=20.0))
+    assert cells[2].ink_gap >= ocr.UNREAD_MARK_GAP
+    assert all(abs(c.ink_gap) < 0.5 for i, c in enumerate(cells) if i != 2)

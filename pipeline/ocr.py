@@ -321,7 +321,6 @@ def _ink_ends_in_a_mark(binary: np.ndarray, box: tuple[int, int, int, int], glyp
 # of its own, at TAIL_MIN or more) on a line whose ink runs past its reading, the cell ends in 。
 _END_MARKS = frozenset("。.，,、：:；;…·")
 TAIL_MIN = 0.05
-END_GAP = 0.6
 # The ink gap of a cell whose last line's ink ends in a mark its reading lacks (a dropped 。),
 # for the confidence model: with it, the variant held out needs threshold 0.9758 (review 0.167
 # at accepted error 0.0029) where without it 0.9914 (review 0.254): missing full stops read at
@@ -477,10 +476,12 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
                 _take(t, best[0])
                 gaps[id(t)] = best[1]
                 changed.add(id(c))
-    ends = [(c, t, _ink_ends_in_a_mark(binary, t.bbox, scale.glyph)) for c, t, _e, _tw in measured
-            if _ends_its_cell(c, t) and t.text and t.text[-1] not in _END_MARKS
-            and _is_sentence("".join(o.text for o in c.lines))]
-    ends = [(c, t, mark) for c, t, mark in ends if mark or gaps[id(t)] >= END_GAP]
+    # last lines with no mark at their end, and whether their ink ends in one (looked at once:
+    # for a sentence's 。 here, for the ink gap below)
+    open_ends = {id(t): _ink_ends_in_a_mark(binary, t.bbox, scale.glyph) for c, t, _e, _tw in measured
+                 if _ends_its_cell(c, t) and t.text and t.text[-1] not in _END_MARKS}
+    ends = [(c, t, open_ends[id(t)]) for c, t, _e, _tw in measured if id(t) in open_ends
+            and (open_ends[id(t)] or gaps[id(t)] >= REREAD_GAP) and _is_sentence("".join(o.text for o in c.lines))]
     if ends:
         readings = _read_candidates(image, [t.bbox for _c, t, _m in ends], engine, scale, candidates)
         for (c, t, mark), r in zip(ends, readings, strict=True):
@@ -502,8 +503,7 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
     worst: dict[int, float] = {}
     for c, t, _e, _tw in measured:
         gap = gaps[id(t)]
-        if (_ends_its_cell(c, t) and t.text and t.text[-1] not in _END_MARKS
-                and _ink_ends_in_a_mark(binary, t.bbox, scale.glyph)):
+        if open_ends.get(id(t)) and t.text[-1] not in _END_MARKS:
             gap = max(gap, UNREAD_MARK_GAP)  # a mark after the last character read: unread ink
         worst[id(c)] = max(worst.get(id(c), -9.0), gap)
     for c in cells:
@@ -769,19 +769,12 @@ def mark_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
         chars = list(t.text)
         for i in specks:
             p = _mark_odds(alts[lead + i] if alts is not None else [], "，、。")
-            first, second = sorted(p.values(), reverse=True)[:2]
-            if first >= SPECK_PAUSE_MIN and first >= SPECK_PAUSE_LEAD * second:
-                chars[i] = max(p, key=lambda m: p[m])
-            else:
-                chars[i] = "、" if _between_items(t.text, i) else "，"
+            chars[i] = _pause_mark(p, t.text, i, SPECK_PAUSE_MIN)
         for i in doubtful if alts is not None and t.char_scores is not None else ():
             if chars[i] == "。":
                 p = _mark_odds(alts[lead + i], "，、")
                 if STOP_PAUSE_ODDS * (p["，"] + p["、"]) >= t.char_scores[i]:
-                    if max(p.values()) >= SPECK_PAUSE_LEAD * min(p.values()):
-                        chars[i] = max(p, key=lambda m: p[m])
-                    else:
-                        chars[i] = "、" if _between_items(t.text, i) else "，"
+                    chars[i] = _pause_mark(p, t.text, i, 0.0)
             elif POINTS_SEMICOLON_ODDS * _mark_odds(alts[lead + i], "；")["；"] >= t.char_scores[i]:
                 chars[i] = "；"
         text = "".join(chars)
@@ -789,6 +782,15 @@ def mark_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
             t.text = text
             finish_cell(c)
     return len(todo)
+
+
+def _pause_mark(p: dict[str, float], text: str, i: int, least: float) -> str:
+    """The pause mark at `text[i]`: the one the runner-ups give (`p`) at `least` or more and
+    SPECK_PAUSE_LEAD times any other, else 、 between two short items and ，elsewhere."""
+    first, second = sorted(p.values(), reverse=True)[:2]
+    if first >= least and first >= SPECK_PAUSE_LEAD * second:
+        return max(p, key=lambda m: p[m])
+    return "、" if _between_items(text, i) else "，"
 
 
 def _mark_odds(alts: list[tuple[str, float]], marks: str) -> dict[str, float]:

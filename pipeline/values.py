@@ -355,7 +355,7 @@ _END_COLON_RE = re.compile(r"(?<=[\u3400-\u9fff])\s*[:：]\s*$")
 # a ':' before the second and later items of a list: items are separated by '；' (a colon opens
 # a list, before ①), and a small '；' reads as '：' ('得8分：②未按计划…'). Not before a clause's
 # points: the seeds print '；（1分）' 45 times, but dev d015's forms print '目标:(1分)'
-# (+7 cells, d015 -2: not kept)
+# (+7 cells, d015 -2: not kept; `ocr.mark_fixes` decides those from the recogniser's runner-ups)
 _COLON_BEFORE_ITEM_RE = re.compile(r"[:：](?=\s*[②③④⑤⑥⑦⑧⑨])")
 # a '.' between a figure and its unit ('≥4.天', '>52.批', '得21.分'): a speck (a decimal point has
 # figures after it; an enumeration's '1. 一个…' is followed by no unit)

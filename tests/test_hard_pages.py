@@ -693,3 +693,33 @@ def test_a_mark_after_the_last_character_read_is_unread_ink(engine: engines.OcrE
     ocr.ink_gaps(img, preprocess.binarize(img), cells, engine, PageScale(unit=1.0, glyph=20.0))
     assert cells[2].ink_gap >= ocr.UNREAD_MARK_GAP
     assert all(abs(c.ink_gap) < 0.5 for i, c in enumerate(cells) if i != 2)
+
+
+def test_marks_set_on_the_cells_right_rule_are_read_past_it(engine: engines.OcrEngine) -> None:
+    # a 135-DPI scan's explanation cell (dev d061): its second and third lines end in ，and 。
+    # set on the cell's right rule, which the line boxes stop at. Read past the rule with the
+    # rule painted out, the ，joins its line; the 。 is read or not by a pixel of the crop's
+    # width (on the page's own binary it is), and a line whose mark was not read keeps its ink
+    # unread: evidence for the confidence model. The first line stops short of the rule
+    from pipeline import ocr, preprocess
+    from pipeline.types import PageScale, TextLine
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "scan_marks_at_the_rule.png"), cv2.IMREAD_GRAYSCALE)
+    binary = preprocess.binarize(img)
+    cell = Cell(0, 0, 1, 1, (21, 21, 251, 139))
+    boxes = [(22, 25, 250, 64), (22, 63, 250, 96), (22, 93, 250, 132)]
+    hits, rule = ocr.marks_at_rule(binary, cell.bbox, boxes, 24.0)
+    assert hits == [False, True, True] and rule is not None and 251 <= rule[0] <= rule[1] <= 258
+    texts = ["项目达成的工作使", "评价成果得以应用", "政策是否有效覆盖"]
+    cell.lines = [TextLine(t, b, 0.99) for t, b in zip(texts, boxes, strict=True)]
+    changed: set[int] = set()
+    unread, n = ocr._read_marks_at_rule(img, binary, [cell], cell.lines, engine, PageScale(unit=1.0, glyph=24.0),
+                                        changed)
+    first, second, last = cell.lines
+    assert n == 2 and changed == {id(cell)}
+    assert first.text == texts[0] and second.text == "评价成果得以应用，" and id(second) not in unread
+    assert last.text == "政策是否有效覆盖。" or (last.text == texts[2] and id(last) in unread)
+    # a mid-cell line takes no full stop: a speck of the rule read as 。 would end a sentence early
+    mid = TextLine("评价成果得以应用", boxes[1], 0.99)
+    assert ocr._mark_after(engines.Reading("评价成果得以应用。", 0.9, None), mid.text, ocr._RULE_MARKS - {"。"}) is None
+    assert ocr._mark_after(engines.Reading("评价成果得以应甬，", 0.9, None), mid.text, ocr._RULE_MARKS) == ("，", 0.9)

@@ -34,8 +34,11 @@ def typed_value(kind: str, cells: list[Cell], page: int, label_score: float = 1.
                          reasons=["ink in the cell, nothing read"],
                          evidence=evidence | {"empty": 1.0, "parsed": 1.0, "unread_ink": 1.0})
         blank = 1.0 if not raw and cells and all(c.blank for c in cells) else 0.0
+        # a cell nothing was read from that no look found blank either (its lines went to a
+        # neighbour's column, a rule lost between them): not known to be empty
+        unseen = 1.0 if not raw and cells and not blank else 0.0
         return Value(value=None, raw=raw, confidence=ocr_conf * label_score, page=page, bbox=bbox,
-                     evidence=evidence | {"empty": 1.0, "parsed": 1.0, "blank": blank})
+                     evidence=evidence | {"empty": 1.0, "parsed": 1.0, "blank": blank, "unseen": unseen})
     if kind == "text":
         raw_clean = strip_specks(raw)
         if set(clean(raw)) <= _NOISE_MARKS:

@@ -28,7 +28,7 @@ DEFAULT_THRESHOLD = 0.9  # replaced by the fitted model's own threshold when one
 # value the form's arithmetic supplied (a blank weight, unread points, a reading chosen because
 # it makes the sums hold) was inferred, not read: a person confirms it.
 CAPS: dict[str, float] = {"unparsed": 0.3, "off_vocab": 0.5, "label_weak": 0.5, "ink_empty": 0.5, "empty_unseen": 0.5,
-                          "repaired": 0.5}
+                          "empty_required": 0.5, "repaired": 0.5}
 
 
 # ... and evidence that a cell is empty for sure: no ink inside it (`blank`). On the dev corpus

@@ -25,7 +25,7 @@ import numpy as np
 from . import confidence, evaluate
 from .confidence.model import Tree, _FlatTrees, cap
 from .export import atomic_write_text
-from .options import CALIBRATION_TARGET_ERROR
+from .options import CALIBRATION_TARGET_ERROR, CONDITION_TARGET_ERROR
 from .types import FormRecord
 
 FOLDS = 5
@@ -142,6 +142,20 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, target_error: float) -> float
     for thr in values:
         acc = p >= thr
         if acc.any() and (1 - y[acc]).mean() <= target_error:
+            best = float(thr)
+    return best
+
+
+def choose_condition_threshold(p: np.ndarray, y: np.ndarray, groups: np.ndarray, target_error: float) -> float:
+    """The lowest threshold at which every group's accepted cells (p ≥ it; NaN scores and cells
+    of no group left out) are wrong at most `target_error` of the time."""
+    ok = ~np.isnan(p) & (groups != "")
+    p, y, groups = p[ok], y[ok], groups[ok]
+    best = 1.0
+    for thr in np.unique(np.round(p, 4))[::-1]:
+        acc = p >= thr
+        worst = max(((1 - y[acc & (groups == g)]).mean() for g in set(groups[acc].tolist())), default=0.0)
+        if worst <= target_error:
             best = float(thr)
     return best
 
@@ -278,6 +292,10 @@ def fit_folder(
         p_var = held["variant"][1]
         pooled = np.where(np.isnan(p_var), oof, p_var)
         model.threshold = max(model.threshold, choose_threshold(pooled, y, target_error))
+        # and no variant held out over CONDITION_TARGET_ERROR (a new kind of page is one condition)
+        variants = np.array([held["variant"][0].get(f, "") for f in files])
+        model.threshold = max(model.threshold, choose_condition_threshold(
+            p_var, y, variants, max(target_error, CONDITION_TARGET_ERROR)))
     fitted = predict_rows(model, X)
     report: dict[str, Any] = {
         "cells": int(len(y)),

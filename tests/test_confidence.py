@@ -389,3 +389,14 @@ def test_the_model_knows_which_recogniser_read_a_cell() -> None:
     v = Value("项目名称合计", "项目名称合计", 0.9, evidence=cell_evidence([cell]))
     x = confidence.cell_features(v, "text", "fields", confidence.PageContext())
     assert x["tiny"] == pytest.approx(4 / 6) and "tiny" in confidence.FEATURES
+
+
+def test_the_threshold_keeps_every_condition_held_out_under_its_target() -> None:
+    # pooled, 0.9 meets 0.003 (2 wrong of 850 accepted) with group b's accepted cells wrong
+    # 0.8 % of the time (2 of 250); every group under 0.005 needs 0.95
+    p = np.array([0.99] * 100 + [0.95] * 50 + [0.9] * 100 + [0.99] * 600)
+    y = np.array([1.0] * 150 + [1.0] * 98 + [0.0] * 2 + [1.0] * 600)
+    groups = np.array(["b"] * 250 + ["a"] * 600)
+    assert calibrate.choose_threshold(p, y, 0.003) == 0.9
+    assert calibrate.choose_condition_threshold(p, y, groups, 0.005) == 0.95
+    assert calibrate.choose_condition_threshold(p, y, groups, 0.01) == 0.9

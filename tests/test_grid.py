@@ -376,3 +376,29 @@ def test_find_grids_rule_erased_along_its_whole_length() -> None:
     assert (g.n_rows, g.n_cols) == (3, 3)
     assert sorted((c.row, c.col, c.row_span, c.col_span) for c in g.cells) == [
         (r, c, 1, 1) for r in range(3) for c in range(3)]
+
+
+def test_a_glyph_touching_a_junction_does_not_cut_a_merged_cell() -> None:
+    # text overflowing a merged 一级指标 cell (dev d061: 影响力目标（15分） over two rows) may
+    # touch the junction of the row rule it runs across: the bracket's foot lies on the rule's
+    # line, and the opened mask carried the rule on past the column rule by those pixels: read
+    # as a damaged rule, the merged cell was cut in two
+    img = np.full((2339, 1654), 255, np.uint8)
+    below, right = _edges(SPANS)
+    for y in (ROWS[0], ROWS[-1]):
+        cv2.line(img, (COLS[0], y), (COLS[-1], y), 0, 3)
+    for x in (COLS[0], COLS[-1]):
+        cv2.line(img, (x, ROWS[0]), (x, ROWS[-1]), 0, 3)
+    for i, j in below:
+        cv2.line(img, (COLS[j], ROWS[i + 1]), (COLS[j + 1], ROWS[i + 1]), 0, 3)
+    for i, j in right:
+        cv2.line(img, (COLS[j + 1], ROWS[i]), (COLS[j + 1], ROWS[i + 1]), 0, 3)
+    # a closing bracket in the merged cell (4, 0) whose foot runs along row rule 5 into the junction
+    cv2.ellipse(img, (COLS[1] - 8, ROWS[5] - 16), (6, 16), 0, -90, 90, 0, 3)
+    cv2.line(img, (COLS[1] - 8, ROWS[5]), (COLS[1], ROWS[5]), 0, 3)
+    binary = (img < 128).astype(np.uint8) * 255
+    (g,) = G.find_grids(binary)
+    assert (4, 0, 3, 1) in _spans(g)
+    hs, vs = G.find_rules(binary, 22.0)
+    (row5,) = [h for h in hs if abs(h.pos - ROWS[5]) <= 3]
+    assert row5.start >= COLS[1] - 5  # the bracket's foot is not rule

@@ -157,7 +157,8 @@ def parse_int(raw: str) -> int | None:
 
 _DATE_RES = (
     re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日?"),
-    re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})"),
+    # a dash the recogniser reads as a tilde or a long dash (2022~7-5 on a 135-DPI scan, dev d061)
+    re.compile(r"(\d{4})[-/.~～—–－](\d{1,2})[-/.~～—–－](\d{1,2})"),
     re.compile(r"(\d{4})(\d{2})(\d{2})"),
 )
 

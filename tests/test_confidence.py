@@ -347,6 +347,8 @@ def test_an_empty_value_no_look_found_blank_is_never_above_the_threshold() -> No
     page = confidence.PageContext(kind="image", quality=0.99, low_frac=0.0)
     x = confidence.cell_features(_empty(unseen=1.0), "number", "indicators", page, key="weight")
     assert x["empty_unseen"] == 1.0 and model.predict(x) <= confidence.model.CAPS["empty_unseen"] < model.threshold
+    vec = confidence.PageContext(kind="vector", quality=1.0, low_frac=0.0)  # the layer is exact
+    assert confidence.cell_features(_empty(unseen=1.0), "number", "indicators", vec, key="weight")["empty_unseen"] == 0.0
     blank = confidence.cell_features(_empty(blank=1.0), "text", "indicators", page, key="remark")
     assert blank["empty_unseen"] == 0.0 and model.predict(blank) >= model.threshold  # a blank remark is sure
 

@@ -499,10 +499,7 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
             # the same line read (a look-alike apart: 規 for 规) up to the same last character
             same = len(r.text.strip()) == len(t.text) and r.text.strip()[-1:] == t.text[-1:]
             if same and seen and r.tail[1] >= TAIL_MIN:
-                t.text += "。"
-                if t.char_scores is not None and len(t.char_scores) == len(t.text) - 1:
-                    t.char_scores = [*t.char_scores, r.tail[1]]  # as sure as the recogniser was of a mark
-                t.score = min(t.score, r.tail[1])
+                _append_mark(t, "。", r.tail[1])
                 gaps[id(t)] -= 1.0
                 changed.add(id(c))
     at_rule, n_at_rule = _read_marks_at_rule(image, binary, cells, [t for _c, t, _e, _tw in measured], engine,
@@ -551,11 +548,7 @@ def _read_marks_at_rule(image: np.ndarray, binary: np.ndarray, cells: list[Cell]
         if not found:
             unread.add(id(t))
             continue
-        mark, p = max(found, key=lambda m: m[1])
-        t.text += _FULL_MARK.get(mark, mark)
-        if t.char_scores is not None and len(t.char_scores) == len(t.text) - 1:
-            t.char_scores = [*t.char_scores, p]
-        t.score = min(t.score, p)
+        _append_mark(t, *max(found, key=lambda m: m[1]))
         changed.add(id(c))
     return unread, len(todo)
 
@@ -572,7 +565,16 @@ def _mark_after(r: Reading, text: str, marks: frozenset[str]) -> tuple[str, floa
 
 
 _RULE_MARKS = frozenset("。，、：；")
-_FULL_MARK = {".": "。", ",": "，", ":": "：", ";": "；"}
+_FULL_MARK = {".": "。", ",": "，", ":": "：", ";": "；"}  # marks as Chinese text sets them
+
+
+def _append_mark(t: TextLine, mark: str, p: float) -> None:
+    """A mark the recogniser saw after a line's last character joins the line, as sure as the
+    recogniser was of it."""
+    t.text += mark
+    if t.char_scores is not None and len(t.char_scores) == len(t.text) - 1:
+        t.char_scores = [*t.char_scores, p]
+    t.score = min(t.score, p)
 
 
 def _same_but_one(a: str, b: str) -> bool:
@@ -619,18 +621,19 @@ def marks_at_rule(binary: np.ndarray, cell_box: tuple[int, int, int, int],
     the rule is wider, by a tenth of a glyph (2 px or more), than the rule is down the cell on
     MARK_AT_RULE_ROWS rows or more (a label centred in its cell, or a rule's own unevenness on
     a scan, do neither: none of d007's 13 such lines)."""
-    rule = _right_rule(binary, cell_box, glyph)
+    _cx0, cy0, cx1, _cy1 = cell_box
+    tol, reach = max(2, int(0.1 * glyph)), int(0.3 * glyph)
     out = [False] * len(lines)
+    bands = [(y0 + int(0.15 * (y1 - y0)), y1 - int(0.1 * (y1 - y0))) for _x0, y0, _x1, y1 in lines]
+    # lines whose own ink comes up to the rule (most stop short: the rule is not measured for them)
+    near = [k for k, ((x0, _y0, _x1, _y1), (r0, r1)) in enumerate(zip(lines, bands, strict=True))
+            if (binary[r0:r1, max(x0, cx1 - reach):cx1] > 0).any()]
+    rule = _right_rule(binary, cell_box, glyph) if near else None
     if rule is None:
         return out, None
     x_lo, x_hi, wider = rule
-    _cx0, cy0, cx1, _cy1 = cell_box
-    tol, reach = max(2, int(0.1 * glyph)), int(0.3 * glyph)
-    for k, (x0, y0, _x1, y1) in enumerate(lines):
-        h = y1 - y0
-        r0, r1 = y0 + int(0.15 * h), y1 - int(0.1 * h)
-        if not (binary[r0:r1, max(x0, cx1 - reach):cx1] > 0).any():
-            continue  # the line stops short of the rule
+    for k in near:
+        r0, r1 = bands[k]
         out[k] = int((wider[max(0, r0 - cy0):max(0, r1 - cy0)] > tol).sum()) >= MARK_AT_RULE_ROWS
     return out, (x_lo, x_hi)
 
@@ -938,7 +941,7 @@ def _mark_odds(alts: list[tuple[str, float]], marks: str) -> dict[str, float]:
     p = dict.fromkeys(marks, 0.0)
     for ch, q in alts:
         ch = unicodedata.normalize("NFKC", ch)
-        ch = {",": "，", ".": "。", ";": "；", ":": "："}.get(ch, ch)
+        ch = _FULL_MARK.get(ch, ch)
         if ch in p:
             p[ch] += q
     return p
@@ -1090,6 +1093,3 @@ def _finish_page(
 def _contains(outer: tuple[int, int, int, int], inner: tuple[int, int, int, int], tol: float = 2) -> bool:
     return (outer[0] <= inner[0] + tol and outer[1] <= inner[1] + tol
             and outer[2] >= inner[2] - tol and outer[3] >= inner[3] - tol)
-
-
-

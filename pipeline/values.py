@@ -155,10 +155,11 @@ def parse_int(raw: str) -> int | None:
     return v if isinstance(v, int) else None
 
 
+_DATE_SEP = "[" + re.escape("".join(sorted({d for d in DASHES if len(d) == 1} | {".", "~"}))) + "]"
 _DATE_RES = (
     re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日?"),
-    # a dash the recogniser reads as a tilde or a long dash (2022~7-5 on a 135-DPI scan, dev d061)
-    re.compile(r"(\d{4})[-/.~～—–－](\d{1,2})[-/.~～—–－](\d{1,2})"),
+    # any dash (DASHES) or a tilde the recogniser reads one as (2022~7-5 on a 135-DPI scan, dev d061)
+    re.compile(r"(\d{4})" + _DATE_SEP + r"(\d{1,2})" + _DATE_SEP + r"(\d{1,2})"),
     re.compile(r"(\d{4})(\d{2})(\d{2})"),
 )
 

@@ -446,6 +446,8 @@ def ink_gaps(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: O
     if recheck:
         crops = [_line_crop(image, t.bbox, scale.unit) for _c, t in recheck]
         for (c, t), r in zip(recheck, engine.recognize(crops, effort="careful"), strict=True):
+            if candidates is not None and r.alts is not None:
+                candidates[t.bbox] = r  # the same crop: what a candidates read would give
             if r.text.strip():
                 _take(t, r)
                 changed.add(id(c))
@@ -947,7 +949,8 @@ def _mark_odds(alts: list[tuple[str, float]], marks: str) -> dict[str, float]:
     return p
 
 
-def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale) -> int:
+def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale,
+                known: dict[tuple[int, int, int, int], Reading] | None = None) -> int:
     """Cells with ink but no detected line (a lone digit, faint text): recognize the ink box.
     Cells without ink are marked blank; cells with lines get a line the detector missed read
     (`missed_line`), the ink their lines leave out (`ink_outside_lines`) and the ink their
@@ -959,7 +962,9 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
     Returns how many cells and lines were looked at again (counted in the page's timings).
     """
     todo = []
-    candidates: dict[tuple[int, int, int, int], Reading] = {}  # line box -> its runner-up reading
+    # line box -> its reading with runner-ups: `known` (the first reading's, where it has them) and
+    # what the second look reads
+    candidates: dict[tuple[int, int, int, int], Reading] = dict(known or {})
     n_again = ink_gaps(image, binary, cells, engine, scale, candidates)
     for c in cells:
         if c.lines:
@@ -1083,7 +1088,10 @@ def _finish_page(
     if binary is not None:
         if scale is None:
             scale = PageScale(unit=1.0, glyph=glyph_or_default(binary))
-        n = second_look(image, binary, [c for g in grids for c in g.cells], engine, scale)
+        # readings made with runner-ups (the full model's) are what a line's candidates read
+        # would give again: the same crop, `_line_crop` of the same box
+        known = {b: r for (_cid, b), r in zip(targets, results, strict=False) if r.alts is not None}
+        n = second_look(image, binary, [c for g in grids for c in g.cells], engine, scale, known)
         tm["n_second_look"] = tm.get("n_second_look", 0.0) + n
         _tick(tm, "ocr_second_look", t)
     free.sort(key=lambda t: (t.bbox[1], t.bbox[0]))

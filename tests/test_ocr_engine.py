@@ -7,12 +7,13 @@ depends on what else is on the page (and the padding costs time).
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline import engines, ingest, ocr, preprocess
+from pipeline import engines, grid, ingest, ocr, preprocess
 from pipeline.engines import RapidOcrEngine
 
 pytestmark = pytest.mark.slow  # the real engine, no cache (≈ 25 s)
@@ -139,4 +140,42 @@ def test_each_effort_goes_to_its_tier_and_has_its_own_cache_entry(
         assert [r.text for r in fresh] == [r.text for r in careful]
         assert all(r.alts is not None and len(r.alts) == len(r.text) for r in fresh)
         assert all(all(p <= s for _ch, p in a) for r in fresh for a, s in zip(r.alts, r.char_scores, strict=True))
-    assert all(r.alts is None for r in careful)
+    # the small model's every reading carries them (the second look takes them from the first
+    # reading); the tiny model's never
+    assert [(r.alts, r.tail) for r in careful] == [(r.alts, r.tail) for r in both[0]]
+    normal = cascade.recognize(some)
+    assert all((r.alts is None) == (r.model == "tiny") for r in normal)
+    assert all(r.alts is None for r in quick)
+
+
+def test_the_second_look_takes_runner_ups_from_the_first_reading(engine: RapidOcrEngine) -> None:
+    """A line the small model read is not read again for its runner-ups: the page reads the same,
+    with fewer crops."""
+    page = next(ingest.iter_pages(REPO / "data" / "raw" / "d030.pdf"))  # a heavy scan: doubtful lines
+    prepared = preprocess.prepare(page, engine)
+    grids = grid.find_grids(prepared.binary, prepared.scale)
+
+    class Counting:
+        def __init__(self) -> None:
+            self.name, self.crops = engine.name, {e: 0 for e in engines.EFFORTS}
+
+        def detect(self, image: np.ndarray) -> list[engines.Quad]:
+            return engine.detect(image)
+
+        def recognize(self, crops: list[np.ndarray], effort: engines.Effort = "normal") -> list[engines.Reading]:
+            self.crops[effort] += len(crops)
+            return engine.recognize(crops, effort=effort)
+
+    texts, counts = [], []
+    try:
+        for keep in (False, True):
+            engine.runner_ups = keep
+            counting = Counting()
+            got, _free = ocr.read_page(prepared.image, copy.deepcopy(grids), counting, prepared.binary, prepared.scale)
+            texts.append([c.text for g in got for c in g.cells])
+            counts.append(counting.crops)
+    finally:
+        engine.runner_ups = True
+    assert texts[0] == texts[1]
+    assert counts[0]["candidates"] > 0 and counts[1]["candidates"] < counts[0]["candidates"]
+    assert counts[0]["normal"] == counts[1]["normal"]

@@ -208,6 +208,50 @@ def _try_repairs(rec: FormRecord, failed: list[RuleResult], recheck: Callable[[]
             cell.alternatives += [{"value": g, "why": "makes the form's arithmetic hold"} for g in good]
 
 
+# A 一级指标's points read at a character score under this are doubtful (see _repair_points)
+POINTS_DOUBT = 0.95
+
+
+def _repair_points(results: list[RuleResult]) -> bool:
+    """A 一级指标's points misread, put right from its rows' weights (34分 read 3.1 on a 1-bit
+    TIFF, dev d055; no reading of '3.1' gives 34, so `_try_repairs` cannot).
+
+    Only where the weights are sure: every one read, adding up to the printed 合计, and every
+    other 一级指标's points agreeing with its own; then the one group that disagrees has its
+    points misread, not a weight (a misread weight would break the total). And only where the
+    points read are doubtful, not whole while the weights are, or read at a character score
+    under POINTS_DOUBT: a clean print that disagrees is the form's own. At most 0.5 confidence
+    (inferred), with the reading kept as an alternative. Returns whether it repaired."""
+    by_name: dict[str, list[RuleResult]] = {}
+    for r in results:
+        by_name.setdefault(r.name, []).append(r)
+    totals, points = by_name.get("total_weight", []), by_name.get("level1_points", [])
+    bad = [r for r in points if not r.ok]
+    if len(totals) != 1 or not totals[0].ok or len(bad) != 1 or len(points) < 2:
+        return False
+    cells = [c for c in bad[0].cells if c is not None]
+    pts = [c for c in bad[0].stated if c is not None]
+    weights = [c for c in cells if all(c is not p for p in pts)]
+    ws = [_num(c) for c in weights]
+    if not pts or not weights or any(w is None for w in ws):
+        return False
+    want = sum(w for w in ws if w is not None)
+    read = _num(pts[0])
+    whole = all(float(w).is_integer() for w in ws if w is not None)
+    doubtful = (read is not None and whole and not float(read).is_integer()) or any(
+        float(c.evidence.get("ocr_min", 1.0)) < POINTS_DOUBT for c in pts)
+    if not doubtful or want <= 0:
+        return False
+    value = int(want) if whole else want
+    for c in pts:
+        c.reasons.append(f"points {value:g} from the rows' weights (they add up to the 合计): read {c.raw!r}")
+        c.alternatives.append({"value": c.value, "why": f"as read: {c.raw!r}"})
+        c.value = value
+        c.confidence = min(c.confidence, 0.5)
+        c.evidence["repaired"] = 1.0
+    return True
+
+
 def validate(rec: FormRecord) -> list[RuleResult]:
     """Apply the rules: repair unambiguous misreads, then flag the cells of rules still failing."""
     results = check(rec)
@@ -215,6 +259,8 @@ def validate(rec: FormRecord) -> list[RuleResult]:
     if failed:
         _try_repairs(rec, failed, lambda: check(rec))
         results = check(rec)
+        if _repair_points(results):
+            results = check(rec)
     for r in results:
         for c in r.cells:
             if c is not None:  # the confidence model weighs arithmetic that holds as much as what fails

@@ -88,3 +88,46 @@ def test_one_weight_above_its_level1_points_is_the_misread_and_goes_to_review() 
 def test_several_weights_above_the_points_blame_the_points() -> None:
     rec = _level1_record([18, 6, 10], 3)  # 34分 read as 3
     assert not any(r.blames for r in check(rec))
+
+
+def _two_level1_record(points: Value, weights: tuple[list[int], list[int]] = ([6, 8, 4], [2, 3, 18, 11])) -> FormRecord:
+    """投入与管理 (18分) and 产出目标 (34分, read as `points`), total weight printed 52."""
+    rec = FormRecord(file="x.pdf", form_index=0, pages=[1])
+    rec.fields = {"total_weight": V(52)}
+    first, second = weights
+    rec.indicators = [{"name": V(f"甲{i}"), "level1": V("投入与管理"), "level1_points": V(18), "weight": V(w)}
+                      for i, w in enumerate(first)]
+    pts = [points] + [Value(points.value, points.raw, points.confidence, 1, (0, 0, 1, 1),
+                            evidence=dict(points.evidence)) for _ in second[1:]]
+    rec.indicators += [{"name": V(f"乙{i}"), "level1": V("产出目标"), "level1_points": p, "weight": V(w)}
+                       for i, (w, p) in enumerate(zip(second, pts, strict=True))]
+    return rec
+
+
+def test_misread_level1_points_repaired_from_weights_that_add_up_to_the_total() -> None:
+    rec = _two_level1_record(V(3.1, "产出目标（3.1 分）"))  # 34 read as 3.1 (dev d055, a 1-bit TIFF)
+    failed = [r for r in validate(rec) if not r.ok]
+    assert not failed
+    for ind in rec.indicators[3:]:
+        cell = ind["level1_points"]
+        assert cell.value == 34 and cell.confidence <= 0.5 and cell.evidence["repaired"] == 1.0
+        assert cell.alternatives[0]["value"] == 3.1  # what was read, one key press away
+    assert all(ind["level1_points"].value == 18 for ind in rec.indicators[:3])
+
+
+def test_level1_points_kept_where_the_weights_are_not_sure_or_the_print_is_clean() -> None:
+    # the weights miss the total (a weight misread, or the form's own slip): nothing to go on
+    rec = _two_level1_record(V(3.1, "产出目标（3.1 分）"), weights=([6, 8, 4], [2, 3, 18, 10]))
+    validate(rec)
+    assert rec.indicators[3]["level1_points"].value == 3.1
+    # a whole number read cleanly (every character sure) is what the form prints
+    rec = _two_level1_record(V(31, "产出目标（31分）"))
+    rec.indicators[3]["level1_points"].evidence["ocr_min"] = 0.99
+    validate(rec)
+    assert rec.indicators[3]["level1_points"].value == 31
+    # the same number read with a doubtful character is repaired
+    rec = _two_level1_record(V(31, "产出目标（31分）"))
+    for ind in rec.indicators[3:]:
+        ind["level1_points"].evidence["ocr_min"] = 0.6
+    validate(rec)
+    assert all(ind["level1_points"].value == 34 for ind in rec.indicators[3:])

@@ -131,3 +131,20 @@ def test_level1_points_kept_where_the_weights_are_not_sure_or_the_print_is_clean
         ind["level1_points"].evidence["ocr_min"] = 0.6
     validate(rec)
     assert all(ind["level1_points"].value == 34 for ind in rec.indicators[3:])
+
+
+def test_a_lone_one_is_the_thin_four_or_seven_the_arithmetic_asks_for() -> None:
+    # a score 4 read as its stem '1' on a 1-bit TIFF (dev d055): 合计 94 wants 90 + 4
+    rec = _record([(5, 1), (95, 90)], (100, 94))
+    validate(rec)
+    cell = rec.indicators[0]["score"]
+    assert cell.value == 4 and cell.evidence["repaired"] == 1.0
+    assert cell.alternatives == [{"value": 1, "why": "as read: '1'"}]
+    # two lone ones, either of which could be the 4: a person picks, nothing is changed
+    rec = _record([(5, 1), (5, 1), (90, 89)], (100, 94))
+    validate(rec)
+    assert [i["score"].value for i in rec.indicators] == [1, 1, 89]
+    # a 4 would break its row (score above weight 2): the form's own slip stays as printed
+    rec = _record([(2, 1), (98, 90)], (100, 94))
+    validate(rec)
+    assert rec.indicators[0]["score"].value == 1

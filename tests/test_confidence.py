@@ -365,6 +365,25 @@ def test_an_indicator_without_its_level1_name_or_weight_is_never_above_the_thres
     assert confidence.cell_features(_empty(), "text", "fields", page, key="name")["empty_required"] == 0.0
 
 
+def test_a_text_whose_brackets_do_not_pair_up_is_never_above_the_threshold() -> None:
+    # a ）dropped by the recogniser (良好(80分以上, accepted at 0.993 before the cap)
+    from pipeline.confidence.features import unbalanced
+
+    assert unbalanced("良好(80分以上") and unbalanced("会议全程DVD)录像") and unbalanced("分）")
+    assert not unbalanced("良好(80分)以上") and not unbalanced("（参考分值区间，按实际完成情况打分）①…（1分）")
+    model = confidence.Calibration.load()
+    page = confidence.PageContext(kind="image", quality=0.99, low_frac=0.0)
+    cut = Value(value="良好(80分以上", raw="良好(80分以上", confidence=0.999, page=1, bbox=(0, 0, 9, 9),
+                evidence={"ocr_min": 0.999, "n_chars": 9.0, "parsed": 1.0})
+    x = confidence.cell_features(cut, "text", "indicators", page, key="explanation")
+    assert x["unbalanced"] == 1.0 and model.predict(x) <= confidence.model.CAPS["unbalanced"] < model.threshold
+    whole = Value(value="良好(80分)以上", raw="良好(80分)以上", confidence=0.999, page=1, bbox=(0, 0, 9, 9),
+                  evidence={"ocr_min": 0.999, "n_chars": 10.0, "parsed": 1.0})
+    assert confidence.cell_features(whole, "text", "indicators", page, key="explanation")["unbalanced"] == 0.0
+    vec = confidence.PageContext(kind="vector", quality=1.0, low_frac=0.0)  # a layer's text is as printed
+    assert confidence.cell_features(cut, "text", "indicators", vec, key="explanation")["unbalanced"] == 0.0
+
+
 def test_evidence_caps_hold_on_pages_the_model_never_saw() -> None:
     model = confidence.Calibration.load()
     page = confidence.PageContext(kind="image", quality=0.99, low_frac=0.0)

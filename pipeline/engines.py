@@ -182,9 +182,10 @@ class RapidOcrEngine:
         self.model = model
         self.name = "rapidocr-ppocrv6" if model == "small" else "rapidocr-ppocrv6-tiny"
         # The small model's readings carry their runner-ups and tail whatever the effort: the
-        # second look asks for them on lines already read (d013: 22 crops, 0.75 s read twice),
-        # and catching them costs about 4% of the reading (131 crops: 6.36 -> 7.38 s cold,
-        # 14.4 -> 14.9 s warm). The tiny model's readings are never asked for them.
+        # second look asks for them on lines already read (d013: 22 crops, 0.75 s read twice).
+        # Catching them for every character cost 9% of the reading (d007: 0.23 of 2.6 s), for
+        # the doubtful ones only (ALTS_BELOW) nothing measurable. The tiny model's readings are
+        # never asked for them.
         self.runner_ups = model == "small"
         self._engine = RapidOCR(params=params)
         self._det = None  # loaded on first detect: a tiny recogniser in a cascade never detects

@@ -137,13 +137,7 @@ def _at_threshold(p: np.ndarray, y: np.ndarray, thr: float, n_extra: int) -> dic
 
 def choose_threshold(p: np.ndarray, y: np.ndarray, target_error: float) -> float:
     """The lowest threshold whose accepted cells (p ≥ it) are wrong at most `target_error` of the time."""
-    values = np.unique(np.round(p, 4))[::-1]  # candidate thresholds, high to low
-    best = 1.0
-    for thr in values:
-        acc = p >= thr
-        if acc.any() and (1 - y[acc]).mean() <= target_error:
-            best = float(thr)
-    return best
+    return choose_condition_threshold(p, y, np.full(len(p), "all"), target_error)
 
 
 def choose_condition_threshold(p: np.ndarray, y: np.ndarray, groups: np.ndarray, target_error: float) -> float:
@@ -151,13 +145,17 @@ def choose_condition_threshold(p: np.ndarray, y: np.ndarray, groups: np.ndarray,
     of no group left out) are wrong at most `target_error` of the time."""
     ok = ~np.isnan(p) & (groups != "")
     p, y, groups = p[ok], y[ok], groups[ok]
-    best = 1.0
-    for thr in np.unique(np.round(p, 4))[::-1]:
-        acc = p >= thr
-        worst = max(((1 - y[acc & (groups == g)]).mean() for g in set(groups[acc].tolist())), default=0.0)
-        if worst <= target_error:
-            best = float(thr)
-    return best
+    thresholds = np.unique(np.round(p, 4))  # the candidates
+    worst = np.zeros(len(thresholds))
+    for g in np.unique(groups):
+        order = np.argsort(p[groups == g])
+        ps, wrong = p[groups == g][order], (1 - y[groups == g])[order]
+        first = np.searchsorted(ps, thresholds, side="left")  # the first cell accepted at each
+        accepted = len(ps) - first
+        wrong_from = np.concatenate([np.cumsum(wrong[::-1])[::-1], [0.0]])  # wrong cells from each on
+        worst = np.maximum(worst, np.where(accepted > 0, wrong_from[first] / np.maximum(accepted, 1), 0.0))
+    fine = thresholds[worst <= target_error]
+    return float(fine.min()) if len(fine) else 1.0
 
 
 def fit(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .types import FormRecord, Value
 
@@ -178,6 +179,27 @@ def check(rec: FormRecord) -> list[RuleResult]:
     return results
 
 
+def _helps(cell: Value, value: Any, n_failed: int, recheck: Callable[[], list[RuleResult]]) -> bool:
+    """Whether `cell` read as `value` makes fewer of the form's rules fail and every rule of its
+    own hold (the cell is left as it was)."""
+    original = cell.value
+    cell.value = value
+    try:
+        results = recheck()
+    finally:
+        cell.value = original
+    return len([r for r in results if not r.ok]) < n_failed and all(
+        r.ok for r in results if any(c is cell for c in r.cells))
+
+
+def _repaired(cell: Value, value: Any, reason: str) -> None:
+    """`cell` set to `value` from the form's arithmetic, what was read kept as an alternative."""
+    cell.alternatives.append({"value": cell.value, "why": f"as read: {cell.raw!r}"})
+    cell.reasons.append(reason)
+    cell.value = value
+    cell.evidence["repaired"] = 1.0
+
+
 def _try_repairs(rec: FormRecord, failed: list[RuleResult], recheck: Callable[[], list[RuleResult]]) -> None:
     """Propose the single alternative reading of a doubtful numeric cell that makes all rules hold."""
     n_failed = len(failed)
@@ -192,18 +214,11 @@ def _try_repairs(rec: FormRecord, failed: list[RuleResult], recheck: Callable[[]
         for alt in alternative_readings(raw):
             if original is not None and _close(float(alt), float(original), 1e-9):
                 continue
-            cell.value = int(alt) if float(alt).is_integer() and not isinstance(original, float) else alt
-            results = recheck()
-            if len([r for r in results if not r.ok]) < n_failed and all(
-                r.ok for r in results if any(c is cell for c in r.cells)
-            ):
-                good.append(cell.value)
-        cell.value = original
+            value = int(alt) if float(alt).is_integer() and not isinstance(original, float) else alt
+            if _helps(cell, value, n_failed, recheck):
+                good.append(value)
         if len(good) == 1:
-            cell.reasons.append(f"read {raw!r} as {good[0]}: the only reading that satisfies the form's arithmetic")
-            cell.value = good[0]
-            cell.evidence["repaired"] = 1.0
-            cell.alternatives.append({"value": original, "why": f"as read: {raw!r}"})
+            _repaired(cell, good[0], f"read {raw!r} as {good[0]}: the only reading that satisfies the form's arithmetic")
         else:  # several readings would do: a person picks
             cell.alternatives += [{"value": g, "why": "makes the form's arithmetic hold"} for g in good]
     _try_thin_ones(list(doubtful.values()), n_failed, recheck)
@@ -218,26 +233,12 @@ def _try_thin_ones(cells: list[Value], n_failed: int, recheck: Callable[[], list
     """A lone '1' in a failing rule read as the 4 or 7 it may be, where exactly one such change
     among all of them makes fewer rules fail and every rule of its cell hold (two would leave a
     person to pick: none is made). Its reading is kept as an alternative."""
-    fixes = []
-    for cell in cells:
-        if (cell.raw or "").strip() != "1" or cell.value != 1:
-            continue
-        for alt in THIN_ONE_AS:
-            cell.value = alt
-            results = recheck()
-            if len([r for r in results if not r.ok]) < n_failed and all(
-                r.ok for r in results if any(c is cell for c in r.cells)
-            ):
-                fixes.append((cell, alt))
-        cell.value = 1
-    if len(fixes) != 1:
-        return
-    cell, alt = fixes[0]
-    cell.value = alt
-    cell.reasons.append(f"read '1' as {alt}: a thin {alt} read as its stem, the only change that makes the "
-                        "form's arithmetic hold")
-    cell.evidence["repaired"] = 1.0
-    cell.alternatives.append({"value": 1, "why": "as read: '1'"})
+    fixes = [(cell, alt) for cell in cells if (cell.raw or "").strip() == "1" and cell.value == 1
+             for alt in THIN_ONE_AS if _helps(cell, alt, n_failed, recheck)]
+    if len(fixes) == 1:
+        cell, alt = fixes[0]
+        _repaired(cell, alt, f"read '1' as {alt}: a thin {alt} read as its stem, the only change that makes the "
+                  "form's arithmetic hold")
 
 
 # A 一级指标's points read at a character score under this are doubtful (see _repair_points)
@@ -276,11 +277,8 @@ def _repair_points(results: list[RuleResult]) -> bool:
         return False
     value = int(want) if whole else want
     for c in pts:
-        c.reasons.append(f"points {value:g} from the rows' weights (they add up to the 合计): read {c.raw!r}")
-        c.alternatives.append({"value": c.value, "why": f"as read: {c.raw!r}"})
-        c.value = value
+        _repaired(c, value, f"points {value:g} from the rows' weights (they add up to the 合计): read {c.raw!r}")
         c.confidence = min(c.confidence, 0.5)
-        c.evidence["repaired"] = 1.0
     return True
 
 

@@ -867,6 +867,14 @@ POINTS_SEMICOLON_ODDS = 10.0
 # photo files it kept every full stop read at 0.6 or more and took 8 of 11 pause marks back)
 STOP_PAUSE_ODDS = 4.0
 _COLON_BEFORE_POINTS_RE = re.compile(r"[:：](?=\s*[（(]\s*\d+\s*分)")
+# A '>' or '<' before a figure is the ≥ / ≤ the forms set their targets with where the runner-ups
+# give it at least 1/COMPARE_ODDS of the mark's score. The dev truth prints ≥ before a figure 63
+# times and > never, the seeds 7 and 0; on soft print the recogniser reads ≥ as > (8 dev cells,
+# ≥ at 0.03-0.42 against > at 0.56-0.96; the tiny model reads some at 0.98-0.99, so every such
+# line is read again). Where ≥ is printed the runner-up > scores 0.006-0.42 (it stays ≥)
+COMPARE_ODDS = 10.0
+_STRICT_BEFORE_FIGURE_RE = re.compile(r"[>＞<＜](?=\s*\d)")
+_OR_EQUAL = {">": "≥", "<": "≤"}
 
 
 def mark_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale,
@@ -883,6 +891,8 @@ def mark_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
       (POINTS_SEMICOLON_ODDS).
     - A doubtful 。 between two characters is a pause mark where the runner-ups give one a fair
       share of its score (STOP_PAUSE_ODDS): 依据充分。是否符合 for 依据充分，是否符合.
+    - A '>' or '<' before a figure is ≥ / ≤ where the runner-ups give that a fair share of its
+      score (COMPARE_ODDS): the forms set targets as ≥95%, and soft print loses the bar below.
 
     A mark keeps the score of what was read there. Returns how many lines were read again."""
     from .lexicon import is_cjk
@@ -901,12 +911,15 @@ def mark_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
                       if scores is not None and scores[m.start()] < FIX_MAX_SCORE]
             stops = [i for i in range(1, len(t.text) - 1) if t.text[i] == "。" and scores is not None
                      and scores[i] < FIX_MAX_SCORE and is_cjk(t.text[i - 1]) and is_cjk(t.text[i + 1])]
-            if specks or colons or stops:
+            compares = bool(_STRICT_BEFORE_FIGURE_RE.search(t.text))
+            if specks or colons or stops or compares:
                 todo.append((c, t, specks, colons + stops))
     if not todo:
         return 0
     readings = _read_candidates(image, [t.bbox for _c, t, _s, _k in todo], engine, scale, candidates)
     for (c, t, specks, doubtful), r in zip(todo, readings, strict=True):
+        read = t.text
+        _or_equal(t, r)
         lead = len(r.text) - len(r.text.lstrip())
         # by place: `word_fixes` may have replaced a character of the line since, never a mark
         alts = (r.alts if r.alts is not None and len(r.text.strip()) == len(t.text) and len(r.alts) == len(r.text)
@@ -922,11 +935,32 @@ def mark_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
                     chars[i] = _pause_mark(p, t.text, i, 0.0)
             elif POINTS_SEMICOLON_ODDS * _mark_odds(alts[lead + i], "；")["；"] >= t.char_scores[i]:
                 chars[i] = "；"
-        text = "".join(chars)
-        if text != t.text:
-            t.text = text
+        t.text = "".join(chars)
+        if t.text != read:
             finish_cell(c)
     return len(todo)
+
+
+def _or_equal(t: TextLine, r: Reading) -> None:
+    """Each '>' / '<' before a figure of `t` made ≥ / ≤ where the reading with runner-ups `r` of
+    its crop (paired with it by order: the two readings may differ in blanks) gives that at least
+    1/COMPARE_ODDS of the mark's score; the place keeps the lower of the two readings' scores."""
+    if r.alts is None or r.char_scores is None or len(r.alts) != len(r.text) or len(r.char_scores) != len(r.text):
+        return
+    mine = [m.start() for m in _STRICT_BEFORE_FIGURE_RE.finditer(t.text)]
+    theirs = [m.start() for m in _STRICT_BEFORE_FIGURE_RE.finditer(r.text)]
+    if not mine or len(mine) != len(theirs):
+        return
+    chars = list(t.text)
+    scores = t.char_scores if t.char_scores is not None and len(t.char_scores) == len(t.text) else None
+    for i, j in zip(mine, theirs, strict=True):
+        strict = unicodedata.normalize("NFKC", r.text[j])
+        wider = _OR_EQUAL[strict]
+        if COMPARE_ODDS * _mark_odds(r.alts[j], wider)[wider] >= r.char_scores[j]:
+            chars[i] = wider
+            if scores is not None:
+                scores[i] = min(scores[i], r.char_scores[j])
+    t.text = "".join(chars)
 
 
 def _pause_mark(p: dict[str, float], text: str, i: int, least: float) -> str:

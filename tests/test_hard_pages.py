@@ -643,6 +643,36 @@ def test_doubtful_colons_and_full_stops_take_the_mark_the_runner_ups_make_likely
         "报送绩效目标：(1分)②绩效目标是否", "完善性、有效性、连贯性。提升群众凝聚力"]
 
 
+def test_a_greater_than_before_a_figure_is_the_or_equal_the_runner_ups_make_likely(engine: engines.OcrEngine) -> None:
+    # runner-ups as the small model gave them on dev scans: > at 0.68 with ≥ at 0.31 (a 120-DPI
+    # scan, d064) is the ≥ these forms set targets with, and so is > at 0.83 with ≥ at 0.16 under
+    # a first reading of the tiny model that had it at 0.98 with no blank (d012). A > read at 0.96
+    # with ≥ at 0.03, a < whose runner-up is not ≤, and a > before no figure stay
+    from pipeline import ocr
+    from pipeline.engines import Reading
+    from pipeline.types import PageScale, TextLine
+
+    memo: dict[tuple[int, int, int, int], Reading] = {}
+    cells = []
+    for k, (first, second, scores, alts) in enumerate([
+        (">90%", ">90%", [0.68, 1.0, 1.0, 0.99], [("≥", 0.31), ("»", 0.0003)]),
+        (">320天", ">320 天", [0.83, 1.0, 1.0, 1.0, 0.82, 1.0], [("≥", 0.16), ("»", 0.0006)]),
+        (">95%", ">95%", [0.96, 1.0, 1.0, 1.0], [("≥", 0.03), ("→", 0.0005)]),
+        ("<5秒", "<5秒", [0.90, 1.0, 1.0], [("(", 0.09)]),
+        ("A>B", "A>B", [1.0, 0.6, 1.0], [("≥", 0.4)]),
+    ]):
+        box = (0, 40 * k, 300, 40 * k + 30)
+        memo[box] = Reading(second, 0.9, scores, "small", [alts if i == 0 or second[i] == ">" else []
+                                                          for i in range(len(second))])
+        c = Cell(k, 0, 1, 1, box)
+        c.lines = [TextLine(first, box, 0.98, [0.98] * len(first), model="tiny")]
+        cells.append(c)
+    img = np.full((200, 300), 255, np.uint8)
+    assert ocr.mark_fixes(img, cells, engine, PageScale(unit=1.0, glyph=19.0), memo) == 4
+    assert [c.lines[0].text for c in cells] == ["≥90%", "≥320天", ">95%", "<5秒", "A>B"]
+    assert cells[0].lines[0].char_scores[0] == 0.68  # as doubtful as the careful reading found it
+
+
 def test_a_line_whose_ink_ends_in_a_mark_of_its_own() -> None:
     # what sends a sentence's last line to the check for a dropped 。 whatever its ink gap: a
     # small piece in the line's lower half, clear of every other piece's columns. Dots under a

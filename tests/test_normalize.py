@@ -290,6 +290,27 @@ def test_last_number_column_of_a_damaged_header_by_elimination() -> None:
     assert ind["weight"].value == 10 and ind["score"].value == 9
 
 
+def test_an_unread_leftmost_header_cell_is_the_level1_column() -> None:
+    # the header row of dev d014 as one reading of it came out: '一数段春' is 3 edits from 一级指标
+    # and 牧童 two from 分值, but the leftmost column left of 指标名称 can only be the 一级指标, and
+    # then 牧童 is the one number column left. A two-character leftmost cell (序号) is not
+    def header(first: str) -> list:
+        return build_records(split_forms([_page(1, _grid([
+            [("项目名称", 0, 2, 1), ("某项目", 2, 8, 1)],
+            [(first, 0, 2, 1), ("得标名称", 2, 2, 1), ("模标解释", 4, 2, 1), ("牧童", 6, 1, 1),
+             ("评分说则,", 7, 1, 1), ("简评分", 8, 1, 1), ("备注", 9, 1, 1)],
+            [("投入与管理 (36分)", 0, 2, 1), ("资金使用的合规性", 2, 2, 1), ("项目资金使用是否合规", 4, 2, 1),
+             ("5", 6, 1, 1), ("合规得分", 7, 1, 1), ("5", 8, 1, 1), ("", 9, 1, 1)],
+        ]), "2019年度财政项目绩效自我评价")]), "x.pdf")
+
+    (rec,) = header("一数段春")
+    ind = rec.indicators[0]
+    assert ind["level1"].value == "投入与管理" and ind["level1_points"].value == 36
+    assert ind["weight"].value == 5 and ind["score"].value == 5 and ind["name"].value == "资金使用的合规性"
+    (rec,) = header("序号")
+    assert "level1" not in rec.indicators[0] and "weight" not in rec.indicators[0]
+
+
 def test_two_sure_header_cells_are_not_enough() -> None:
     # a row with only two label-like cells is no indicator header, however near the others are
     g = _grid([

@@ -283,6 +283,16 @@ class RecordBuilder:
                 key = near.pop()
                 taken.add(key)
                 out.append(Column(key, float(c.bbox[0]), float(c.bbox[2])))
+        # the leftmost cell, unread, left of a named 二级指标 / 指标名称 column: the 一级指标 that
+        # leads every layout with one (_LEAD_ORDER). On dev d014, recognition in bfloat16 read its
+        # blurred '一级指标' as '一数段春' (3 edits of 4), and the form lost the level1 and weight
+        # columns of all 13 indicators. Three to five characters, as the label has: a 序号 is no 一级指标
+        first = min((c for c in row.cells if clean_label(c.text)), key=lambda c: c.bbox[0], default=None)
+        if (first is not None and "level1" not in taken and {"level2", "name"} & taken
+                and not any(col.x0 == first.bbox[0] and col.x1 == first.bbox[2] for col in out)
+                and 3 <= len(clean_label(first.text)) <= 5 and in_order("level1", first, out)):
+            taken.add("level1")
+            out.append(Column("level1", float(first.bbox[0]), float(first.bbox[2])))
         # by elimination: the one cell left unread is the one number column still missing
         # (权重 / 分值 / 得分 are two-character labels: one misread character and no match)
         left = [c for c in row.cells if clean_label(c.text)

@@ -311,6 +311,31 @@ def test_an_unread_leftmost_header_cell_is_the_level1_column() -> None:
     assert "level1" not in rec.indicators[0] and "weight" not in rec.indicators[0]
 
 
+def test_a_value_cell_run_down_past_its_label_is_split_between_the_labels() -> None:
+    # dev heavy d029: the rule under 优秀 lost in the value column only, so 绩效等级 and 主要绩效
+    # had one value cell; each label takes the lines in its own row. A label spanning the value's
+    # rows whole keeps all of it
+    from pipeline.celltext import finish_cell
+
+    def form(grade_rows: int) -> object:
+        rows = [[("项目名称", 0, 2, 1), ("某项目", 2, 8, 1)], [("绩效等级", 0, 2, grade_rows), ("", 2, 8, 2)]]
+        rows.append([] if grade_rows == 2 else [("主要绩效", 0, 2, 1)])
+        g = _grid(rows)
+        v = next(c for c in g.cells if c.row == 1 and c.col == 2)
+        v.lines = [TextLine("优秀", (210, 145, 300, 175), 0.99, [0.99, 0.99]),
+                   TextLine("多个集体获得先进奖项。", (210, 185, 700, 215), 0.98, [0.98] * 11)]
+        finish_cell(v)
+        (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+        return rec
+
+    rec = form(1)
+    assert rec.fields["grade"].value == "优秀" and rec.fields["grade"].evidence["repaired"] == 1.0
+    assert rec.fields["main_achievements"].value == "多个集体获得先进奖项。"
+    assert rec.fields["main_achievements"].bbox[1] == 180  # its own row's band
+    rec = form(2)
+    assert rec.fields["grade"].value == "优秀多个集体获得先进奖项。" and "main_achievements" not in rec.fields
+
+
 def test_two_sure_header_cells_are_not_enough() -> None:
     # a row with only two label-like cells is no indicator header, however near the others are
     g = _grid([

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 
 from ..assemble import FormPages, TableRow, is_title_text
-from ..celltext import cut_cell
+from ..celltext import cut_cell, lines_into_bands
 from ..lexicon import LabelMatcher, get_matcher
-from ..types import Cell, FormRecord, Value
+from ..types import Cell, FormRecord, TextLine, Value
 from ..values import fiscal_year_from_title
 from .cellvalue import clean, typed_value
 from .columns import Column, ColumnFrame, column_of, in_order, lines_by_column
@@ -134,6 +134,9 @@ class RecordBuilder:
                    and not (cells[j].text and self.m.match(cells[j].text, "fields") is not None)):
                 vals.append(cells[j])  # the value runs on across a spurious rule
                 j += 1
+            piece = self._shared_value(c, row) if step == 1 else None
+            if piece is not None:
+                vals = [piece]
             if m.key not in rec.fields or rec.fields[m.key].value is None:
                 score = m.score
                 if vals and vals[0].text and (lm := self.m.match(vals[0].text)) is not None and lm.score >= 0.9:
@@ -142,8 +145,42 @@ class RecordBuilder:
                     score = min(score, 0.5)
                 v = typed_value(self.m.kind("fields", m.key), vals, row.page, score)
                 v.label = "".join(x.text for x in cells[i : i + step])
+                if piece is not None:
+                    v.evidence["repaired"] = 1.0  # which lines are whose is an estimate: reviewed
                 rec.fields[m.key] = v
             i = j if vals else i + step
+
+    def _shared_value(self, label: Cell, row: TableRow) -> Cell | None:
+        """The piece beside `label` of a value cell that runs down past it, or None.
+
+        A horizontal rule lost in the value column only makes one cell of the values of two
+        label rows (dev heavy d029: 绩效等级's 优秀 and 主要绩效's text, the grade taken as
+        '优秀多个相关集体…' and the achievements as missing). Where every lattice row the value
+        spans has a fields label of its own beside it, each label takes the value's lines in
+        its own band (as `indicators.split_down` does for indicator rows)."""
+        v = next((x for x in row.covering if x.col == label.col_end and x.row <= label.row < x.row_end), None)
+        if v is None or not v.lines or (v.row == label.row and v.row_end == label.row_end):
+            return None
+        beside = sorted((x for x in row.grid.cells if x.col_end == v.col and x.row < v.row_end and x.row_end > v.row),
+                        key=lambda x: x.row)
+        if (len(beside) < 2 or not any(x is label for x in beside)
+                or beside[0].row != v.row or beside[-1].row_end != v.row_end
+                or any(a.row_end != b.row for a, b in zip(beside, beside[1:], strict=False))
+                or not all(x.text and self.m.match(x.text, "fields") is not None for x in beside)):
+            return None
+        edges = row.grid.row_lines
+        bands = [(edges[x.row], edges[x.row_end]) for x in beside]
+
+        def home(ln: TextLine) -> int | None:
+            cy = (ln.bbox[1] + ln.bbox[3]) / 2
+            inside = [k for k, (y0, y1) in enumerate(bands) if y0 <= cy < y1]
+            return inside[0] if len(inside) == 1 else None
+
+        parts = lines_into_bands(v.lines, len(bands), home)
+        if parts is None:
+            return None
+        k = next(k for k, x in enumerate(beside) if x is label)
+        return cut_cell(v, 1, label.row, label.row_span, bands[k][0], bands[k][1], parts[k])
 
     # --- funding block ---------------------------------------------------------------------
     def _header_cols(self, row: TableRow, section: str, min_hits: int) -> list[Column]:

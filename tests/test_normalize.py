@@ -336,6 +336,33 @@ def test_a_value_cell_run_down_past_its_label_is_split_between_the_labels() -> N
     assert rec.fields["grade"].value == "优秀多个集体获得先进奖项。" and "main_achievements" not in rec.fields
 
 
+def test_a_value_read_into_its_label_cell_is_split_off() -> None:
+    # dev heavy d011: the rule between 是否为经常性项目 and its 是 lost, one cell read as two lines
+    # (a label read with its value on one line is cut where the label ends). A unit after a label
+    # is no value: 当年预算数(元) stays empty
+    from pipeline.celltext import finish_cell
+
+    def fields(recurring: list[TextLine]) -> dict:
+        g = _grid([
+            [("项目名称", 0, 2, 1), ("某项目", 2, 3, 1), ("", 5, 5, 1)],
+            [("当年预算数(元)", 0, 5, 1), ("预算单位某某中心", 5, 5, 1)],
+        ])
+        cell = next(c for c in g.cells if c.row == 0 and c.col == 5)
+        cell.lines = recurring
+        finish_cell(cell)
+        budget = next(c for c in g.cells if c.row == 1 and c.col == 0)
+        budget.lines = [TextLine("当年预算数(元)", (10, 145, 300, 175), 0.99)]
+        finish_cell(budget)
+        (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+        return rec.fields
+
+    f = fields([TextLine("是否为经常性项目", (510, 105, 800, 135), 0.99), TextLine("是", (800, 105, 840, 135), 0.97)])
+    assert f["is_recurring"].value is True and f["is_recurring"].evidence["repaired"] == 1.0
+    assert f["budget_current_year"].value is None
+    f = fields([TextLine("是否为经常性项目否", (510, 105, 840, 135), 0.98, [0.99] * 8 + [0.9])])
+    assert f["is_recurring"].value is False and f["is_recurring"].bbox[0] > 780
+
+
 def test_two_sure_header_cells_are_not_enough() -> None:
     # a row with only two label-like cells is no indicator header, however near the others are
     g = _grid([

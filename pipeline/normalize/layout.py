@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..assemble import FormPages, TableRow, is_title_text
-from ..celltext import cut_cell, lines_into_bands
+from ..celltext import cut_cell, group_visual_lines, lines_into_bands
 from ..lexicon import LabelMatcher, get_matcher
 from ..types import Cell, FormRecord, TextLine, Value
 from ..values import fiscal_year_from_title
@@ -135,6 +135,8 @@ class RecordBuilder:
                 vals.append(cells[j])  # the value runs on across a spurious rule
                 j += 1
             piece = self._shared_value(c, row) if step == 1 else None
+            if piece is None and step == 1 and not any(x.text for x in vals):
+                piece = self._value_in_label(c, m.key)
             if piece is not None:
                 vals = [piece]
             if m.key not in rec.fields or rec.fields[m.key].value is None:
@@ -149,6 +151,40 @@ class RecordBuilder:
                     v.evidence["repaired"] = 1.0  # which lines are whose is an estimate: reviewed
                 rec.fields[m.key] = v
             i = j if vals else i + step
+
+    def _value_in_label(self, label: Cell, key: str) -> Cell | None:
+        """The value read into its label's cell, or None: a vertical rule lost between a label and
+        its value makes one cell of both (dev heavy d011: '是否为经常性项目是', is_recurring missing).
+        The start of the cell's text that is that label best, and better than the whole text is,
+        is the label; the rest of its lines (a line cut where the label ends) the value. A bracket
+        or unit after the label ('(元)') is no value."""
+        lines = [t for r in group_visual_lines(label.lines) for t in r]
+        text = "".join(t.text for t in lines)
+        whole = self.m.match(text, "fields")
+        heads = [(h.score, k) for k in range(2, len(text))
+                 if (h := self.m.match(text[:k], "fields")) is not None and h.key == key and h.score >= 0.9]
+        if text != label.text or whole is None or not heads or max(heads)[0] <= whole.score:
+            return None
+        k = max(heads)[1]
+        rest = text[k:].strip()
+        if not rest or rest[0] in "(（[【%％:：" or self.m.match(rest) is not None:
+            return None
+        value: list[TextLine] = []
+        start = 0
+        for t in lines:
+            end = start + len(t.text)
+            if start >= k:
+                value.append(t)
+            elif end > k and t.text[k - start :].strip():  # the label ends inside this line: its tail
+                tail = t.text[k - start :]
+                lead = len(tail) - len(tail.lstrip())
+                scores = t.char_scores[k - start + lead :] if t.char_scores else None
+                x0 = t.bbox[0] + (t.bbox[2] - t.bbox[0]) * (k - start) // max(1, len(t.text))
+                value.append(TextLine(tail.strip(), (x0, t.bbox[1], t.bbox[2], t.bbox[3]),
+                                      min(scores) if scores else t.score, scores, t.model, cut=True))
+            start = end
+        x0 = min(t.bbox[0] for t in value)
+        return cut_cell(label, 0, label.col, label.col_span, x0, label.bbox[2], value)
 
     def _shared_value(self, label: Cell, row: TableRow) -> Cell | None:
         """The piece beside `label` of a value cell that runs down past it, or None.

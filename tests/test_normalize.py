@@ -363,6 +363,22 @@ def test_a_value_read_into_its_label_cell_is_split_off() -> None:
     assert f["is_recurring"].value is False and f["is_recurring"].bbox[0] > 780
 
 
+def test_a_header_cell_run_down_into_the_first_row_is_no_value() -> None:
+    # dev heavy d015: the rule under 备注 lost in its column, so the header cell spans the first
+    # indicator row, whose remark was read as '备注' (and accepted at 0.93)
+    g = _grid([
+        [("项目名称", 0, 2, 1), ("某项目", 2, 8, 1)],
+        [("一级指标", 0, 2, 1), ("指标名称", 2, 2, 1), ("指标解释", 4, 2, 1), ("权重", 6, 1, 1),
+         ("自评分", 7, 1, 1), ("备注", 9, 1, 2)],
+        [("投入与管理 (10分)", 0, 2, 1), ("资金使用的合规性", 2, 2, 1), ("项目资金使用是否合规", 4, 2, 1),
+         ("10", 6, 1, 1), ("9", 7, 1, 1)],
+    ])
+    (rec,) = build_records(split_forms([_page(1, g, "2019年度财政项目绩效自我评价")]), "x.pdf")
+    ind = rec.indicators[0]
+    assert ind["name"].value == "资金使用的合规性" and ind["weight"].value == 10
+    assert ind.get("remark") is None or ind["remark"].value is None
+
+
 def test_two_sure_header_cells_are_not_enough() -> None:
     # a row with only two label-like cells is no indicator header, however near the others are
     g = _grid([

@@ -43,6 +43,7 @@ class RecordBuilder:
         goal_cols: list[Column] = []
         ind_cols: list[Column] = []
         ind_rows: list[IndicatorRow] = []
+        header_cells: set[int] = set()  # ids of the indicator header row's cells
         for row in rows:
             texts = [clean(c.text) for c in row.cells]
             if state == "done":
@@ -54,6 +55,7 @@ class RecordBuilder:
                 cols = self._indicator_header(row)
                 if cols:
                     ind_cols, state = cols, "indicators"
+                    header_cells = {id(c) for c in row.cells}
                     self.frame.set_reference(row)
                     continue
                 cols = self._funding_header(row)
@@ -77,6 +79,11 @@ class RecordBuilder:
                 if self._total_row(row, ind_cols, rec):
                     state = "done"
                     continue
+                if any(id(c) in header_cells for c in row.covering):
+                    # a header cell run down into the rows below (the rule under '备注' lost in its
+                    # column, dev heavy d015): a label, not the first row's remark
+                    row = TableRow(row.page, row.grid, row.index, row.cells,
+                                   [c for c in row.covering if id(c) not in header_cells])
                 picked = indicator_cells(row, ind_cols, self.frame)
                 if picked:
                     ind_rows.append(IndicatorRow(row, picked))

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .normalize.indicators import SCORE_FROM_TOTAL
 from .types import FormRecord, Value
 
 TOL = 0.011  # forms round to 2 decimals
@@ -122,7 +123,8 @@ def check(rec: FormRecord) -> list[RuleResult]:
         cells = [tw] + [i["weight"] for i in rec.indicators]
         results.append(RuleResult("total_weight", _close(_num(tw), want), cells,  # type: ignore[arg-type]
                                   f"合计 weight {_num(tw)} vs sum {want:g}", [tw]))
-    if ts is not None and _num(ts) is not None and scores and all(s is not None for s in scores):
+    inferred = any(SCORE_FROM_TOTAL in i["score"].reasons for i in rec.indicators if i.get("score") is not None)
+    if ts is not None and _num(ts) is not None and scores and all(s is not None for s in scores) and not inferred:
         want = sum(scores) + (fs or 0)  # type: ignore[arg-type]
         cells = [ts] + [i["score"] for i in rec.indicators]
         results.append(RuleResult("total_score", _close(_num(ts), want), cells,  # type: ignore[arg-type]

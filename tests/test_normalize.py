@@ -9,7 +9,7 @@ import numpy as np
 from pipeline.assemble import split_forms
 from pipeline.celltext import finish_cell
 from pipeline.normalize import build_records
-from pipeline.types import Cell, Grid, PageImage, PageResult, PreparedPage, TextLine
+from pipeline.types import Cell, FormRecord, Grid, PageImage, PageResult, PreparedPage, TextLine, Value
 
 W = 1000  # table width in px; columns are given in tenths of it
 
@@ -315,7 +315,6 @@ def test_a_value_cell_run_down_past_its_label_is_split_between_the_labels() -> N
     # dev heavy d029: the rule under 优秀 lost in the value column only, so 绩效等级 and 主要绩效
     # had one value cell; each label takes the lines in its own row. A label spanning the value's
     # rows whole keeps all of it
-    from pipeline.celltext import finish_cell
 
     def form(grade_rows: int) -> object:
         rows = [[("项目名称", 0, 2, 1), ("某项目", 2, 8, 1)], [("绩效等级", 0, 2, grade_rows), ("", 2, 8, 2)]]
@@ -340,7 +339,6 @@ def test_a_value_read_into_its_label_cell_is_split_off() -> None:
     # dev heavy d011: the rule between 是否为经常性项目 and its 是 lost, one cell read as two lines
     # (a label read with its value on one line is cut where the label ends). A unit after a label
     # is no value: 当年预算数(元) stays empty
-    from pipeline.celltext import finish_cell
 
     def fields(recurring: list[TextLine]) -> dict:
         g = _grid([
@@ -557,3 +555,27 @@ def test_dust_read_as_marks_in_a_text_cell_is_no_text_and_stays_doubtful() -> No
     remarks = [r["remark"] for r in rec.indicators]
     assert [v.value for v in remarks] == [None, None, "进度偏慢。"]
     assert all(v.confidence < 0.5 and v.reasons for v in remarks[:2])
+
+
+def test_the_one_unread_score_is_the_total_less_the_others() -> None:
+    # dev heavy d057/d059: a lone digit unread on a blurred scan; the 总分 and the other scores
+    # give it. Not where its cell was found inkless (the form's own blank, d009), not on a
+    # born-digital page (a text layer's blank is printed, d004), not past the row's weight
+    from pipeline import validate
+    from pipeline.normalize.indicators import SCORE_FROM_TOTAL, infer_missing_score
+
+    def rows(blank_ev: dict[str, float], page: int = 1) -> list[dict[str, Value]]:
+        out = [{"weight": Value(w, str(w), 0.99, 1), "score": Value(s, str(s), 0.99, 1)} for w, s in ((10, 9), (8, 8))]
+        out.append({"weight": Value(6, "6", 0.99, 1), "score": Value(None, "", 0.1, page, evidence=blank_ev)})
+        return out
+
+    total = Value(22, "22", 0.99, 1)
+    ind = rows({"empty": 1.0, "unseen": 1.0})
+    assert infer_missing_score(ind, total, None, {1}) == 1
+    assert ind[2]["score"].value == 5 and ind[2]["score"].confidence <= 0.5 and SCORE_FROM_TOTAL in ind[2]["score"].reasons
+    rec = FormRecord("x.pdf", 0, [1], fields={"total_score": total}, indicators=ind)
+    assert not any(r.name == "total_score" for r in validate.validate(rec))  # it holds by construction: no evidence
+    assert infer_missing_score(rows({"empty": 1.0, "blank": 1.0}), total, None, {1}) == 0
+    assert infer_missing_score(rows({"empty": 1.0, "unseen": 1.0}, page=2), total, None, {1}) == 0
+    assert infer_missing_score(rows({"empty": 1.0, "unseen": 1.0}), Value(30, "30", 0.99, 1), None, {1}) == 0
+    assert infer_missing_score(rows({"empty": 1.0}), total, Value(2, "2", 0.99, 1), {1}) == 1  # 22 - 2 - 17

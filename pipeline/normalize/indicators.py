@@ -447,3 +447,44 @@ def infer_missing_weights(indicators: list[dict[str, Value]], total_weight: Valu
                             reasons=["weight from its 一级指标's points less the other weights"],
                             evidence=dict(old.evidence) | {"repaired": 1.0})
     return len(guesses)
+
+
+# the reason an inferred score carries: the total's own rule then checks nothing (validate skips it)
+SCORE_FROM_TOTAL = "score from the printed 总分 less the other scores"
+
+
+def infer_missing_score(indicators: list[dict[str, Value]], total_score: Value | None,
+                        funding_score: Value | None, ocr_pages: set[int]) -> int:
+    """The one score left unread (a lone digit on a blurred scan) from the printed total.
+
+    The table's scores and the funding block's score add up to the 总分. Where exactly one row's
+    score is blank on an OCRed page and its cell not found inkless (a printed blank is the form's
+    own: dev d004, d009 and d019 leave a row unscored that their total counts), every other one
+    read, and the total read
+    as is (not itself repaired), the
+    blank gets the difference if that lies between 0 and the row's weight (a misread score
+    elsewhere makes it fall outside more often than not). Inferred, so at most 0.5 confidence,
+    and the total's rule, which now holds by construction, is no evidence (validate drops it).
+    Returns how many scores were filled (0 or 1)."""
+    if total_score is None or not isinstance(total_score.value, (int, float)) or total_score.reasons:
+        return 0
+    fs = 0.0
+    if funding_score is not None:
+        if not isinstance(funding_score.value, (int, float)):
+            return 0
+        fs = float(funding_score.value)
+    blanks = [r for r in indicators if "score" in r and r["score"].value is None]
+    if len(blanks) == 1 and (blanks[0]["score"].evidence.get("blank") or blanks[0]["score"].page not in ocr_pages):
+        return 0  # a cell with no ink, or empty in a text layer: the form's own blank, not a misread
+    others = [r["score"].value for r in indicators if "score" in r and r["score"].value is not None]
+    if len(blanks) != 1 or len(others) + 1 != len(indicators) or not all(isinstance(v, (int, float)) for v in others):
+        return 0
+    row = blanks[0]
+    w = row.get("weight")
+    s = round(float(total_score.value) - fs - sum(float(v) for v in others), 2)
+    if w is None or not isinstance(w.value, (int, float)) or not 0 <= s <= float(w.value):
+        return 0
+    old = row["score"]
+    row["score"] = Value(int(s) if s == int(s) else s, old.raw, min(old.confidence, 0.5), old.page, old.bbox,
+                         reasons=[SCORE_FROM_TOTAL], evidence=dict(old.evidence) | {"repaired": 1.0})
+    return 1

@@ -17,7 +17,14 @@ from ..types import Cell, FormRecord, TextLine, Value
 from ..values import fiscal_year_from_title
 from .cellvalue import clean, typed_value
 from .columns import Column, ColumnFrame, column_of, in_order, lines_by_column
-from .indicators import IndicatorRow, indicator_cells, indicator_values, infer_missing_weights, repair
+from .indicators import (
+    IndicatorRow,
+    indicator_cells,
+    indicator_values,
+    infer_missing_score,
+    infer_missing_weights,
+    repair,
+)
 
 _SPECKS = ".,·:;'`_-，。、‘’\""
 _TOTAL_RE = re.compile(r"^(合\s*计|总\s*分|合计得分|总\s*计)$")
@@ -93,6 +100,8 @@ class RecordBuilder:
         self._trailing_total(rec)
         infer_missing_weights(rec.indicators, rec.fields.get("total_weight"))
         self._funding_fields(rec)
+        infer_missing_score(rec.indicators, rec.fields.get("total_score"), rec.fields.get("funding_score"),
+                            {p.page_no for p in form.pages if p.kind != "vector"})
         return rec
 
     # --- title ----------------------------------------------------------------------------

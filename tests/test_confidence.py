@@ -384,6 +384,23 @@ def test_a_text_whose_brackets_do_not_pair_up_is_never_above_the_threshold() -> 
     assert confidence.cell_features(cut, "text", "indicators", vec, key="explanation")["unbalanced"] == 0.0
 
 
+def test_a_lone_one_on_soft_print_is_never_above_the_threshold() -> None:
+    # photo d044 (page median 0.41): two 7s read '1' at 0.99; 1-bit d049 (0.75): a 19 read '1' at 0.999.
+    # On a page read well a lone 1 stands, and so does a 1 in a text or a longer figure
+    model = confidence.Calibration.load()
+    one = Value(value=1, raw="1", confidence=0.999, page=1, bbox=(0, 0, 9, 9),
+                evidence={"ocr_min": 0.999, "n_chars": 1.0, "parsed": 1.0})
+    soft = confidence.PageContext(kind="image", quality=0.75, low_frac=0.6)
+    x = confidence.cell_features(one, "number", "indicators", soft, key="score")
+    assert x["soft_one"] == 1.0 and model.predict(x) <= confidence.model.CAPS["soft_one"] < model.threshold
+    sharp = confidence.PageContext(kind="image", quality=0.99, low_frac=0.05)
+    assert confidence.cell_features(one, "number", "indicators", sharp, key="score")["soft_one"] == 0.0
+    nineteen = Value(value=19, raw="19", confidence=0.999, page=1, bbox=(0, 0, 9, 9),
+                     evidence={"ocr_min": 0.999, "n_chars": 2.0, "parsed": 1.0})
+    assert confidence.cell_features(nineteen, "number", "indicators", soft, key="score")["soft_one"] == 0.0
+    assert confidence.cell_features(one, "text", "indicators", soft, key="remark")["soft_one"] == 0.0
+
+
 def test_evidence_caps_hold_on_pages_the_model_never_saw() -> None:
     model = confidence.Calibration.load()
     page = confidence.PageContext(kind="image", quality=0.99, low_frac=0.0)

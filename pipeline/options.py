@@ -66,13 +66,6 @@ class Options:
         "cascade", version=True, flag="--recognizer", choices=("cascade", "small"),
         help="recognition: cascade (tiny model first, small model for what it is unsure of; default) or small",
     )
-    # where the recognisers run: ONNX Runtime in float32, or OpenVINO (bfloat16 where the CPU has
-    # it: a quarter less time on the dev machine for 2 dev cells fewer right, engines.RUNTIMES)
-    runtime: str = option(
-        "onnxruntime", version=True, flag="--runtime", choices=("onnxruntime", "openvino"),
-        help="where the recognition models run: onnxruntime (default) or openvino (bfloat16 where the CPU "
-        "has it: about 0.75x the time, reads a few cells differently; needs scanforms[openvino])",
-    )
     # None: the calibrated model's own threshold
     review_threshold: float | None = option(
         None, version=True, flag="--review-threshold", type=float,

@@ -179,7 +179,7 @@ def process_file(
     # made on the first page that needs OCR
     engine = engine or engines.LazyEngine(
         opts.engine, cache_dir=opts.ocr_cache, threads=opts.ocr_threads, batching=opts.rec_batching,
-        recognizer=opts.recognizer, runtime=opts.runtime,
+        recognizer=opts.recognizer,
     )
     timings: dict[str, float] = {}
     pages = read_file(path, opts, engine, timings, on_page, deadline)

@@ -52,9 +52,6 @@ def imported_top_level(folder: Path, root: Path = REPO) -> dict[str, str]:
 def test_every_imported_package_is_declared() -> None:
     project = _toml()["project"]
     declared = {_dist_name(r) for r in project["dependencies"]}
-    # an option's own extra (--runtime openvino: scanforms[openvino]) counts; the test and bench
-    # extras do not, nothing under pipeline/ may need them
-    declared |= {_dist_name(r) for r in project["optional-dependencies"]["openvino"]}
     own = {p.split(".")[0] for p in _toml()["tool"]["setuptools"]["packages"]}
     providers = importlib.metadata.packages_distributions()
     missing = []

@@ -179,18 +179,3 @@ def test_the_second_look_takes_runner_ups_from_the_first_reading(engine: RapidOc
     assert texts[0] == texts[1]
     assert counts[0]["candidates"] > 0 and counts[1]["candidates"] < counts[0]["candidates"]
     assert counts[0]["normal"] == counts[1]["normal"]
-
-
-def test_the_openvino_runtime_reads_as_onnx_runtime_does(engine: RapidOcrEngine, crops: list[np.ndarray]) -> None:
-    # the same recognition model compiled by OpenVINO (--runtime openvino): its own name, hence its own
-    # cache entries and pipeline version, and on a clean scan the same texts (bfloat16 moves scores
-    # in the last digits; on soft print a character now and then, see engines.RUNTIMES)
-    ov = RapidOcrEngine(batching="width", runtime="openvino")
-    assert ov.name.startswith(engine.name + "@openvino-") and ov.name.endswith(("-bf16", "-f32"))
-    assert isinstance(ov._rec.session, engines.OpenVinoSession)
-    ours = ov.recognize(crops[:30])
-    theirs = RapidOcrEngine(batching="width").recognize(crops[:30])
-    same = sum(a.text == b.text for a, b in zip(ours, theirs, strict=True))
-    assert same >= 29 and all(abs(a.score - b.score) < 0.05 for a, b in zip(ours, theirs, strict=True) if a.text == b.text)
-    with pytest.raises(ValueError):
-        RapidOcrEngine(runtime="tensorrt")

@@ -27,10 +27,9 @@ def test_every_flag_reaches_its_field(tmp_path: Path, monkeypatch: pytest.Monkey
     assert _run_args() == Options()
     got = _run_args("--dpi", "300", "--overlays", "--review-threshold", "0.5", "--features", "--pdf", "--xlsx",
                     "--ocr-cache", str(tmp_path), "--ocr-threads", "3", "--rec-batching", "single",
-                    "--recognizer", "small", "--runtime", "openvino")
+                    "--recognizer", "small")
     assert got == Options(dpi=300, overlays=True, review_threshold=0.5, features=True, pdf=True, xlsx=True,
-                          ocr_cache=tmp_path, ocr_threads=3, rec_batching="single", recognizer="small",
-                          runtime="openvino")
+                          ocr_cache=tmp_path, ocr_threads=3, rec_batching="single", recognizer="small")
     flagged = {f.name for f in dataclasses.fields(Options) if f.metadata["flag"]}
     assert {n for n in flagged if getattr(got, n) == getattr(Options(), n)} == set()  # none left at its default
 
@@ -50,8 +49,7 @@ def test_pipeline_version_lists_the_output_options_only(tmp_path: Path) -> None:
     for f in dataclasses.fields(Options):
         assert (f"; {f.name} " in reading) == (f.metadata["version"] and not f.metadata["archive"]), f.name
         assert (f"{f.name} " in f" {archive}") == f.metadata["archive"], f.name
-    changed = {"dpi": 300, "overlays": True, "review_threshold": 0.9, "features": True, "pdf": True, "xlsx": True,
-               "runtime": "openvino"}
+    changed = {"dpi": 300, "overlays": True, "review_threshold": 0.9, "features": True, "pdf": True, "xlsx": True}
     for name, value in changed.items():
         assert options.pipeline_version(dataclasses.replace(Options(), **{name: value})) != base, name
     # asking for archive outputs changes what is derived from the outputs, not what is read

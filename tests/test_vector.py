@@ -289,7 +289,7 @@ def test_lazy_engine_is_made_once_on_first_use(monkeypatch: pytest.MonkeyPatch) 
     class Fake:
         name = "fake"
 
-        def __init__(self, threads: int | None = None, batching: str = "single", runtime: str = "onnxruntime") -> None:
+        def __init__(self, threads: int | None = None, batching: str = "single") -> None:
             time.sleep(0.05)  # long enough for the threads to meet
             made.append(1)
 

@@ -114,10 +114,17 @@ def cut_line(ln: TextLine, x: float) -> tuple[TextLine, TextLine] | None:
     """A line OCR read across a lost rule (two cells' texts on one baseline taken for one
     line), cut at page x. Its characters are placed along the glyphs' extent (the box less
     its padding) by their estimated advances, and the cut falls at the character boundary
-    nearest x; the characters beside it score at most CUT_CHAR_SCORE. None when either side
-    would be empty."""
-    n = len(ln.text)
-    if n < 2:
+    nearest x (`cut_line_at`). None when either side would be empty."""
+    pos = _char_edges(ln)
+    if pos is None:
+        return None
+    return cut_line_at(ln, int(np.argmin(np.abs(pos[1:-1] - x))) + 1, pos)
+
+
+def _char_edges(ln: TextLine) -> np.ndarray | None:
+    """Page x of each character boundary of a line (n + 1 of them), by the characters' estimated
+    advances along the glyphs' extent; None for a line of one character or no extent."""
+    if len(ln.text) < 2:
         return None
     x0, y0, x1, y1 = ln.bbox
     h = y1 - y0
@@ -125,8 +132,18 @@ def cut_line(ln: TextLine, x: float) -> tuple[TextLine, TextLine] | None:
     if g1 <= g0:
         return None
     cum = np.cumsum([0.0] + [_char_width(ch) for ch in ln.text])
-    pos = g0 + (g1 - g0) * cum / cum[-1]
-    k = int(np.argmin(np.abs(pos[1:-1] - x))) + 1
+    return g0 + (g1 - g0) * cum / cum[-1]
+
+
+def cut_line_at(ln: TextLine, k: int, pos: np.ndarray | None = None) -> tuple[TextLine, TextLine] | None:
+    """A line cut before its character `k` (a rule lost inside it, or a label read with its
+    value); the characters beside the cut score at most CUT_CHAR_SCORE, and the cut's x is
+    estimated (`_char_edges`). None when either side would be empty."""
+    pos = _char_edges(ln) if pos is None else pos
+    if pos is None or not 0 < k < len(ln.text):
+        return None
+    n = len(ln.text)
+    x0, y0, x1, y1 = ln.bbox
     left, right = ln.text[:k].rstrip(), ln.text[k:].lstrip()
     if not left or not right:
         return None

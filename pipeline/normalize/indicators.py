@@ -442,11 +442,14 @@ def infer_missing_weights(indicators: list[dict[str, Value]], total_weight: Valu
     if abs(sum(float(v) for v in weights) - float(total_weight.value)) > 0.01:
         return 0
     for r, w in guesses:
-        old = r["weight"]
-        r["weight"] = Value(int(w), old.raw, min(old.confidence, 0.5), old.page, old.bbox,
-                            reasons=["weight from its 一级指标's points less the other weights"],
-                            evidence=dict(old.evidence) | {"repaired": 1.0})
+        r["weight"] = _inferred(r["weight"], int(w), "weight from its 一级指标's points less the other weights")
     return len(guesses)
+
+
+def _inferred(old: Value, value: float | int, reason: str) -> Value:
+    """`old`'s place holding a value the form's arithmetic supplied: at most 0.5, repaired."""
+    return Value(value, old.raw, min(old.confidence, 0.5), old.page, old.bbox, reasons=[reason],
+                 evidence=dict(old.evidence) | {"repaired": 1.0})
 
 
 # the reason an inferred score carries: the total's own rule then checks nothing (validate skips it)
@@ -458,13 +461,12 @@ def infer_missing_score(indicators: list[dict[str, Value]], total_score: Value |
     """The one score left unread (a lone digit on a blurred scan) from the printed total.
 
     The table's scores and the funding block's score add up to the 总分. Where exactly one row's
-    score is blank on an OCRed page and its cell not found inkless (a printed blank is the form's
-    own: dev d004, d009 and d019 leave a row unscored that their total counts), every other one
-    read, and the total read
-    as is (not itself repaired), the
-    blank gets the difference if that lies between 0 and the row's weight (a misread score
-    elsewhere makes it fall outside more often than not). Inferred, so at most 0.5 confidence,
-    and the total's rule, which now holds by construction, is no evidence (validate drops it).
+    score is blank, on an OCRed page and in a cell not found inkless (a printed blank is the
+    form's own: dev d004, d009 and d019 leave a row unscored that their total counts), every
+    other one read, and the total read as is (not itself repaired), the blank gets the
+    difference if that lies between 0 and the row's weight (a misread score elsewhere makes it
+    fall outside more often than not). Inferred, so at most 0.5 confidence, and the total's
+    rule, which now holds by construction, is no evidence (validate drops it).
     Returns how many scores were filled (0 or 1)."""
     if total_score is None or not isinstance(total_score.value, (int, float)) or total_score.reasons:
         return 0
@@ -474,17 +476,15 @@ def infer_missing_score(indicators: list[dict[str, Value]], total_score: Value |
             return 0
         fs = float(funding_score.value)
     blanks = [r for r in indicators if "score" in r and r["score"].value is None]
-    if len(blanks) == 1 and (blanks[0]["score"].evidence.get("blank") or blanks[0]["score"].page not in ocr_pages):
-        return 0  # a cell with no ink, or empty in a text layer: the form's own blank, not a misread
     others = [r["score"].value for r in indicators if "score" in r and r["score"].value is not None]
     if len(blanks) != 1 or len(others) + 1 != len(indicators) or not all(isinstance(v, (int, float)) for v in others):
         return 0
     row = blanks[0]
+    if row["score"].evidence.get("blank") or row["score"].page not in ocr_pages:
+        return 0  # a cell with no ink, or empty in a text layer: the form's own blank, not a misread
     w = row.get("weight")
     s = round(float(total_score.value) - fs - sum(float(v) for v in others), 2)
     if w is None or not isinstance(w.value, (int, float)) or not 0 <= s <= float(w.value):
         return 0
-    old = row["score"]
-    row["score"] = Value(int(s) if s == int(s) else s, old.raw, min(old.confidence, 0.5), old.page, old.bbox,
-                         reasons=[SCORE_FROM_TOTAL], evidence=dict(old.evidence) | {"repaired": 1.0})
+    row["score"] = _inferred(row["score"], int(s) if s == int(s) else s, SCORE_FROM_TOTAL)
     return 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..assemble import FormPages, TableRow, is_title_text
-from ..celltext import cut_cell, group_visual_lines, lines_into_bands
+from ..celltext import cut_cell, cut_line_at, group_visual_lines, lines_into_bands
 from ..lexicon import LabelMatcher, get_matcher
 from ..types import Cell, FormRecord, TextLine, Value
 from ..values import fiscal_year_from_title
@@ -176,10 +176,12 @@ class RecordBuilder:
         or unit after the label ('(元)') is no value."""
         lines = [t for r in group_visual_lines(label.lines) for t in r]
         text = "".join(t.text for t in lines)
+        if text != label.text:
+            return None
         whole = self.m.match(text, "fields")
         heads = [(h.score, k) for k in range(2, len(text))
                  if (h := self.m.match(text[:k], "fields")) is not None and h.key == key and h.score >= 0.9]
-        if text != label.text or whole is None or not heads or max(heads)[0] <= whole.score:
+        if whole is None or not heads or max(heads)[0] <= whole.score:
             return None
         k = max(heads)[1]
         rest = text[k:].strip()
@@ -192,12 +194,10 @@ class RecordBuilder:
             if start >= k:
                 value.append(t)
             elif end > k and t.text[k - start :].strip():  # the label ends inside this line: its tail
-                tail = t.text[k - start :]
-                lead = len(tail) - len(tail.lstrip())
-                scores = t.char_scores[k - start + lead :] if t.char_scores else None
-                x0 = t.bbox[0] + (t.bbox[2] - t.bbox[0]) * (k - start) // max(1, len(t.text))
-                value.append(TextLine(tail.strip(), (x0, t.bbox[1], t.bbox[2], t.bbox[3]),
-                                      min(scores) if scores else t.score, scores, t.model, cut=True))
+                pieces = cut_line_at(t, k - start)
+                if pieces is None:
+                    return None
+                value.append(pieces[1])
             start = end
         x0 = min(t.bbox[0] for t in value)
         return cut_cell(label, 0, label.col, label.col_span, x0, label.bbox[2], value)

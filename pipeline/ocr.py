@@ -331,9 +331,12 @@ UNREAD_MARK_GAP = 1.0
 # give a mark there. On the dev corpus's scans, such lines had lost ， 、 or 。 at 0.98-0.99
 # (d025, d028, d061); read past the rule with the rule painted out, six of seven name it.
 MARK_AT_RULE_ROWS = 2
+MARK_NEAR = 0.6
+MARK_SIZE = 0.2
 MARK_REACH = 0.7
 MARK_GAP = 0.08
 RULE_MARK_MIN = 0.5
+RULE_MARK_MID = 0.5
 SENTENCE_LEN = 12
 MISSED_LINE_H = 1.6  # glyphs: the most a missed line's ink may span from top to bottom
 MISSED_LINE_MIN = 0.85  # the least score a missed line's reading needs to join its cell
@@ -525,9 +528,9 @@ def _read_marks_at_rule(image: np.ndarray, binary: np.ndarray, cells: list[Cell]
                         engine: OcrEngine, scale: PageScale, changed: set[int]) -> tuple[set[int], int]:
     """Lines that end in a character but whose ink runs into their cell's right rule
     (`marks_at_rule`) read again past the rule with the rule painted out: a mark read there,
-    after the same text, joins the line. Returns the ids of the lines still without one (their
-    ink is unread: evidence for the confidence model) and how many were read; cells changed go
-    into `changed`."""
+    after the same text, joins the line. Returns the ids of the lines still without one or with
+    one guessed mid-cell (their ink is unread: evidence for the confidence model) and how many
+    were read; cells changed go into `changed`."""
     from .lexicon import is_cjk
 
     mine = {id(t) for t in lines}
@@ -550,7 +553,16 @@ def _read_marks_at_rule(image: np.ndarray, binary: np.ndarray, cells: list[Cell]
         if not found:
             unread.add(id(t))
             continue
-        _append_mark(t, *max(found, key=lambda m: m[1]))
+        mark, p = max(found, key=lambda m: m[1])
+        if _ends_its_cell(c, t):
+            if mark in _PAUSE_MARKS:
+                mark = "。"  # a cell's text ends in a full stop, never a pause mark
+        else:
+            # mid-cell, what is left of a mark the rule covers may be a ，or a 。 cut in half: no
+            # surer than a coin toss, and the mark's ink counts as unread for the confidence model
+            p = min(p, RULE_MARK_MID)
+            unread.add(id(t))
+        _append_mark(t, mark, p)
         changed.add(id(c))
     return unread, len(todo)
 
@@ -567,6 +579,7 @@ def _mark_after(r: Reading, text: str, marks: frozenset[str]) -> tuple[str, floa
 
 
 _RULE_MARKS = frozenset("。，、：；")
+_PAUSE_MARKS = frozenset("，、")
 _FULL_MARK = {".": "。", ",": "，", ":": "：", ";": "；"}  # marks as Chinese text sets them
 
 
@@ -624,7 +637,7 @@ def marks_at_rule(binary: np.ndarray, cell_box: tuple[int, int, int, int],
     MARK_AT_RULE_ROWS rows or more (a label centred in its cell, or a rule's own unevenness on
     a scan, do neither: none of d007's 13 such lines)."""
     _cx0, cy0, cx1, _cy1 = cell_box
-    tol, reach = max(2, int(0.1 * glyph)), int(0.3 * glyph)
+    tol, reach = max(2, int(0.1 * glyph)), int(MARK_NEAR * glyph)
     out = [False] * len(lines)
     bands = [(y0 + int(0.15 * (y1 - y0)), y1 - int(0.1 * (y1 - y0))) for _x0, y0, _x1, y1 in lines]
     # lines whose own ink comes up to the rule (most stop short: the rule is not measured for them)
@@ -636,7 +649,8 @@ def marks_at_rule(binary: np.ndarray, cell_box: tuple[int, int, int, int],
     x_lo, x_hi, wider = rule
     for k in near:
         r0, r1 = bands[k]
-        out[k] = int((wider[max(0, r0 - cy0):max(0, r1 - cy0)] > tol).sum()) >= MARK_AT_RULE_ROWS
+        w = wider[max(0, r0 - cy0):max(0, r1 - cy0)]
+        out[k] = int((w > tol).sum()) >= MARK_AT_RULE_ROWS or int((w >= tol).sum()) >= MARK_SIZE * glyph
     return out, (x_lo, x_hi)
 
 

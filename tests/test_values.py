@@ -82,6 +82,9 @@ def test_parse_percent_rejects(raw: str) -> None:
         ("8.09", 8.09, float),
         ("98.09", 98.09, float),
         ("100. 00", 100, int),  # seed 004 total score
+        ("100.0 0", 100, int),  # wrapped in its cell
+        ("1 00", 100, int),
+        ("1 5", 15, int),  # a blank the recogniser put between two digits
         ("97.00", 97, int),
         ("6", 6, int),
         ("１０", 10, int),
@@ -99,8 +102,9 @@ def test_parse_number(raw: str, want: float, typ: type) -> None:
     assert type(got) is typ
 
 
-@pytest.mark.parametrize("raw", ["", "分", "满分", "十", "≥60", "10%x"])
+@pytest.mark.parametrize("raw", ["", "分", "满分", "十", "≥60", "10%x", "10 10", "100 98.86", "10 9.5"])
 def test_parse_number_rejects(raw: str) -> None:
+    # '10 10': a weight and a score read together across a lost rule, not the number 1010
     assert parse_number(raw) is None
 
 

@@ -139,6 +139,24 @@ def test_to_grey_pales_coloured_seal() -> None:
     assert g[60, 25:27].min() > 200  # the seal ring is near paper white
 
 
+def test_to_grey_takes_a_printed_seal_to_paper_but_not_the_ink_under_it_or_fringes() -> None:
+    # a seal's red (R 214, G 94, B 101: 75 % red ink on white) is pale in the brightest channel,
+    # and its ring then reads as a rule: it goes to the paper around it. Text the seal lies over
+    # is dark red and stays ink, as do the one-pixel red fringes a colour scan leaves along black
+    # strokes. A page-sized image: the paper is looked for a stroke's width around
+    img = np.full((800, 800, 3), 235, np.uint8)  # grey paper
+    img[10:20, 10:110] = (0, 0, 0)  # black ink
+    img[9, 10:110] = (120, 120, 200)  # its fringe: red, a pixel high
+    cv2.circle(img, (60, 70), 35, (101, 94, 214), 5)  # the seal's ring (BGR)
+    img[66:74, 20:100] = (25, 20, 100)  # text under the seal, dark red
+    g = pp.to_grey(img)
+    assert g[70, 25] < 110 and g[70, 50] < 110  # text under the ring and inside it stays ink
+    ring = np.r_[g[104:107, 55:65].ravel(), g[33:38, 55:65].ravel()]
+    assert ring.min() >= 225 and ring.max() <= 235  # the ring is paper, as grey as the rest
+    assert g[15, 50] < 30
+    assert g[9, 50] == 200  # the fringe is left as it was (the brightest channel)
+
+
 def test_normalize_background_removes_shadow_band(form: np.ndarray) -> None:
     shade = np.linspace(0.45, 1.0, form.shape[1], dtype=np.float32)[None, :]
     dim = (form.astype(np.float32) * 0.85 * shade).astype(np.uint8)  # grey paper + gradient

@@ -333,6 +333,7 @@ UNREAD_MARK_GAP = 1.0
 MARK_AT_RULE_ROWS = 2
 MARK_NEAR = 0.6
 MARK_SIZE = 0.2
+MARK_SEEN = 0.25
 MARK_REACH = 0.7
 MARK_GAP = 0.08
 RULE_MARK_MIN = 0.5
@@ -552,6 +553,14 @@ def _read_marks_at_rule(image: np.ndarray, binary: np.ndarray, cells: list[Cell]
         found = [m for r in readings[2 * k:2 * k + 2] if (m := _mark_after(r, t.text, marks)) is not None]
         if not found:
             unread.add(id(t))
+            if (_ends_its_cell(c, t) and _is_sentence("".join(o.text for o in c.lines))
+                    and marks_at_rule(binary, c.bbox, [t.bbox], scale.glyph, size=MARK_SEEN)[0][0]):
+                # a sentence's last line with a mark's height of ink on the rule after it that
+                # reads as nothing (a 。 with its middle under the rule): the full stop, as doubtful
+                # as a guess. A speck on the rule is lower (bench/unseen.py's speckle: 9 names
+                # and labels took a 。 when any hit did)
+                _append_mark(t, "。", RULE_MARK_MID)
+                changed.add(id(c))
             continue
         mark, p = max(found, key=lambda m: m[1])
         if _ends_its_cell(c, t):
@@ -627,7 +636,8 @@ def _right_rule(binary: np.ndarray, cell_box: tuple[int, int, int, int], glyph: 
 
 
 def marks_at_rule(binary: np.ndarray, cell_box: tuple[int, int, int, int],
-                  lines: list[tuple[int, int, int, int]], glyph: float) -> tuple[list[bool], tuple[int, int] | None]:
+                  lines: list[tuple[int, int, int, int]], glyph: float,
+                  size: float = 0.0) -> tuple[list[bool], tuple[int, int] | None]:
     """For each line box of a cell: whether its ink runs into the cell's right rule, where a mark
     after its last character (a ，or 。 set against the rule, or past it) merges with the rule;
     and the rule's columns.
@@ -635,7 +645,9 @@ def marks_at_rule(binary: np.ndarray, cell_box: tuple[int, int, int, int],
     Such a line's own ink comes within 0.3 glyph of the rule, and in its rows the ink through
     the rule is wider, by a tenth of a glyph (2 px or more), than the rule is down the cell on
     MARK_AT_RULE_ROWS rows or more (a label centred in its cell, or a rule's own unevenness on
-    a scan, do neither: none of d007's 13 such lines)."""
+    a scan, do neither: none of d007's 13 such lines), or by the rule's tolerance on MARK_SIZE
+    glyphs of rows; and, where `size` is given, on `size` glyphs of rows at least (a mark's
+    height, not a speck's)."""
     _cx0, cy0, cx1, _cy1 = cell_box
     tol, reach = max(2, int(0.1 * glyph)), int(MARK_NEAR * glyph)
     out = [False] * len(lines)
@@ -650,7 +662,8 @@ def marks_at_rule(binary: np.ndarray, cell_box: tuple[int, int, int, int],
     for k in near:
         r0, r1 = bands[k]
         w = wider[max(0, r0 - cy0):max(0, r1 - cy0)]
-        out[k] = int((w > tol).sum()) >= MARK_AT_RULE_ROWS or int((w >= tol).sum()) >= MARK_SIZE * glyph
+        rows = int((w >= tol).sum())
+        out[k] = (int((w > tol).sum()) >= MARK_AT_RULE_ROWS or rows >= MARK_SIZE * glyph) and rows >= size * glyph
     return out, (x_lo, x_hi)
 
 

@@ -71,7 +71,7 @@ def to_grey(image: np.ndarray) -> np.ndarray:
         return grey
     # ... and away from dark ink: the edges of characters the seal lies over are light red too,
     # and lifting them thins the characters (dev d030: 年度资金总额 read as 总颗)
-    seal[cv2.dilate((grey < INK_UNDER_SEAL).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0] = 0
+    seal[cv2.dilate((grey < INK_UNDER_SEAL).astype(np.uint8), square) > 0] = 0
     lift = np.clip((redness.astype(np.float32) - RED_SEAL[0]) / (RED_SEAL[1] - RED_SEAL[0]), 0.0, 1.0)
     lift *= np.clip((r.astype(np.float32) - RED_LIGHT[0]) / (RED_LIGHT[1] - RED_LIGHT[0]), 0.0, 1.0) * seal
     # to the paper around it, not to white: on a grey scan a white ring is an edge of its own

@@ -808,3 +808,31 @@ def test_a_mark_mostly_under_the_rule_is_found_half_a_glyph_past_the_text() -> N
     assert ocr.marks_at_rule(cell(8, 222), box, line, g)[0] == [True]
     assert ocr.marks_at_rule(cell(2, 222), box, line, g)[0] == [False]
     assert ocr.marks_at_rule(cell(8, 205), box, line, g)[0] == [False]
+
+
+def test_a_sentences_last_mark_on_the_rule_that_reads_as_nothing_is_a_doubtful_full_stop(
+    engine: engines.OcrEngine,
+) -> None:
+    # a 200-DPI scan's explanation cell (dev d028): the 。 after 安全 sits with its middle under
+    # the cell's right rule; with the rule painted out the recogniser names nothing there. The
+    # mark is seen, so a sentence ends in a full stop, scored as a guess and its ink still
+    # counted unread; a label-like text (no clause mark, under SENTENCE_LEN) takes none
+    from pipeline import ocr, preprocess
+    from pipeline.types import PageScale, TextLine
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "scan_full_stop_under_the_rule.png"), cv2.IMREAD_GRAYSCALE)
+    binary = preprocess.binarize(img)
+    scale = PageScale(unit=1.0, glyph=23.0)
+    boxes = [(21, 72, 333, 106), (21, 103, 333, 136), (21, 135, 333, 169)]
+    for texts, stop in ((["项目资金使用是否符合相关", "法律法规、制度和规定，项", "目资金使用是否规范和安全"], True),
+                        (["资金", "规定", "安全"], False)):
+        cell = Cell(0, 0, 1, 1, (20, 20, 334, 222))
+        cell.lines = [TextLine(t, b, 0.99) for t, b in zip(texts, boxes, strict=True)]
+        assert ocr.marks_at_rule(binary, cell.bbox, boxes, scale.glyph)[0] == [False, False, True]
+        unread, n = ocr._read_marks_at_rule(img, binary, [cell], cell.lines, engine, scale, set())
+        last = cell.lines[2]
+        assert n == 1 and id(last) in unread
+        if stop:
+            assert last.text == texts[2] + "。" and last.score <= ocr.RULE_MARK_MID
+        else:
+            assert last.text == texts[2]

@@ -331,13 +331,13 @@ UNREAD_MARK_GAP = 1.0
 # give a mark there. On the dev corpus's scans, such lines had lost ， 、 or 。 at 0.98-0.99
 # (d025, d028, d061); read past the rule with the rule painted out, six of seven name it.
 MARK_AT_RULE_ROWS = 2
-MARK_NEAR = 0.6
-MARK_SIZE = 0.2
-MARK_SEEN = 0.25
+MARK_NEAR = 0.6  # glyphs: a line whose ink stops this near the rule is measured there (a hung mark)
+MARK_SIZE = 0.2  # glyphs of rows over which the rule, wider by only its tolerance, holds a mark
+MARK_SEEN = 0.25  # ... a mark's height: one that reads as nothing is still a sentence's 。
 MARK_REACH = 0.7
 MARK_GAP = 0.08
 RULE_MARK_MIN = 0.5
-RULE_MARK_MID = 0.5
+RULE_MARK_MID = 0.5  # the score of a mark guessed from what the rule leaves of it
 SENTENCE_LEN = 12
 MISSED_LINE_H = 1.6  # glyphs: the most a missed line's ink may span from top to bottom
 MISSED_LINE_MIN = 0.85  # the least score a missed line's reading needs to join its cell
@@ -535,18 +535,18 @@ def _read_marks_at_rule(image: np.ndarray, binary: np.ndarray, cells: list[Cell]
     from .lexicon import is_cjk
 
     mine = {id(t) for t in lines}
-    todo: list[tuple[Cell, TextLine, tuple[int, int]]] = []
+    todo: list[tuple[Cell, TextLine, tuple[int, int], int]] = []  # (cell, line, rule, the mark's rows)
     for c in cells:
         ends = [t for t in c.lines if id(t) in mine and is_cjk(t.text[-1:])]
         if ends:
-            hits, rule = marks_at_rule(binary, c.bbox, [t.bbox for t in ends], scale.glyph)
-            todo += [(c, t, rule) for t, hit in zip(ends, hits, strict=True) if hit and rule is not None]
+            rows, rule = _mark_rows_at_rule(binary, c.bbox, [t.bbox for t in ends], scale.glyph)
+            todo += [(c, t, rule, n) for t, n in zip(ends, rows, strict=True) if n is not None and rule is not None]
     if not todo:
         return set(), 0
-    crops = [c for _c, t, rule in todo for c in _rule_cleared_crops(image, t.bbox, rule, scale.glyph, scale.unit)]
+    crops = [c for _c, t, rule, _n in todo for c in _rule_cleared_crops(image, t.bbox, rule, scale.glyph, scale.unit)]
     readings = engine.recognize(crops, effort="careful")
     unread: set[int] = set()
-    for k, (c, t, _rule) in enumerate(todo):
+    for k, (c, t, _rule, n_rows) in enumerate(todo):
         # a full stop ends the cell's text only (mid-cell, a speck of the rule read as 。 would
         # end a sentence that goes on: 进一步。加强)
         marks = _RULE_MARKS if _ends_its_cell(c, t) else _RULE_MARKS - {"。"}
@@ -554,7 +554,7 @@ def _read_marks_at_rule(image: np.ndarray, binary: np.ndarray, cells: list[Cell]
         if not found:
             unread.add(id(t))
             if (_ends_its_cell(c, t) and _is_sentence("".join(o.text for o in c.lines))
-                    and marks_at_rule(binary, c.bbox, [t.bbox], scale.glyph, size=MARK_SEEN)[0][0]):
+                    and n_rows >= MARK_SEEN * scale.glyph):
                 # a sentence's last line with a mark's height of ink on the rule after it that
                 # reads as nothing (a 。 with its middle under the rule): the full stop, as doubtful
                 # as a guess. A speck on the rule is lower (bench/unseen.py's speckle: 9 names
@@ -588,7 +588,7 @@ def _mark_after(r: Reading, text: str, marks: frozenset[str]) -> tuple[str, floa
 
 
 _RULE_MARKS = frozenset("。，、：；")
-_PAUSE_MARKS = frozenset("，、")
+_PAUSE_MARKS = "，、"
 _FULL_MARK = {".": "。", ",": "，", ":": "：", ";": "；"}  # marks as Chinese text sets them
 
 
@@ -636,21 +636,28 @@ def _right_rule(binary: np.ndarray, cell_box: tuple[int, int, int, int], glyph: 
 
 
 def marks_at_rule(binary: np.ndarray, cell_box: tuple[int, int, int, int],
-                  lines: list[tuple[int, int, int, int]], glyph: float,
-                  size: float = 0.0) -> tuple[list[bool], tuple[int, int] | None]:
+                  lines: list[tuple[int, int, int, int]], glyph: float) -> tuple[list[bool], tuple[int, int] | None]:
     """For each line box of a cell: whether its ink runs into the cell's right rule, where a mark
     after its last character (a ，or 。 set against the rule, or past it) merges with the rule;
     and the rule's columns.
 
-    Such a line's own ink comes within 0.3 glyph of the rule, and in its rows the ink through
-    the rule is wider, by a tenth of a glyph (2 px or more), than the rule is down the cell on
-    MARK_AT_RULE_ROWS rows or more (a label centred in its cell, or a rule's own unevenness on
-    a scan, do neither: none of d007's 13 such lines), or by the rule's tolerance on MARK_SIZE
-    glyphs of rows; and, where `size` is given, on `size` glyphs of rows at least (a mark's
-    height, not a speck's)."""
+    Such a line's own ink comes within MARK_NEAR glyph of the rule, and in its rows the ink
+    through the rule is wider, by a tenth of a glyph (2 px or more), than the rule is down the
+    cell on MARK_AT_RULE_ROWS rows or more (a label centred in its cell, or a rule's own
+    unevenness on a scan, do neither: none of d007's 13 such lines), or by the rule's tolerance
+    on MARK_SIZE glyphs of rows (a mark hung mostly under the rule)."""
+    rows, rule = _mark_rows_at_rule(binary, cell_box, lines, glyph)
+    return [n is not None for n in rows], rule
+
+
+def _mark_rows_at_rule(binary: np.ndarray, cell_box: tuple[int, int, int, int],
+                       lines: list[tuple[int, int, int, int]], glyph: float
+                       ) -> tuple[list[int | None], tuple[int, int] | None]:
+    """`marks_at_rule`, with each hit's height: the rows of its line where the rule is wider by
+    its tolerance or more (None for a line that is no hit)."""
     _cx0, cy0, cx1, _cy1 = cell_box
     tol, reach = max(2, int(0.1 * glyph)), int(MARK_NEAR * glyph)
-    out = [False] * len(lines)
+    out: list[int | None] = [None] * len(lines)
     bands = [(y0 + int(0.15 * (y1 - y0)), y1 - int(0.1 * (y1 - y0))) for _x0, y0, _x1, y1 in lines]
     # lines whose own ink comes up to the rule (most stop short: the rule is not measured for them)
     near = [k for k, ((x0, _y0, _x1, _y1), (r0, r1)) in enumerate(zip(lines, bands, strict=True))
@@ -663,7 +670,8 @@ def marks_at_rule(binary: np.ndarray, cell_box: tuple[int, int, int, int],
         r0, r1 = bands[k]
         w = wider[max(0, r0 - cy0):max(0, r1 - cy0)]
         rows = int((w >= tol).sum())
-        out[k] = (int((w > tol).sum()) >= MARK_AT_RULE_ROWS or rows >= MARK_SIZE * glyph) and rows >= size * glyph
+        if int((w > tol).sum()) >= MARK_AT_RULE_ROWS or rows >= MARK_SIZE * glyph:
+            out[k] = rows
     return out, (x_lo, x_hi)
 
 
@@ -957,7 +965,7 @@ def mark_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
             chars[i] = _pause_mark(p, t.text, i, SPECK_PAUSE_MIN)
         for i in doubtful if alts is not None and t.char_scores is not None else ():
             if chars[i] == "。":
-                p = _mark_odds(alts[lead + i], "，、")
+                p = _mark_odds(alts[lead + i], _PAUSE_MARKS)
                 if STOP_PAUSE_ODDS * (p["，"] + p["、"]) >= t.char_scores[i]:
                     chars[i] = _pause_mark(p, t.text, i, 0.0)
             elif POINTS_SEMICOLON_ODDS * _mark_odds(alts[lead + i], "；")["；"] >= t.char_scores[i]:

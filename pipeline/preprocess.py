@@ -98,6 +98,7 @@ SHEET_CONTRAST = 0.8  # the background around it at most this bright, relative t
 
 def find_sheet(image: np.ndarray) -> list[tuple[float, float]] | None:
     """Corners (tl, tr, br, bl) of a photographed sheet lying on a darker background, or None.
+    `image` in colour or already grey (`to_grey`).
 
     A phone photo of a form shows the sheet as a bright quadrilateral on a desk, its rules
     converging: the grid's lattice assumes parallel rules, so the sheet is mapped back onto a
@@ -753,9 +754,10 @@ def prepare(
     import time
 
     t0 = time.perf_counter()
-    sheet = find_sheet(page.image)
+    page_grey = to_grey(page.image)  # once: a seal's strokes are looked for in it (to_grey)
+    sheet = find_sheet(page_grey)
     image = unwarp(page.image, sheet) if sheet is not None else page.image
-    raw = to_grey(image)
+    raw = to_grey(image) if sheet is not None else page_grey
     # OCR reads light text on a dark fill turned dark; lines are found on the page as it is (the
     # fill's own edges and the light gaps between filled cells are its rules)
     # a 1-bit page is read as it is: on dev bilevel/TIFF pages (d049, d055: 35 + 34 wrong cells)

@@ -266,7 +266,34 @@ def find_rules(binary: np.ndarray, glyph: float | None = None) -> tuple[list[Rul
     v_more = _extend(v_seed, v_short, reach, hs)
     hs = hs + [r for r in h_more if r not in hs]
     keep = keep + [r for r in v_more if r not in keep]
+    hs = hs + _remnants([h for h in h_short if h not in hs], hs, keep, g, near)
+    keep = keep + _remnants([v for v in vs if v not in keep], keep, hs, g, near)
     return _trim_glyph_tails(hs, keep, bin8, g), _trim_glyph_tails(keep, hs, bin8, g)
+
+
+REMNANT = 1.5  # glyphs: a straight run this long on a rule's line is no glyph stroke
+
+
+def _remnants(pieces: list[Rule], rules: list[Rule], across: list[Rule], glyph: float, near: int) -> list[Rule]:
+    """What damage left of a rule inside one cell edge: pieces on an accepted rule's line.
+
+    A rule erased along most of a cell's edge leaves a stub at one junction, which touches
+    nothing at its other end and lies past a crossing rule from the rest of its line, so
+    neither test above keeps it (dev d060: the weight column's rule kept only its last 45 px
+    in the bottom row, and 5 and the scoring rule became one cell). A piece is kept where it
+    is REMNANT glyphs long (longer than any stroke), on the line of a rule (centre inside its
+    width, no thicker) and meeting a crossing rule at one end."""
+    out = []
+    for p in pieces:
+        if p.length < REMNANT * glyph:
+            continue
+        line = [r for r in rules if r.lo - 1 <= p.pos <= r.hi + 1 and p.hi - p.lo <= r.hi - r.lo + 2]
+        if not line or any(p.start < r.end and r.start < p.end for r in line):
+            continue  # on no rule's line, or a piece of a rule already there
+        ends = [o for o in across if o.start - near <= p.pos <= o.end + near]
+        if any(o.lo - near <= p.start <= o.hi + near or o.lo - near <= p.end <= o.hi + near for o in ends):
+            out.append(p)
+    return out
 
 
 GLYPH_TAIL = 0.3  # glyphs: the most a glyph touching a junction adds to a rule's end
@@ -606,7 +633,8 @@ def _edge_covers(filled: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
     return np.where(size > 0, (cs[b] - cs[a]) / np.maximum(size, 1), 0.0)
 
 
-def separators(lat: Lattice, hmask: np.ndarray, vmask: np.ndarray, unit: float) -> tuple[np.ndarray, np.ndarray]:
+def separators(lat: Lattice, hmask: np.ndarray, vmask: np.ndarray, unit: float,
+               glyph: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Inked fraction of every inner cell edge, damage holes bridged (see `_fill_damage`).
 
     Returns (below, right): below[r, c] for the edge under lattice cell (r, c)
@@ -624,7 +652,8 @@ def separators(lat: Lattice, hmask: np.ndarray, vmask: np.ndarray, unit: float) 
     # blur, and the residual-skew drift of the crossing rule's position
     jt_h = int(np.ceil(max(lat.col_thick) / 2)) + _px(3, unit, 2) + int(0.0015 * span_y)
     jt_v = int(np.ceil(max(lat.row_thick) / 2)) + _px(3, unit, 2) + int(0.0015 * span_x)
-    anchor = _px(ANCHOR, unit, 20)
+    # a remnant (see `_remnants`) is vetted rule already: REMNANT glyphs of it anchor a hole's end
+    anchor = _px(ANCHOR, unit, 20) if glyph is None else min(_px(ANCHOR, unit, 20), int(REMNANT * glyph))
     below = np.zeros((max(0, R - 1), C))
     right = np.zeros((R, max(0, C - 1)))
     # how far from the crossing point the touching rule's ink may stop: generous, since damage
@@ -745,7 +774,7 @@ def grid_from_rules(hs: list[Rule], vs: list[Rule], shape: tuple[int, int],
     if lat is None:
         return None
     unit = page_unit(shape)
-    below, right = separators(lat, _draw(hs, shape), _draw(vs, shape), unit)
+    below, right = separators(lat, _draw(hs, shape), _draw(vs, shape), unit, glyph)
     spans = merge_cells(below, right, lat.n_rows, lat.n_cols)
     lat, spans = _prune(lat, spans)
     cells = [Cell(row=r, col=c, row_span=rs, col_span=cs, bbox=cell_bbox(lat, r, c, rs, cs))

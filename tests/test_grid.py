@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline import grid as G
-from pipeline.types import Grid
+from pipeline.types import Grid, PageScale
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -376,6 +376,33 @@ def test_find_grids_rule_erased_along_its_whole_length() -> None:
     assert (g.n_rows, g.n_cols) == (3, 3)
     assert sorted((c.row, c.col, c.row_span, c.col_span) for c in g.cells) == [
         (r, c, 1, 1) for r in range(3) for c in range(3)]
+
+
+def test_a_rule_left_as_a_stub_at_one_junction_still_divides_its_row() -> None:
+    """A column rule erased down a tall last row but for a stub at its foot (dev d060): two cells."""
+    img = np.zeros((2339, 1654), np.uint8)  # an A4 page at 200 DPI: the stub is short for its size
+    ys, xs = [50, 200, 350, 620], [50, 300, 420, 850]
+    for y in ys:
+        img[y - 2:y + 3, xs[0]:xs[-1] + 1] = 255
+    for x in xs:
+        img[ys[0]:ys[-1] + 1, x - 2:x + 3] = 255
+    img[ys[2] + 3:570, xs[2] - 2:xs[2] + 3] = 0  # 50 px of the rule left above the bottom rule
+    for r in range(3):  # a line of 'characters' per cell, left-aligned a cell padding from the rule
+        for a, b in zip(xs, xs[1:], strict=False):
+            for gx in range(a + 10, b - 40, 24):
+                img[ys[r] + 40:ys[r] + 58, gx:gx + 16] = 255
+                img[ys[r] + 47:ys[r] + 50, gx - 2:gx + 18] = 0
+    (g,) = G.find_grids(img, PageScale(unit=1.0, glyph=18.0))
+    assert (g.n_rows, g.n_cols) == (3, 3)
+    assert _spans(g) == [(r, c, 1, 1) for r in range(3) for c in range(3)]
+    # and a merged cell stays merged where the rule really stops at the junction (its text
+    # running across the line)
+    img[ys[2] + 3:ys[3] - 2, xs[2] - 2:xs[2] + 3] = 0
+    for gx in range(xs[1] + 20, xs[3] - 40, 24):
+        img[ys[2] + 40:ys[2] + 58, gx:gx + 16] = 255
+        img[ys[2] + 47:ys[2] + 50, gx - 2:gx + 18] = 0
+    (g,) = G.find_grids(img, PageScale(unit=1.0, glyph=18.0))
+    assert (2, 1, 1, 2) in _spans(g)
 
 
 def test_a_glyph_touching_a_junction_does_not_cut_a_merged_cell() -> None:

@@ -565,6 +565,33 @@ def lone_positions(text: str) -> list[int]:
     return out
 
 
+SINGLE_FREQ = 1000  # the count every character standing alone is given in `text_logprob`
+
+
+def text_logprob(text: str) -> float:
+    """Natural log-probability of `text`'s likeliest split into dictionary words: how much a run
+    of characters reads like words, to weigh one reading of it against another.
+
+    jieba's unigram model over its counts (the forms' own words included), except that every
+    character standing alone counts SINGLE_FREQ: by their own counts the commonest characters
+    outweigh any word (和完为止 scored above 扣完为止, 有或性 above 有效性 split over two lines),
+    and a model of words should prefer words, not frequent characters."""
+    import math
+
+    tokenizer = _word_tokenizer()
+    n = len(text)
+    if not n:
+        return 0.0
+    dag = tokenizer.get_DAG(text)
+    log_total = math.log(tokenizer.total)
+    single = math.log(SINGLE_FREQ) - log_total
+    best = [0.0] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        best[i] = max((single if j == i else math.log(tokenizer.FREQ.get(text[i:j + 1]) or 1) - log_total)
+                      + best[j + 1] for j in dag[i])
+    return best[0]
+
+
 _COMMON_FREQ = 100_000  # jieba counts: 的 318825, 和 555815, 与 160984 stand alone in right text
 # suffixes and measure words that end the forms' indicator names (完成及时率, ≥8 批, 0次)
 _SUFFIXES = frozenset("率性度次项批天分个人元年月日号")

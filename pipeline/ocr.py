@@ -870,6 +870,104 @@ def word_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
     return len(todo)
 
 
+# Context fixes (`context_fixes`): a doubtful character's reading weighed against its runner-ups
+# by how the whole clause then reads (the dictionary's word model) and what the recogniser gave
+# each, in log units; a new clause must beat the read one by CONTEXT_MARGIN
+CONTEXT_WEIGHT = 1.0  # the recogniser's log-probabilities against the word model's
+CONTEXT_MARGIN = 2.0
+CONTEXT_MAX_COMBOS = 256
+_CLAUSE_RE = re.compile(r"[\u3400-\u9fff]+")
+_CLAUSE_END_RE = re.compile(r"[\u3400-\u9fff]+$")
+_CLAUSE_START_RE = re.compile(r"[\u3400-\u9fff]+")
+
+
+def _clause_fix(clause: str, scores: list[float], alts: list[list[tuple[str, float]]],
+                before: str = "", after: str = "") -> str:
+    """The likeliest reading of one clause of Chinese characters given each place's runner-ups
+    (`before` and `after`: the clause's continuation on the cell's lines above and below)."""
+    import itertools
+    import math
+
+    from .lexicon import is_cjk, text_logprob
+
+    places = []
+    for i, ch in enumerate(clause):
+        if scores[i] >= FIX_MAX_SCORE:
+            continue
+        opts = [(ch, scores[i])] + [(a, p) for a, p in alts[i] if p >= FIX_MIN_ALT and is_cjk(a)]
+        if len(opts) > 1:
+            places.append((i, opts))
+    if not places:
+        return clause
+    while math.prod(len(o) for _i, o in places) > CONTEXT_MAX_COMBOS:
+        k = max(range(len(places)), key=lambda j: len(places[j][1]))
+        places[k] = (places[k][0], places[k][1][:-1])
+
+    def score(chars: tuple[tuple[str, float], ...]) -> tuple[float, str]:
+        text = list(clause)
+        rec = 0.0
+        for (i, _o), (ch, p) in zip(places, chars, strict=True):
+            text[i] = ch
+            rec += math.log(max(p, 1e-6))
+        new = "".join(text)
+        return text_logprob(before + new + after) + CONTEXT_WEIGHT * rec, new
+
+    first, _ = score(tuple(o[0] for _i, o in places))
+    best, text = max(score(combo) for combo in itertools.product(*(o for _i, o in places)))
+    return text if best >= first + CONTEXT_MARGIN else clause
+
+
+def context_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale,
+                  candidates: dict[tuple[int, int, int, int], Reading] | None = None) -> int:
+    """Doubtful characters replaced where a runner-up makes the clause read far likelier.
+
+    `word_fixes` takes a runner-up only for a character that fits no word; a misread that does
+    fit one (的情扣分 for 酌情扣分: 的 is the commonest character there is; 如定为点 for 扣完为止,
+    where 定为 is a word) is left. Here every clause holding characters under FIX_MAX_SCORE is
+    read as each mix of its places' readings and runner-ups, scored by the dictionary's word
+    model plus the recogniser's log-probability of each choice, and the best taken where it
+    beats the clause as read by CONTEXT_MARGIN. Scores stay the first reading's. Returns how
+    many lines were read again."""
+    from .lexicon import is_cjk
+
+    known = {} if candidates is None else candidates
+    todo = []
+    for c in cells:
+        for t in c.lines:
+            # a line the tiny model kept scored 0.97 or more throughout: not read again for this
+            # (scan pages d007 + d025: 16 reads, about 0.08 s a page, for no cell)
+            if t.model == "tiny" and t.bbox not in known:
+                continue
+            if t.char_scores and len(t.char_scores) == len(t.text) and any(
+                    s < FIX_MAX_SCORE and is_cjk(ch) for ch, s in zip(t.text, t.char_scores, strict=True)):
+                todo.append((c, t))
+    if not todo:
+        return 0
+    readings = _read_candidates(image, [t.bbox for _c, t in todo], engine, scale, known)
+    for (c, t), r in zip(todo, readings, strict=True):
+        lead = len(r.text) - len(r.text.lstrip())
+        if r.alts is None or r.text.strip() != t.text or len(r.alts) != len(r.text):
+            continue
+        assert t.char_scores is not None
+        k = c.lines.index(t)
+        # a clause may run on from the line above or on to the line below
+        up = _CLAUSE_END_RE.search(c.lines[k - 1].text) if k > 0 else None
+        down = _CLAUSE_START_RE.match(c.lines[k + 1].text) if k + 1 < len(c.lines) else None
+        text = t.text
+        for m in _CLAUSE_RE.finditer(t.text):
+            a, b = m.span()
+            before = up.group(0) if up and a == 0 else ""
+            after = down.group(0) if down and b == len(t.text) else ""
+            if b - a + len(before) + len(after) < 2:
+                continue
+            new = _clause_fix(t.text[a:b], t.char_scores[a:b], r.alts[lead + a:lead + b], before, after)
+            text = text[:a] + new + text[b:]
+        if text != t.text:
+            t.text = text
+            finish_cell(c)
+    return len(todo)
+
+
 # A speck between two characters is the pause mark the recogniser's runner-ups there give this
 # or more, and twice any other
 SPECK_PAUSE_MIN = 0.08
@@ -1025,8 +1123,9 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
     (`missed_line`), the ink their lines leave out (`ink_outside_lines`) and the ink their
     readings leave unread (`ink_gaps`, which reads such lines again), on the same binary in
     the same pass; then every lone '1' and every short
-    reading of marks is read again thickened (`thin_ones`), and doubtful characters that fit no
-    word take the recogniser's runner-up that does (`word_fixes`).
+    reading of marks is read again thickened (`thin_ones`), doubtful characters that fit no
+    word take the recogniser's runner-up that does (`word_fixes`), and doubtful clauses the mix
+    of runner-ups that reads likeliest (`context_fixes`).
 
     Returns how many cells and lines were looked at again (counted in the page's timings).
     """
@@ -1063,6 +1162,7 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
                 c.unread_ink = True
     n_again += thin_ones(image, cells, engine, scale)
     n_again += word_fixes(image, cells, engine, scale, candidates)
+    n_again += context_fixes(image, cells, engine, scale, candidates)
     n_again += mark_fixes(image, cells, engine, scale, candidates)
     return n_again + len(todo)
 

@@ -277,6 +277,30 @@ def test_a_soft_character_that_fits_no_word_takes_the_runner_up_that_does(engine
     assert fault.confidence < 0.8  # as doubtful as first read
 
 
+def test_a_misread_that_fits_a_word_takes_the_runner_up_the_clause_reads_better_with(
+        engine: engines.OcrEngine) -> None:
+    # a scoring-rule cell of a 1-bit page (dev d049, glyph 18 px): 酌情扣分 read as 的情扣分 (的
+    # at 0.98, 酌 its runner-up at 0.02), which word_fixes leaves: 的 stands alone in right text
+    from pipeline import ocr
+    from pipeline.types import PageScale, TextLine
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "bilevel_cell_discretion.png"), cv2.IMREAD_GRAYSCALE)
+    box = (1, 5, 445, 36)
+    (r,) = engine.recognize([ocr._line_crop(img, box, 1.0)], effort="candidates")
+    assert "的情扣分" in r.text and r.char_scores is not None
+    cell = Cell(0, 0, 1, 1, (0, 0, img.shape[1], img.shape[0]))
+    cell.lines = [TextLine(r.text, box, r.score, list(r.char_scores), "small"),
+                  TextLine("分。", (1, 33, 56, 70), 0.99, [0.99, 0.99], "small")]
+    # the same text read surely is left as it is
+    sure = Cell(0, 1, 1, 1, (0, 0, img.shape[1], img.shape[0]))
+    sure.lines = [TextLine(r.text, box, 0.999, [0.999] * len(r.text), "small")]
+    scale = PageScale(unit=1.0, glyph=18.0)
+    assert ocr.word_fixes(img, [cell], engine, scale) == 1 and "的情扣分" in cell.lines[0].text
+    assert ocr.context_fixes(img, [cell, sure], engine, scale) == 1
+    assert "部分完成酌情扣分，未完成不得" in cell.text and "的情扣分" in sure.lines[0].text
+    assert cell.lines[0].char_scores == r.char_scores  # as doubtful as first read
+
+
 def test_a_cell_whose_ink_nothing_reads_is_never_confidently_empty(engine: engines.OcrEngine) -> None:
     from pipeline import confidence
     from pipeline.normalize.cellvalue import typed_value

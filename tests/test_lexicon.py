@@ -536,3 +536,19 @@ def test_matcher_is_cached_and_fast(m: LabelMatcher) -> None:
 def test_unknown_section(m: LabelMatcher) -> None:
     with pytest.raises(ValueError):
         m.match("项目名称", "header")
+
+
+@pytest.mark.parametrize(("right", "misread"), [
+    ("酌情扣分", "的情扣分"),  # 的, the commonest character, standing alone
+    ("扣完为止", "和完为止"),  # 和 is 300x commoner than 扣 by jieba's counts
+    ("执行的有效性", "执行的有或性"),
+    ("项目立项", "项目主项"),
+])
+def test_text_logprob_prefers_words_to_common_characters(right: str, misread: str) -> None:
+    assert lexicon.text_logprob(right) > lexicon.text_logprob(misread)
+
+
+def test_text_logprob_counts_every_lone_character_alike() -> None:
+    # by their own counts 和 would outweigh 扣 wherever either stands alone
+    assert lexicon.text_logprob("扣") == lexicon.text_logprob("和") < 0
+    assert lexicon.text_logprob("") == 0.0

@@ -308,6 +308,11 @@ def _ink_ends_in_a_mark(binary: np.ndarray, box: tuple[int, int, int, int], glyp
     n, _lab, st, _ = cv2.connectedComponentsWithStats(roi, connectivity=8)
     pieces = [tuple(int(v) for v in st[i, :5]) for i in range(1, n)]
     pieces = [p for p in pieces if max(p[2], p[3]) >= 0.12 * glyph]  # not a speck
+    # nor the foot of the line above or the head of the line below, which a box taken a few
+    # pixels tall may hold at its edge (d055: a stroke above 安全's line ran on past its 。)
+    rim = 0.3 * roi.shape[0]
+    pieces = [p for p in pieces if not (p[1] == 0 and p[1] + p[3] <= rim)
+              and not (p[1] + p[3] == roi.shape[0] and p[1] >= roi.shape[0] - rim)]
     if len(pieces) < 2:
         return False
     last = max(pieces, key=lambda p: p[0] + p[2])

@@ -717,6 +717,9 @@ def test_a_line_whose_ink_ends_in_a_mark_of_its_own() -> None:
                 cv2.circle(img, (x, 22), 1, 255, -1)
         elif end == "high":  # a small piece high up: a quote, not a full stop
             cv2.circle(img, (84, 8), 3, 255, 1)
+        elif end == "foot":  # the 。 under the foot of the line above, which runs on past it
+            cv2.circle(img, (84, 21), 3, 255, 1)
+            img[0:3, 76:110] = 255
         return img
 
     box = (0, 0, 140, 30)
@@ -724,6 +727,8 @@ def test_a_line_whose_ink_ends_in_a_mark_of_its_own() -> None:
     assert not ocr._ink_ends_in_a_mark(line("none"), box, g)
     assert not ocr._ink_ends_in_a_mark(line("dots"), box, g)
     assert not ocr._ink_ends_in_a_mark(line("high"), box, g)
+    # (dev d055: a line box a few pixels tall held a stroke of the line above, past the 。)
+    assert ocr._ink_ends_in_a_mark(line("foot"), box, g)
 
 
 def test_a_mark_after_the_last_character_read_is_unread_ink(engine: engines.OcrEngine) -> None:

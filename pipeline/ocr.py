@@ -1004,6 +1004,10 @@ POINTS_SEMICOLON_ODDS = 10.0
 # seeds print ，or 、 5,541 times and 。 325: 4 is well short of those odds (on seven heavy and
 # photo files it kept every full stop read at 0.6 or more and took 8 of 11 pause marks back)
 STOP_PAUSE_ODDS = 4.0
+# A doubtful ，between two short items (`_between_items`) is 、 where the runner-ups give 、 at
+# least 1/ITEM_PAUSE_ODDS of its score: there the forms print 、 134 times to ，3 (dev truth and
+# seeds), and soft print reads 、 as ，(完善性，有效性，连贯性)
+ITEM_PAUSE_ODDS = 20.0
 _COLON_BEFORE_POINTS_RE = re.compile(r"[:：](?=\s*[（(]\s*\d+\s*分)")
 # A '>' or '<' before a figure is the ≥ / ≤ the forms set their targets with where the runner-ups
 # give it at least 1/COMPARE_ODDS of the mark's score. The dev truth prints ≥ before a figure 63
@@ -1047,8 +1051,9 @@ def mark_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
             scores = t.char_scores if t.char_scores is not None and len(t.char_scores) == len(t.text) else None
             colons = [m.start() for m in _COLON_BEFORE_POINTS_RE.finditer(t.text)
                       if scores is not None and scores[m.start()] < FIX_MAX_SCORE]
-            stops = [i for i in range(1, len(t.text) - 1) if t.text[i] == "。" and scores is not None
-                     and scores[i] < FIX_MAX_SCORE and is_cjk(t.text[i - 1]) and is_cjk(t.text[i + 1])]
+            stops = [i for i in range(1, len(t.text) - 1) if t.text[i] in "。，," and scores is not None
+                     and scores[i] < FIX_MAX_SCORE and is_cjk(t.text[i - 1]) and is_cjk(t.text[i + 1])
+                     and (t.text[i] == "。" or _between_items(t.text, i))]
             compares = bool(_STRICT_BEFORE_FIGURE_RE.search(t.text))
             if specks or colons or stops or compares:
                 todo.append((c, t, specks, colons + stops))
@@ -1071,6 +1076,9 @@ def mark_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
                 p = _mark_odds(alts[lead + i], _PAUSE_MARKS)
                 if STOP_PAUSE_ODDS * (p["，"] + p["、"]) >= t.char_scores[i]:
                     chars[i] = _pause_mark(p, t.text, i, 0.0)
+            elif chars[i] in "，,":  # between two short items (`_between_items`)
+                if ITEM_PAUSE_ODDS * _mark_odds(alts[lead + i], "、")["、"] >= t.char_scores[i]:
+                    chars[i] = "、"
             elif POINTS_SEMICOLON_ODDS * _mark_odds(alts[lead + i], "；")["；"] >= t.char_scores[i]:
                 chars[i] = "；"
         t.text = "".join(chars)

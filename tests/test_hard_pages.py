@@ -659,12 +659,18 @@ def test_doubtful_colons_and_full_stops_take_the_mark_the_runner_ups_make_likely
         line("是否符合客观实际，依据充分。是否符合", (0, 40, 400, 70), 13, 0.62, [("，", 0.24), (",", 0.11)], memo),
         line("报送绩效目标：(1分)②绩效目标是否", (0, 80, 400, 110), 6, 0.49, [(":", 0.46), (";", 0.03)], memo),
         line("完善性、有效性、连贯性。提升群众凝聚力", (0, 120, 400, 150), 11, 0.62, [("，", 0.04), ("、", 0.04)], memo),
+        # a ，between two short items read at 0.80 with 、 at 0.06 is the 、 such lists take (a photo,
+        # d043); one at 0.80 with 、 at 0.01, and one between two clauses, stay
+        line("完善性，有效性，连贯性", (0, 160, 400, 190), 3, 0.80, [("、", 0.06), (".", 0.01)], memo),
+        line("完善性，有效性，连贯性", (0, 200, 400, 230), 3, 0.80, [("、", 0.01), (".", 0.01)], memo),
+        line("用以反映和考核，项目立项的规范", (0, 240, 400, 270), 7, 0.80, [("、", 0.19)], memo),
     ]
-    img = np.full((160, 400), 255, np.uint8)
-    assert ocr.mark_fixes(img, cells, engine, PageScale(unit=1.0, glyph=19.0), memo) == 4
+    img = np.full((280, 400), 255, np.uint8)
+    assert ocr.mark_fixes(img, cells, engine, PageScale(unit=1.0, glyph=19.0), memo) == 6
     assert [c.lines[0].text for c in cells] == [
         "是否符合年度目标和计划；(1分)③项目是否", "是否符合客观实际，依据充分，是否符合",
-        "报送绩效目标：(1分)②绩效目标是否", "完善性、有效性、连贯性。提升群众凝聚力"]
+        "报送绩效目标：(1分)②绩效目标是否", "完善性、有效性、连贯性。提升群众凝聚力",
+        "完善性、有效性，连贯性", "完善性，有效性，连贯性", "用以反映和考核，项目立项的规范"]
 
 
 def test_a_greater_than_before_a_figure_is_the_or_equal_the_runner_ups_make_likely(engine: engines.OcrEngine) -> None:

@@ -25,7 +25,7 @@ page, 1654 px), so 150-300 DPI pages behave the same.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -58,6 +58,8 @@ class Rule:
     # extent across the rule (bounding box): wider than `thickness` when the rule is slightly skewed
     lo: int = 0
     hi: int = 0
+    # what damage left of a rule inside one cell edge (`_remnants`): rule, however short
+    remnant: bool = False
 
     @property
     def length(self) -> int:
@@ -292,7 +294,7 @@ def _remnants(pieces: list[Rule], rules: list[Rule], across: list[Rule], glyph: 
             continue  # on no rule's line, or a piece of a rule already there
         ends = [o for o in across if o.start - near <= p.pos <= o.end + near]
         if any(o.lo - near <= p.start <= o.hi + near or o.lo - near <= p.end <= o.hi + near for o in ends):
-            out.append(p)
+            out.append(replace(p, remnant=True))
     return out
 
 
@@ -321,8 +323,7 @@ def _trim_glyph_tails(rules: list[Rule], across: list[Rule], bin8: np.ndarray, g
                 start = c.lo
             if 0 < end - c.hi <= tail and _ink_beside(bin8, r, c.hi + 1, end, side):
                 end = c.hi + 1
-        out.append(r if (start, end) == (r.start, r.end) else
-                   Rule(r.horizontal, r.pos, start, end, r.thickness, r.lo, r.hi))
+        out.append(r if (start, end) == (r.start, r.end) else replace(r, start=start, end=end))
     return out
 
 
@@ -565,7 +566,8 @@ def build_lattice(hs: list[Rule], vs: list[Rule], shape: tuple[int, int],
 # --- stage 4: cells --------------------------------------------------------------------------
 
 
-def _fill_damage(prof: np.ndarray, origin: int, crossings: list[int], jt: int, anchor: int) -> np.ndarray:
+def _fill_damage(prof: np.ndarray, origin: int, crossings: list[int], jt: int, anchor: int,
+                 remnant: np.ndarray | None = None) -> np.ndarray:
     """Fill the holes of a rule's ink profile that damage made, not cell merging.
 
     A rule that really stops (a merged cell) stops at a crossing rule; a hole
@@ -584,7 +586,8 @@ def _fill_damage(prof: np.ndarray, origin: int, crossings: list[int], jt: int, a
 
     d = np.diff(np.concatenate(([0], prof.astype(np.int8), [0])))
     runs = list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))
-    anchored = [b - a >= anchor for a, b in runs]  # a glyph stroke touching a border is short
+    # a glyph stroke touching a border is short; a remnant (`_remnants`) is rule however short
+    anchored = [b - a >= anchor or (remnant is not None and bool(remnant[a:b].any())) for a, b in runs]
     # holes between runs, and from the first / last run to the table's edge
     holes: list[tuple[int, int, int | None, int | None]] = [(0, int(runs[0][0]), None, 0)] if runs else []
     holes += [(int(runs[k][1]), int(runs[k + 1][0]), k, k + 1) for k in range(len(runs) - 1)]
@@ -634,7 +637,7 @@ def _edge_covers(filled: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
 
 
 def separators(lat: Lattice, hmask: np.ndarray, vmask: np.ndarray, unit: float,
-               glyph: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+               hrem: np.ndarray | None = None, vrem: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Inked fraction of every inner cell edge, damage holes bridged (see `_fill_damage`).
 
     Returns (below, right): below[r, c] for the edge under lattice cell (r, c)
@@ -652,8 +655,7 @@ def separators(lat: Lattice, hmask: np.ndarray, vmask: np.ndarray, unit: float,
     # blur, and the residual-skew drift of the crossing rule's position
     jt_h = int(np.ceil(max(lat.col_thick) / 2)) + _px(3, unit, 2) + int(0.0015 * span_y)
     jt_v = int(np.ceil(max(lat.row_thick) / 2)) + _px(3, unit, 2) + int(0.0015 * span_x)
-    # a remnant (see `_remnants`) is vetted rule already: REMNANT glyphs of it anchor a hole's end
-    anchor = _px(ANCHOR, unit, 20) if glyph is None else min(_px(ANCHOR, unit, 20), int(REMNANT * glyph))
+    anchor = _px(ANCHOR, unit, 20)
     below = np.zeros((max(0, R - 1), C))
     right = np.zeros((R, max(0, C - 1)))
     # how far from the crossing point the touching rule's ink may stop: generous, since damage
@@ -670,13 +672,15 @@ def separators(lat: Lattice, hmask: np.ndarray, vmask: np.ndarray, unit: float,
         # only crossings where a vertical really meets this rule can end it (not every lattice x)
         real = [x for x in cl if vmask[max(0, rl[r] - reach_h):rl[r] + reach_h + 1,
                                        max(0, x - band_v):x + band_v + 1].any()]
-        filled = _fill_damage(raw, cl[0], real or cl, jt_h, anchor)
+        rem = _profile(hrem, True, rl[r], cl[0], cl[-1], band_h) if hrem is not None else None
+        filled = _fill_damage(raw, cl[0], real or cl, jt_h, anchor, rem)
         below[r - 1, :] = _edge_covers(filled, col_a, col_b)
     for c in range(1, C):
         raw = _profile(vmask, False, cl[c], rl[0], rl[-1], band_v)
         real = [y for y in rl if hmask[max(0, y - band_h):y + band_h + 1,
                                        max(0, cl[c] - reach_v):cl[c] + reach_v + 1].any()]
-        filled = _fill_damage(raw, rl[0], real or rl, jt_v, anchor)
+        rem = _profile(vrem, False, cl[c], rl[0], rl[-1], band_v) if vrem is not None else None
+        filled = _fill_damage(raw, rl[0], real or rl, jt_v, anchor, rem)
         right[:, c - 1] = _edge_covers(filled, row_a, row_b)
     return below, right
 
@@ -767,6 +771,18 @@ def cell_bbox(lat: Lattice, row: int, col: int, row_span: int, col_span: int) ->
     return (x0, y0, max(x0 + 1, x1), max(y0 + 1, y1))
 
 
+def _anchors(rules: list[Rule], glyph: float | None) -> list[Rule]:
+    """Rules that anchor a damage hole's end however short (`_fill_damage`): remnants, and pieces
+    REMNANT glyphs long as thick as the page's rules, half their median or more (dev d030: 62 px
+    of an erased row rule, 5 px thick like the rest, kept 上年结转资金 and 其他资金 apart). A
+    seal's pale arc left on a rule's line is a pixel thick (bench/unseen.py's seal: it cut a row)."""
+    if not rules:
+        return []
+    thick = float(np.median([r.thickness for r in rules]))
+    return [r for r in rules if r.remnant or (glyph is not None and r.length >= REMNANT * glyph
+                                              and r.thickness >= 0.5 * thick)]
+
+
 def grid_from_rules(hs: list[Rule], vs: list[Rule], shape: tuple[int, int],
                     glyph: float | None = None) -> Grid | None:
     """One table's rules -> Grid (lattice, merged cells with inner boxes), or None."""
@@ -774,7 +790,8 @@ def grid_from_rules(hs: list[Rule], vs: list[Rule], shape: tuple[int, int],
     if lat is None:
         return None
     unit = page_unit(shape)
-    below, right = separators(lat, _draw(hs, shape), _draw(vs, shape), unit, glyph)
+    below, right = separators(lat, _draw(hs, shape), _draw(vs, shape), unit,
+                              _draw(_anchors(hs, glyph), shape), _draw(_anchors(vs, glyph), shape))
     spans = merge_cells(below, right, lat.n_rows, lat.n_cols)
     lat, spans = _prune(lat, spans)
     cells = [Cell(row=r, col=c, row_span=rs, col_span=cs, bbox=cell_bbox(lat, r, c, rs, cs))

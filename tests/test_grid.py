@@ -405,6 +405,23 @@ def test_a_rule_left_as_a_stub_at_one_junction_still_divides_its_row() -> None:
     assert (2, 1, 1, 2) in _spans(g)
 
 
+@pytest.mark.parametrize(("thick", "whole"), [(1, True), (3, False)])
+def test_a_short_piece_inside_a_cell_cuts_it_only_as_thick_as_the_rules(thick: int, whole: bool) -> None:
+    # a seal's pale arc lifted to the paper left a pixel-thick straight piece across a cell,
+    # touching a column rule (bench/unseen.py's seal: it cut a row in two): no rule. A piece as
+    # thick as the rules there is what damage left of one (dev d030's funding rows)
+    img = np.zeros((2339, 1654), np.uint8)
+    ys, xs = [300, 400, 500, 600, 700], [200, 600, 1000, 1400]
+    for y in ys:
+        img[y - 1:y + 2, xs[0]:xs[-1] + 1] = 255
+    for x in xs:
+        img[ys[0]:ys[-1] + 1, x - 1:x + 2] = 255
+    img[550 - thick // 2:550 - thick // 2 + thick, xs[2] - 60:xs[2]] = 255  # touching the rule at 1000
+    (g,) = G.find_grids(img, PageScale(unit=1.0, glyph=22.0))
+    cell = next(c for c in g.cells if c.bbox[0] < 800 < c.bbox[2] and c.bbox[1] < 520 < c.bbox[3])
+    assert (cell.bbox[3] > 580) is whole  # the cell between rules 500 and 600, or its top half
+
+
 def test_a_glyph_touching_a_junction_does_not_cut_a_merged_cell() -> None:
     # text overflowing a merged 一级指标 cell (dev d061: 影响力目标（15分） over two rows) may
     # touch the junction of the row rule it runs across: the bracket's foot lies on the rule's

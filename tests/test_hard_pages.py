@@ -871,3 +871,26 @@ def test_a_sentences_last_mark_on_the_rule_that_reads_as_nothing_is_a_doubtful_f
             assert last.text == texts[2] + "。" and last.score <= ocr.RULE_MARK_MID
         else:
             assert last.text == texts[2]
+
+
+def test_a_thick_figures_filled_counter_is_read_from_its_ink_thinned(engine: engines.OcrEngine) -> None:
+    # a 1-bit copy printed thick (bench/unseen.py's thick condition, glyph 25 px): 306,600 with
+    # the 6's counter filled read as 308,600 at 0.99. Thinned by a pixel it reads as printed;
+    # the same figure in thinner strokes is not read again
+    from pipeline import ocr
+    from pipeline.types import PageScale, TextLine
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "thick_1bit_figure_cell.png"), cv2.IMREAD_GRAYSCALE)
+    scale = PageScale(unit=1.0, glyph=25.0)
+
+    def cell(page: np.ndarray) -> Cell:
+        c = Cell(0, 0, 1, 1, (0, 0, page.shape[1], page.shape[0]))
+        c.lines = [TextLine("308,600", (16, 18, 145, 57), 0.99, [0.99] * 7, "small")]
+        return c
+
+    thick = cell(img)
+    assert ocr.thick_eights(img, [thick], engine, scale) == 1
+    assert thick.text == "306,600" and thick.lines[0].score <= 0.99
+    thinner = cv2.dilate(img, np.ones((3, 3), np.uint8))
+    plain = cell(thinner)
+    assert ocr.thick_eights(thinner, [plain], engine, scale) == 0 and plain.text == ""

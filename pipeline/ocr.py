@@ -1097,9 +1097,11 @@ def mark_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
             scores = t.char_scores if t.char_scores is not None and len(t.char_scores) == len(t.text) else None
             colons = [m.start() for m in _COLON_BEFORE_POINTS_RE.finditer(t.text)
                       if scores is not None and scores[m.start()] < FIX_MAX_SCORE]
-            stops = [i for i in range(1, len(t.text) - 1) if t.text[i] in "。，," and scores is not None
-                     and scores[i] < FIX_MAX_SCORE and is_cjk(t.text[i - 1]) and is_cjk(t.text[i + 1])
-                     and (t.text[i] == "。" or _between_items(t.text, i))]
+            # a line's last mark counts where the cell's next line goes on (落实。 | 人员配置合理)
+            joined = t.text + (ordered[k + 1].text if k + 1 < len(ordered) else "")
+            stops = [i for i in range(1, len(t.text)) if t.text[i] in "。，," and scores is not None
+                     and scores[i] < FIX_MAX_SCORE and i + 1 < len(joined) and is_cjk(joined[i - 1])
+                     and is_cjk(joined[i + 1]) and (t.text[i] == "。" or _between_items(joined, i))]
             compares = bool(_STRICT_BEFORE_FIGURE_RE.search(t.text))
             if specks or colons or stops or compares:
                 todo.append((c, t, specks, colons + stops))

@@ -665,8 +665,14 @@ def test_doubtful_colons_and_full_stops_take_the_mark_the_runner_ups_make_likely
         line("完善性，有效性，连贯性", (0, 200, 400, 230), 3, 0.80, [("、", 0.01), (".", 0.01)], memo),
         line("用以反映和考核，项目立项的规范", (0, 240, 400, 270), 7, 0.80, [("、", 0.19)], memo),
     ]
-    img = np.full((280, 400), 255, np.uint8)
-    assert ocr.mark_fixes(img, cells, engine, PageScale(unit=1.0, glyph=19.0), memo) == 6
+    # a line's last mark where the cell's next line goes on (d015: 制度和规定。| 项目资金使用…)
+    two = line("法律法规、制度和规定。", (0, 280, 400, 310), 10, 0.71, [("，", 0.27)], memo)
+    two.lines.append(TextLine("项目资金使用是否规范", (0, 310, 400, 340), 0.99, [0.99] * 10))
+    cells.append(two)
+    img = np.full((350, 400), 255, np.uint8)
+    assert ocr.mark_fixes(img, cells, engine, PageScale(unit=1.0, glyph=19.0), memo) == 7
+    assert two.lines[0].text == "法律法规、制度和规定，"
+    cells.pop()
     assert [c.lines[0].text for c in cells] == [
         "是否符合年度目标和计划；(1分)③项目是否", "是否符合客观实际，依据充分，是否符合",
         "报送绩效目标：(1分)②绩效目标是否", "完善性、有效性、连贯性。提升群众凝聚力",

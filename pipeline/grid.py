@@ -289,7 +289,7 @@ def _remnants(pieces: list[Rule], rules: list[Rule], across: list[Rule], glyph: 
     for p in pieces:
         if p.length < REMNANT * glyph:
             continue
-        line = [r for r in rules if r.lo - 1 <= p.pos <= r.hi + 1 and p.hi - p.lo <= r.hi - r.lo + 2]
+        line = [r for r in rules if _on_line(p, r)]
         if not line or any(p.start < r.end and r.start < p.end for r in line):
             continue  # on no rule's line, or a piece of a rule already there
         ends = [o for o in across if o.start - near <= p.pos <= o.end + near]
@@ -340,6 +340,11 @@ def _ink_beside(bin8: np.ndarray, r: Rule, a: int, b: int, side: int) -> bool:
     return bool(above.any() or below.any())
 
 
+def _on_line(p: Rule, r: Rule) -> bool:
+    """Whether piece `p` lies on rule `r`'s line: its centre inside r's width, p no thicker."""
+    return r.lo - 1 <= p.pos <= r.hi + 1 and p.hi - p.lo <= r.hi - r.lo + 2
+
+
 def _extend(rules: list[Rule], pieces: list[Rule], reach: int, across: list[Rule]) -> list[Rule]:
     """Add pieces collinear with a rule (centre inside its width, no thicker) within `reach` along it.
 
@@ -356,8 +361,7 @@ def _extend(rules: list[Rule], pieces: list[Rule], reach: int, across: list[Rule
                    for o in across)
 
     def joins(p: Rule, r: Rule) -> bool:
-        return (r.lo - 1 <= p.pos <= r.hi + 1 and p.hi - p.lo <= r.hi - r.lo + 2
-                and p.start - reach <= r.end and r.start - reach <= p.end
+        return (_on_line(p, r) and p.start - reach <= r.end and r.start - reach <= p.end
                 and not (p.start >= r.start and p.end <= r.end) and not blocked(p, r))
 
     changed = True
@@ -567,7 +571,7 @@ def build_lattice(hs: list[Rule], vs: list[Rule], shape: tuple[int, int],
 
 
 def _fill_damage(prof: np.ndarray, origin: int, crossings: list[int], jt: int, anchor: int,
-                 remnant: np.ndarray | None = None) -> np.ndarray:
+                 anchors: np.ndarray | None = None) -> np.ndarray:
     """Fill the holes of a rule's ink profile that damage made, not cell merging.
 
     A rule that really stops (a merged cell) stops at a crossing rule; a hole
@@ -586,8 +590,8 @@ def _fill_damage(prof: np.ndarray, origin: int, crossings: list[int], jt: int, a
 
     d = np.diff(np.concatenate(([0], prof.astype(np.int8), [0])))
     runs = list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))
-    # a glyph stroke touching a border is short; a remnant (`_remnants`) is rule however short
-    anchored = [b - a >= anchor or (remnant is not None and bool(remnant[a:b].any())) for a, b in runs]
+    # a glyph stroke touching a border is short; a run holding one of `_anchors` is rule however short
+    anchored = [b - a >= anchor or (anchors is not None and bool(anchors[a:b].any())) for a, b in runs]
     # holes between runs, and from the first / last run to the table's edge
     holes: list[tuple[int, int, int | None, int | None]] = [(0, int(runs[0][0]), None, 0)] if runs else []
     holes += [(int(runs[k][1]), int(runs[k + 1][0]), k, k + 1) for k in range(len(runs) - 1)]
@@ -637,9 +641,11 @@ def _edge_covers(filled: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
 
 
 def separators(lat: Lattice, hmask: np.ndarray, vmask: np.ndarray, unit: float,
-               hrem: np.ndarray | None = None, vrem: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+               h_anchors: np.ndarray | None = None, v_anchors: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Inked fraction of every inner cell edge, damage holes bridged (see `_fill_damage`).
 
+    `h_anchors` / `v_anchors`: masks of the `_anchors`, runs that count as rule however short.
     Returns (below, right): below[r, c] for the edge under lattice cell (r, c)
     (shape (R-1, C)), right[r, c] for the edge right of it (shape (R, C-1)).
     The ends of each edge (where crossing rules sit) are left out.
@@ -672,15 +678,15 @@ def separators(lat: Lattice, hmask: np.ndarray, vmask: np.ndarray, unit: float,
         # only crossings where a vertical really meets this rule can end it (not every lattice x)
         real = [x for x in cl if vmask[max(0, rl[r] - reach_h):rl[r] + reach_h + 1,
                                        max(0, x - band_v):x + band_v + 1].any()]
-        rem = _profile(hrem, True, rl[r], cl[0], cl[-1], band_h) if hrem is not None else None
-        filled = _fill_damage(raw, cl[0], real or cl, jt_h, anchor, rem)
+        sure = _profile(h_anchors, True, rl[r], cl[0], cl[-1], band_h) if h_anchors is not None else None
+        filled = _fill_damage(raw, cl[0], real or cl, jt_h, anchor, sure)
         below[r - 1, :] = _edge_covers(filled, col_a, col_b)
     for c in range(1, C):
         raw = _profile(vmask, False, cl[c], rl[0], rl[-1], band_v)
         real = [y for y in rl if hmask[max(0, y - band_h):y + band_h + 1,
                                        max(0, cl[c] - reach_v):cl[c] + reach_v + 1].any()]
-        rem = _profile(vrem, False, cl[c], rl[0], rl[-1], band_v) if vrem is not None else None
-        filled = _fill_damage(raw, rl[0], real or rl, jt_v, anchor, rem)
+        sure = _profile(v_anchors, False, cl[c], rl[0], rl[-1], band_v) if v_anchors is not None else None
+        filled = _fill_damage(raw, rl[0], real or rl, jt_v, anchor, sure)
         right[:, c - 1] = _edge_covers(filled, row_a, row_b)
     return below, right
 

@@ -311,7 +311,7 @@ def _ink_ends_in_a_mark(binary: np.ndarray, box: tuple[int, int, int, int], glyp
     # nor the foot of the line above or the head of the line below, which a box taken a few
     # pixels tall may hold at its edge (d055: a stroke above 安全's line ran on past its 。)
     rim = 0.3 * roi.shape[0]
-    pieces = [p for p in pieces if not (p[1] == 0 and p[1] + p[3] <= rim)
+    pieces = [p for p in pieces if not (p[1] == 0 and p[3] <= rim)
               and not (p[1] + p[3] == roi.shape[0] and p[1] >= roi.shape[0] - rim)]
     if len(pieces) < 2:
         return False
@@ -927,9 +927,8 @@ def word_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
 CONTEXT_WEIGHT = 1.0  # the recogniser's log-probabilities against the word model's
 CONTEXT_MARGIN = 2.0
 CONTEXT_MAX_COMBOS = 256
-_CLAUSE_RE = re.compile(r"[\u3400-\u9fff]+")
+_CLAUSE_RE = re.compile(r"[\u3400-\u9fff]+")  # a clause: a run of Chinese characters
 _CLAUSE_END_RE = re.compile(r"[\u3400-\u9fff]+$")
-_CLAUSE_START_RE = re.compile(r"[\u3400-\u9fff]+")
 
 
 def _clause_fix(clause: str, scores: list[float], alts: list[list[tuple[str, float]]],
@@ -1003,7 +1002,7 @@ def context_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale
         k = c.lines.index(t)
         # a clause may run on from the line above or on to the line below
         up = _CLAUSE_END_RE.search(c.lines[k - 1].text) if k > 0 else None
-        down = _CLAUSE_START_RE.match(c.lines[k + 1].text) if k + 1 < len(c.lines) else None
+        down = _CLAUSE_RE.match(c.lines[k + 1].text) if k + 1 < len(c.lines) else None
         text = t.text
         for m in _CLAUSE_RE.finditer(t.text):
             a, b = m.span()
@@ -1090,15 +1089,13 @@ def mark_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
         sentence = _is_sentence("".join(o.text for o in c.lines))  # a label's dot is a speck (效益指·标)
         ordered = sorted(c.lines, key=lambda o: (o.bbox[1] + o.bbox[3]))
         for k, t in enumerate(ordered):
-            nxt = ordered[k + 1].text[:1] if k + 1 < len(ordered) else ""
-            text = t.text + nxt
+            # a line's last mark counts where the cell's next line goes on (落实。 | 人员配置合理)
+            joined = t.text + (ordered[k + 1].text if k + 1 < len(ordered) else "")
             specks = [i for i in range(1, len(t.text)) if sentence and t.text[i] in SPECKS
-                      and is_cjk(text[i - 1]) and i + 1 < len(text) and is_cjk(text[i + 1])]
+                      and is_cjk(joined[i - 1]) and i + 1 < len(joined) and is_cjk(joined[i + 1])]
             scores = t.char_scores if t.char_scores is not None and len(t.char_scores) == len(t.text) else None
             colons = [m.start() for m in _COLON_BEFORE_POINTS_RE.finditer(t.text)
                       if scores is not None and scores[m.start()] < FIX_MAX_SCORE]
-            # a line's last mark counts where the cell's next line goes on (落实。 | 人员配置合理)
-            joined = t.text + (ordered[k + 1].text if k + 1 < len(ordered) else "")
             stops = [i for i in range(1, len(t.text)) if t.text[i] in "。，," and scores is not None
                      and scores[i] < FIX_MAX_SCORE and i + 1 < len(joined) and is_cjk(joined[i - 1])
                      and is_cjk(joined[i + 1]) and (t.text[i] == "。" or _between_items(joined, i))]
@@ -1183,11 +1180,11 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
     Cells without ink are marked blank; cells with lines get a line the detector missed read
     (`missed_line`), the ink their lines leave out (`ink_outside_lines`) and the ink their
     readings leave unread (`ink_gaps`, which reads such lines again), on the same binary in
-    the same pass; then every lone '1' and every short
-    reading of marks is read again thickened (`thin_ones`), a thick page's figures with an 8
-    thinned (`thick_eights`), doubtful characters that fit no
-    word take the recogniser's runner-up that does (`word_fixes`), and doubtful clauses the mix
-    of runner-ups that reads likeliest (`context_fixes`).
+    the same pass. Then every lone '1' and every short reading of marks is read again
+    thickened (`thin_ones`), a thick page's figures with an 8 thinned (`thick_eights`),
+    doubtful characters that fit no word take the recogniser's runner-up that does
+    (`word_fixes`), and doubtful clauses the mix of runner-ups that reads likeliest
+    (`context_fixes`).
 
     Returns how many cells and lines were looked at again (counted in the page's timings).
     """

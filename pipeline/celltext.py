@@ -47,6 +47,12 @@ def group_visual_lines(lines: list[TextLine]) -> list[list[TextLine]]:
     return [sorted(r, key=lambda t: t.bbox[0]) for r in rows]
 
 
+def reading_order(lines: list[TextLine]) -> list[TextLine]:
+    """A cell's lines in the order its text reads (`group_visual_lines`, row after row): the
+    order `finish_cell` joins them in, which a cell's `lines` list need not keep."""
+    return [t for row in group_visual_lines(lines) for t in row]
+
+
 def text_across(cells: list[Cell]) -> str:
     """The text of cells side by side that hold one value (its printed lines run on across a
     scratch or a bleed-through shadow taken for a rule): their lines joined row by row across

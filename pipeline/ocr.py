@@ -13,7 +13,7 @@ import unicodedata
 
 import numpy as np
 
-from .celltext import PAD_AFTER, PAD_BEFORE, finish_cell, split_by_text
+from .celltext import PAD_AFTER, PAD_BEFORE, finish_cell, reading_order, split_by_text
 from .engines import OcrEngine, Quad, Reading
 from .measure import glyph_or_default
 from .types import Cell, Grid, PageScale, TextLine
@@ -999,10 +999,11 @@ def context_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale
         if r.alts is None or r.text.strip() != t.text or len(r.alts) != len(r.text):
             continue
         assert t.char_scores is not None
-        k = c.lines.index(t)
-        # a clause may run on from the line above or on to the line below
-        up = _CLAUSE_END_RE.search(c.lines[k - 1].text) if k > 0 else None
-        down = _CLAUSE_RE.match(c.lines[k + 1].text) if k + 1 < len(c.lines) else None
+        ordered = reading_order(c.lines)
+        k = ordered.index(t)
+        # a clause may run on from the line before or on to the line after
+        up = _CLAUSE_END_RE.search(ordered[k - 1].text) if k > 0 else None
+        down = _CLAUSE_RE.match(ordered[k + 1].text) if k + 1 < len(ordered) else None
         text = t.text
         for m in _CLAUSE_RE.finditer(t.text):
             a, b = m.span()
@@ -1087,7 +1088,7 @@ def mark_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
     todo = []  # (cell, line, speck places, places of doubtful colons and full stops)
     for c in cells:
         sentence = _is_sentence("".join(o.text for o in c.lines))  # a label's dot is a speck (效益指·标)
-        ordered = sorted(c.lines, key=lambda o: (o.bbox[1] + o.bbox[3]))
+        ordered = reading_order(c.lines)
         for k, t in enumerate(ordered):
             # a line's last mark counts where the cell's next line goes on (落实。 | 人员配置合理)
             joined = t.text + (ordered[k + 1].text if k + 1 < len(ordered) else "")

@@ -900,3 +900,20 @@ def test_a_thick_figures_filled_counter_is_read_from_its_ink_thinned(engine: eng
     thinner = cv2.dilate(img, np.ones((3, 3), np.uint8))
     plain = cell(thinner)
     assert ocr.thick_eights(thinner, [plain], engine, scale) == 0 and plain.text == ""
+
+
+def test_a_clause_runs_on_from_the_line_before_it_in_reading_order(engine: engines.OcrEngine) -> None:
+    # a cell's lines are kept in the order they were found, not read: the clause's context is the
+    # line above it on the page (…执行的有 | 或性, 或 read at 0.44 with 效 at 0.40: 有效性)
+    from pipeline import ocr
+    from pipeline.engines import Reading
+    from pipeline.types import PageScale, TextLine
+
+    low, top = (0, 40, 300, 70), (0, 0, 300, 30)
+    memo = {low: Reading("或性", 0.5, [0.44, 0.999], "small", [[("效", 0.40), ("戴", 0.12)], []])}
+    cell = Cell(0, 0, 1, 1, (0, 0, 300, 80))
+    cell.lines = [TextLine("或性", low, 0.5, [0.44, 0.999], "small"),
+                  TextLine("管理制度健全性和执行的有", top, 0.99, [0.999] * 12, "small")]
+    img = np.full((80, 300), 255, np.uint8)
+    assert ocr.context_fixes(img, [cell], engine, PageScale(unit=1.0, glyph=19.0), memo) == 1
+    assert cell.text == "管理制度健全性和执行的有效性"

@@ -917,3 +917,25 @@ def test_a_clause_runs_on_from_the_line_before_it_in_reading_order(engine: engin
     img = np.full((80, 300), 255, np.uint8)
     assert ocr.context_fixes(img, [cell], engine, PageScale(unit=1.0, glyph=19.0), memo) == 1
     assert cell.text == "管理制度健全性和执行的有效性"
+
+
+def test_a_line_edited_since_its_reading_still_weighs_its_runner_ups(engine: engines.OcrEngine) -> None:
+    # the stages before context_fixes edit lines (word_fixes: 完或 -> 完成; a mark added at the end):
+    # the reading with runner-ups no longer matches the line's text, which left 94 of 97 doubtful
+    # lines of two heavy dev pages unread. Each character r shares in place keeps r's runner-ups
+    from pipeline import ocr
+    from pipeline.engines import Reading
+    from pipeline.types import PageScale, TextLine
+
+    box = (0, 0, 300, 30)
+    first = Reading("部分完或的情扣分", 0.6, [0.99, 0.999, 0.96, 0.5, 0.558, 0.998, 0.997, 0.999], "small",
+                    [[], [], [("究", 0.03)], [("成", 0.49)], [("酌", 0.432), ("励", 0.003)], [], [], []])
+    cell = Cell(0, 0, 1, 1, (0, 0, 300, 40))
+    cell.lines = [TextLine("部分完成的情扣分，", box, 0.6, [0.99, 0.999, 0.96, 0.5, 0.558, 0.998, 0.997, 0.999, 0.9],
+                           "small")]
+    img = np.full((40, 300), 255, np.uint8)
+    assert ocr.context_fixes(img, [cell], engine, PageScale(unit=1.0, glyph=19.0), {box: first}) == 1
+    assert cell.text == "部分完成酌情扣分，"
+    # a place r read otherwise offers r's own character back: 成 (put there at 或's 0.5) against 或
+    alts = ocr._aligned_alts("部分完成的情扣分，", first)
+    assert alts is not None and alts[3][0] == ("或", 0.5) and alts[8] == []

@@ -899,15 +899,15 @@ def word_fixes(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: P
         return 0
     readings = _read_candidates(image, [t.bbox for _c, t, _d in todo], engine, scale, candidates)
     for (c, t, doubtful), r in zip(todo, readings, strict=True):
-        lead = len(r.text) - len(r.text.lstrip())
-        if r.alts is None or r.text.strip() != t.text or len(r.alts) != len(r.text):
+        alts = _aligned_alts(t.text, r)
+        if alts is None:
             continue
         text, changed = t.text, False
         for i in doubtful:
             lone = lone_positions(text)  # an earlier replacement may have joined this one to a word
             if i not in lone:
                 continue
-            for ch, p in sorted(r.alts[lead + i], key=lambda a: -a[1]):
+            for ch, p in sorted(alts[i], key=lambda a: -a[1]):
                 if p < FIX_MIN_ALT or not is_cjk(ch):
                     continue
                 new = text[:i] + ch + text[i + 1:]

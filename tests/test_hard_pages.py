@@ -939,3 +939,22 @@ def test_a_line_edited_since_its_reading_still_weighs_its_runner_ups(engine: eng
     # a place r read otherwise offers r's own character back: 成 (put there at 或's 0.5) against 或
     alts = ocr._aligned_alts("部分完成的情扣分，", first)
     assert alts is not None and alts[3][0] == ("或", 0.5) and alts[8] == []
+
+
+def test_a_box_detection_made_of_two_lines_is_read_as_two(engine: engines.OcrEngine) -> None:
+    # a 1-bit tiff's header cell (dev d054, glyph 28 px): detection boxed 二级 | 指标 as one line,
+    # read 二标, and a header misread is a column lost. Split by the ink's own bands, each is read
+    from pipeline import ocr
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "two_line_header_cell.png"), cv2.IMREAD_GRAYSCALE)
+    binary = cv2.threshold(img, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[1]
+    box = (17, 18, 185, 124)
+    bands = ocr._line_bands(binary, box, 28.0)
+    assert len(bands) == 2 and all(box[1] <= b[1] < b[3] <= box[3] for b in bands)
+    texts = [r.text.strip() for r in engine.recognize([ocr._line_crop(img, b, 1.0) for b in bands])]
+    assert texts == ["二级", "指标"]
+    # a box one line tall, or two lines' height of one line's ink, stays as it is
+    assert ocr._line_bands(binary, bands[0], 28.0) == [bands[0]]
+    one = binary.copy()
+    one[bands[1][1]:bands[1][3] + 1] = 0
+    assert ocr._line_bands(one, box, 28.0) == [box]

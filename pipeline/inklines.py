@@ -1,9 +1,8 @@
 """Text lines of a cell from its own ink: horizontal projection, no text detection.
 
-Not on the product path: `--ocr-mode cells` (every cell's lines from its ink, detection
-only where touching lines leave no clean valley) measured no faster than whole-page
-detection and read worse, and was removed. This is the part worth keeping for reading
-a hard cell again (a second reading of one cell, where detection missed or merged lines).
+Used where detection boxed several lines as one (`ocr._line_bands`). Reading every cell's
+lines from its ink alone (the former `--ocr-mode cells`, detection only where touching lines
+leave no clean valley) measured no faster than whole-page detection and read worse.
 """
 
 from __future__ import annotations

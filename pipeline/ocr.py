@@ -758,10 +758,60 @@ _PUNCT_SPECKS = frozenset("、，,。.：:；;'\"`" + SPECKS)
 _NUMBER_RE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,2})?\.?")
 
 
-def _broken_digits(text: str) -> bool:
-    """A lone '1', or a short reading of marks where a number is likelier (`_MARK_READING_RE`)."""
+# A lone Chinese character read under this may be a faint figure (a pale 5 read as 车 at 0.79 on
+# a heavy scan); the lone characters cells hold (是, 否, 无, 优) read at 0.95-1.0 on the dev
+# corpus but for one 否 (0.61), which its ink crop reads as 否 again
+LONE_CJK_MAX = 0.9
+
+
+def _broken_digits(text: str, score: float = 1.0) -> bool:
+    """A lone '1', a short reading of marks where a number is likelier (`_MARK_READING_RE`), or a
+    lone Chinese character read doubtfully (LONE_CJK_MAX)."""
     s = text.strip()
+    if len(s) == 1 and "\u3400" <= s <= "\u9fff" and s not in _DASHES_TICKS:
+        return score < LONE_CJK_MAX
     return s == "1" or (bool(_MARK_READING_RE.fullmatch(s)) and not set(s) <= _DASHES_TICKS)
+
+
+# A faint figure with a dust speck on it (heavy scans: a pale 0 read as & beside a black dot, a
+# pale 11 as ':'): the line's box, inside its cell, with the small dark blobs painted over in
+# the paper's grey, stretched from its darkest ink to paper and cropped to what ink is left
+# (`_faint_crop`). Only where ink and paper differ by FAINT_CONTRAST grey levels (blank paper
+# stretched would make ink of its grain), and only a number read at FAINT_MIN_SCORE is taken
+FAINT_CONTRAST = 40
+FAINT_MIN_SCORE = 0.9
+SPECK_SIDE = 0.5  # glyphs: a dark blob smaller than this either way is painted over
+
+
+def _faint_crop(image: np.ndarray, box: tuple[int, int, int, int], cell_box: tuple[int, int, int, int],
+                glyph: float) -> np.ndarray | None:
+    """The faint print of a line box without its dark specks, at full contrast (see FAINT_CONTRAST)."""
+    import cv2
+
+    e = max(1, round(glyph / 4))
+    x0, y0 = max(cell_box[0] + e, box[0] - e), max(cell_box[1] + e, box[1] - e)
+    x1, y1 = min(cell_box[2] - e, box[2] + e), min(cell_box[3] - e, box[3] + e)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    roi = image[y0:y1, x0:x1]
+    grey = (roi if roi.ndim == 2 else roi.min(axis=2)).copy()
+    paper = float(np.percentile(grey, 75))
+    n, lab, st, _ = cv2.connectedComponentsWithStats((grey < 128).astype(np.uint8), connectivity=8)
+    small = np.zeros(n, dtype=bool)
+    small[1:] = np.maximum(st[1:, 2], st[1:, 3]) < SPECK_SIDE * glyph
+    if small.any():  # with their soft rims
+        grey[cv2.dilate(small[lab].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0] = int(paper)
+    lo = float(np.percentile(grey, 1))
+    if paper - lo < FAINT_CONTRAST:
+        return None
+    out = np.clip((grey.astype(np.float32) - lo) * (255.0 / (paper - lo)), 0, 255).astype(np.uint8)
+    ys, xs = np.nonzero(out < 128)
+    if len(xs) == 0:
+        return None
+    m = _ink_paper(glyph)
+    out = out[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    out = _pad(out, m, m, m)
+    return out if image.ndim == 2 else cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
 
 
 def thin_ones(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale) -> int:
@@ -785,25 +835,29 @@ def thin_ones(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: Pa
     for c in cells:
         for t in c.lines:
             s = t.text.strip()
-            if not _broken_digits(s):
+            if not _broken_digits(s, t.score):
                 continue
             ink = _ink_crop(image, t.bbox, g)
+            faint = [] if s == "1" else [f for f in [_faint_crop(image, t.bbox, c.bbox, g)] if f is not None]
             if s == "1":
-                todo.append((c, t, [cv2.erode(ink, kernel)]))
+                todo.append((c, t, [cv2.erode(ink, kernel)], 1))
             elif not set(s) <= _PUNCT_SPECKS:
-                todo.append((c, t, [cv2.erode(ink, kernel), ink]))
+                todo.append((c, t, [cv2.erode(ink, kernel), ink, *faint], 2))
             elif ink.shape[0] - 2 * m >= 0.5 * g:
-                todo.append((c, t, [ink, cv2.erode(ink, kernel)]))
+                todo.append((c, t, [ink, cv2.erode(ink, kernel), *faint], 2))
+            elif faint:
+                todo.append((c, t, faint, 0))
     if not todo:
         return 0
-    readings = iter(engine.recognize([crop for _c, _t, crops in todo for crop in crops], effort="careful"))
-    for c, t, crops in todo:
-        for r in [next(readings) for _ in crops]:
+    readings = iter(engine.recognize([crop for _c, _t, crops, _n in todo for crop in crops], effort="careful"))
+    for c, t, crops, n_plain in todo:
+        for j, r in enumerate([next(readings) for _ in crops]):
             text = r.text.strip()
             if t.text.strip() == "1":
                 ok = len(text) == 1 and text.isdigit() and text != "1"
             else:  # a lone upright thickened reads 1 whatever it was (a scratch read as T: d030)
                 ok = bool(_NUMBER_RE.fullmatch(text)) and text.rstrip(".") != "1"
+                ok = ok and (j < n_plain or r.score >= FAINT_MIN_SCORE)
             if ok and t.text.strip() != text:
                 score = min(r.score, t.score)
                 _take(t, r._replace(text=text, score=score, char_scores=[score] * len(text)))

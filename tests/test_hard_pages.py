@@ -958,3 +958,47 @@ def test_a_box_detection_made_of_two_lines_is_read_as_two(engine: engines.OcrEng
     one = binary.copy()
     one[bands[1][1]:bands[1][3] + 1] = 0
     assert ocr._line_bands(one, box, 28.0) == [box]
+
+
+def test_a_faint_figure_under_a_dust_speck_is_read_without_the_speck(engine: engines.OcrEngine) -> None:
+    # a heavy scan's score cell (dev d011, glyph 19 px): a pale 0 with a black speck above it
+    # reads '&', and its ink crop (dark pixels only) holds the speck alone. Painted over and
+    # stretched to full contrast, the 0 is read; the speck on clean paper reads no number
+    from pipeline import ocr
+    from pipeline.types import PageScale, TextLine
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "heavy_faint_zero_with_speck.png"), cv2.IMREAD_GRAYSCALE)
+    scale = PageScale(unit=1.0, glyph=19.0)
+
+    def cell(page: np.ndarray) -> Cell:
+        c = Cell(0, 0, 1, 1, (10, 10, 110, 60))
+        c.lines = [TextLine("&", (41, 13, 89, 49), 0.6, [0.6], "small")]
+        return c
+
+    zero = cell(img)
+    assert ocr.thin_ones(img, [zero], engine, scale) == 1
+    assert zero.text == "0" and zero.lines[0].score <= 0.6
+    speck_only = np.where(img < 128, img, 235).astype(np.uint8)
+    alone = cell(speck_only)
+    assert ocr._faint_crop(speck_only, (41, 13, 89, 49), (10, 10, 110, 60), 19.0) is None
+    ocr.thin_ones(speck_only, [alone], engine, scale)
+    assert alone.lines[0].text == "&"
+
+
+def test_a_pale_figure_read_as_a_doubtful_lone_character_is_read_again(engine: engines.OcrEngine) -> None:
+    # a heavy scan's weight cell (dev d060, glyph 18 px): a pale 5 read as 车 at 0.79. Its ink
+    # crop reads 5; the same reading made surely is a character a cell may hold, left alone
+    from pipeline import ocr
+    from pipeline.types import PageScale, TextLine
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "heavy_pale_five.png"), cv2.IMREAD_GRAYSCALE)
+    scale = PageScale(unit=1.0, glyph=18.0)
+
+    def cell(score: float) -> Cell:
+        c = Cell(0, 0, 1, 1, (0, 0, img.shape[1], img.shape[0]))
+        c.lines = [TextLine("车", (30, 24, 61, 49), score, [score], "small")]
+        return c
+
+    doubtful, sure = cell(0.79), cell(0.99)
+    assert ocr.thin_ones(img, [doubtful, sure], engine, scale) == 1
+    assert doubtful.text == "5" and sure.lines[0].text == "车"

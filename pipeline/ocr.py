@@ -1257,6 +1257,23 @@ def _mark_odds(alts: list[tuple[str, float]], marks: str) -> dict[str, float]:
     return p
 
 
+def _faint_figures(image: np.ndarray, unread: list[tuple[Cell, tuple[int, int, int, int], Reading]],
+                   engine: OcrEngine, scale: PageScale) -> int:
+    """Cells whose ink read as nothing, read again from their faint print (`_faint_crop`): a
+    number read at FAINT_MIN_SCORE is taken at no more than the first reading's score."""
+    todo = [(c, b, r, f) for c, b, r in unread if (f := _faint_crop(image, b, c.bbox, scale.glyph)) is not None]
+    if not todo:
+        return 0
+    for (c, b, first, _f), r in zip(todo, engine.recognize([f for *_x, f in todo], effort="careful"), strict=True):
+        text = r.text.strip()
+        if _NUMBER_RE.fullmatch(text) and r.score >= FAINT_MIN_SCORE:
+            score = min(r.score, max(first.score, 0.5))
+            c.lines.append(TextLine(text=text, bbox=b, score=score, char_scores=[score] * len(text), model=r.model))
+            c.unread_ink = False
+            finish_cell(c)
+    return len(todo)
+
+
 def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: PageScale,
                 known: dict[tuple[int, int, int, int], Reading] | None = None) -> int:
     """Cells with ink but no detected line (a lone digit, faint text): recognize the ink box.
@@ -1295,6 +1312,7 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
         todo.append((c, box))
     if todo:
         results = engine.recognize([image[b[1] : b[3], b[0] : b[2]] for _, b in todo], effort="careful")
+        unread = []
         for (c, b), r in zip(todo, results, strict=True):
             if r.text.strip() and (r.score >= 0.6 or _lone_number(r.text, r.score, b, scale.glyph, scale.unit)):
                 c.lines.append(TextLine(text=r.text.strip(), bbox=b, score=r.score, char_scores=r.char_scores,
@@ -1302,6 +1320,8 @@ def second_look(image: np.ndarray, binary: np.ndarray, cells: list[Cell], engine
                 finish_cell(c)
             else:
                 c.unread_ink = True
+                unread.append((c, b, r))
+        n_again += _faint_figures(image, unread, engine, scale)
     n_again += thin_ones(image, cells, engine, scale)
     n_again += thick_eights(image, cells, engine, scale)
     n_again += word_fixes(image, cells, engine, scale, candidates)

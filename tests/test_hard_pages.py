@@ -1002,3 +1002,19 @@ def test_a_pale_figure_read_as_a_doubtful_lone_character_is_read_again(engine: e
     doubtful, sure = cell(0.79), cell(0.99)
     assert ocr.thin_ones(img, [doubtful, sure], engine, scale) == 1
     assert doubtful.text == "5" and sure.lines[0].text == "车"
+
+
+def test_a_cell_whose_faint_figure_read_as_nothing_is_read_from_its_faint_print(
+        engine: engines.OcrEngine) -> None:
+    # a heavy scan's score cell (dev d060, glyph 18 px): its ink box read as nothing; the same
+    # box at full contrast reads 6, taken as doubtful as a second reading can be
+    from pipeline import ocr
+    from pipeline.engines import Reading
+    from pipeline.types import PageScale
+
+    img = cv2.imread(str(REPO / "tests" / "fixtures" / "heavy_unread_six.png"), cv2.IMREAD_GRAYSCALE)
+    c = Cell(0, 0, 1, 1, (10, 10, 108, 86))
+    c.unread_ink = True
+    box = (30, 26, 70, 61)
+    assert ocr._faint_figures(img, [(c, box, Reading("", 0.0, None))], engine, PageScale(unit=1.0, glyph=18.0)) == 1
+    assert c.text == "6" and not c.unread_ink and c.lines[0].score <= 0.5

@@ -47,7 +47,9 @@ def test_crops_read_as_alone(engine: RapidOcrEngine, crops: list[np.ndarray]) ->
 
 def test_width_batches_read_as_alone(crops: list[np.ndarray]) -> None:
     width = RapidOcrEngine(batching="width")
-    assert width.rec_setup != RapidOcrEngine.rec_setup
+    assert width.rec_setup != RapidOcrEngine().rec_setup
+    # the small model's readings carry their runner-ups: how many is in the key
+    assert f"alts{engines.CANDIDATES}" in width.rec_setup
     alone = [width.recognize([c])[0] for c in crops]
     together = width.recognize(crops)
     assert [t[0] for t in together] == [a[0] for a in alone]
@@ -68,12 +70,13 @@ def test_cache_key_follows_recognition_setup(engine: RapidOcrEngine, tmp_path: P
     assert (cached.hits, cached.misses) == (0, 1)
     cached.recognize(crop)
     assert (cached.hits, cached.misses) == (1, 1)
-    engine.rec_setup = "other"  # instance attribute: the module-scoped engine keeps its class value after
+    setup = engine.rec_setup
+    engine.rec_setup = "other"
     try:
         cached.recognize(crop)
         assert cached.misses == 2  # a changed setup reads again instead of taking old results
     finally:
-        del engine.rec_setup
+        engine.rec_setup = setup  # the module-scoped engine is shared
 
 
 @pytest.fixture(scope="module")

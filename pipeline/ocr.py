@@ -838,7 +838,9 @@ def thin_ones(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: Pa
             if not _broken_digits(s, t.score):
                 continue
             ink = _ink_crop(image, t.bbox, g)
-            faint = [] if s == "1" else [f for f in [_faint_crop(image, t.bbox, c.bbox, g)] if f is not None]
+            # not for a letter: a real scan's column letter B read 3 at 0.997 from its stretched crop
+            faint = ([] if s == "1" or any("A" <= ch <= "z" for ch in s)
+                     else [f for f in [_faint_crop(image, t.bbox, c.bbox, g)] if f is not None])
             if s == "1":
                 todo.append((c, t, [cv2.erode(ink, kernel)], 1))
             elif not set(s) <= _PUNCT_SPECKS:

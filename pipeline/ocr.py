@@ -799,8 +799,9 @@ def _faint_crop(image: np.ndarray, box: tuple[int, int, int, int], cell_box: tup
     n, lab, st, _ = cv2.connectedComponentsWithStats((grey < 128).astype(np.uint8), connectivity=8)
     small = np.zeros(n, dtype=bool)
     small[1:] = np.maximum(st[1:, 2], st[1:, 3]) < SPECK_SIDE * glyph
-    if small.any():  # with their soft rims
-        grey[cv2.dilate(small[lab].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0] = int(paper)
+    if small.any():  # with their soft rims, an eighth of a glyph around them
+        rim = 2 * max(1, round(glyph / 8)) + 1
+        grey[cv2.dilate(small[lab].astype(np.uint8), np.ones((rim, rim), np.uint8)) > 0] = int(paper)
     lo = float(np.percentile(grey, 1))
     if paper - lo < FAINT_CONTRAST:
         return None
@@ -839,7 +840,7 @@ def thin_ones(image: np.ndarray, cells: list[Cell], engine: OcrEngine, scale: Pa
                 continue
             ink = _ink_crop(image, t.bbox, g)
             # not for a letter: a real scan's column letter B read 3 at 0.997 from its stretched crop
-            faint = ([] if s == "1" or any("A" <= ch <= "z" for ch in s)
+            faint = ([] if s == "1" or any(ch.isascii() and ch.isalpha() for ch in s)
                      else [f for f in [_faint_crop(image, t.bbox, c.bbox, g)] if f is not None])
             if s == "1":
                 todo.append((c, t, [cv2.erode(ink, kernel)], 1))
@@ -1262,7 +1263,8 @@ def _mark_odds(alts: list[tuple[str, float]], marks: str) -> dict[str, float]:
 def _faint_figures(image: np.ndarray, unread: list[tuple[Cell, tuple[int, int, int, int], Reading]],
                    engine: OcrEngine, scale: PageScale) -> int:
     """Cells whose ink read as nothing, read again from their faint print (`_faint_crop`): a
-    number read at FAINT_MIN_SCORE is taken at no more than the first reading's score."""
+    number read at FAINT_MIN_SCORE is taken at a score of at most 0.5 (the first reading's where
+    that is higher), so that the cell stays doubtful."""
     todo = [(c, b, r, f) for c, b, r in unread if (f := _faint_crop(image, b, c.bbox, scale.glyph)) is not None]
     if not todo:
         return 0

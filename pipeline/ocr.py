@@ -767,8 +767,10 @@ LONE_CJK_MAX = 0.9
 def _broken_digits(text: str, score: float = 1.0) -> bool:
     """A lone '1', a short reading of marks where a number is likelier (`_MARK_READING_RE`), or a
     lone Chinese character read doubtfully (LONE_CJK_MAX)."""
+    from .lexicon import is_cjk
+
     s = text.strip()
-    if len(s) == 1 and "\u3400" <= s <= "\u9fff" and s not in _DASHES_TICKS:
+    if len(s) == 1 and is_cjk(s) and s not in _DASHES_TICKS:
         return score < LONE_CJK_MAX
     return s == "1" or (bool(_MARK_READING_RE.fullmatch(s)) and not set(s) <= _DASHES_TICKS)
 
@@ -1398,25 +1400,25 @@ BAND_MIN = 0.6
 def _line_bands(binary: np.ndarray, box: tuple[int, int, int, int], glyph: float) -> list[tuple[int, int, int, int]]:
     """A detected box as tall as two lines, split into the lines its ink shows (d054's header
     cell 二级 | 指标 came back as one box, read 二标); any other box as it is."""
-    from .inklines import ink_lines
+    from .inklines import EDGE_INSET, cell_ink, line_bands
 
     x0, y0, x1, y1 = box
     if y1 - y0 <= TWO_LINES * glyph:
         return [box]
-    pieces = ink_lines(binary, box, glyph)
-    if not pieces:
+    mask = cell_ink(binary, box, glyph)
+    if mask is None:
         return [box]
-    bands: list[list[int]] = []
-    for p in pieces:  # pieces come band by band, top to bottom: one box per band
-        if bands and p[1] < bands[-1][3]:
-            b = bands[-1]
-            b[0], b[1], b[2], b[3] = min(b[0], p[0]), min(b[1], p[1]), max(b[2], p[2]), max(b[3], p[3])
-        else:
-            bands.append(list(p))
-    if len(bands) < 2 or any(b[3] - b[1] < BAND_MIN * glyph for b in bands):
+    bands, ambiguous = line_bands(mask, glyph)  # ink rows, top to bottom
+    if ambiguous or len(bands) < 2 or any(b - a < BAND_MIN * glyph for a, b in bands):
         return [box]
     pad = max(1, int(0.15 * glyph))
-    return [(max(x0, b[0] - pad), max(y0, b[1] - pad), min(x1, b[2] + pad), min(y1, b[3] + pad)) for b in bands]
+    ox, oy = x0 + EDGE_INSET, y0 + EDGE_INSET
+    out = []
+    for a, b in bands:
+        cols = np.flatnonzero(mask[a:b].any(axis=0))
+        out.append((max(x0, ox + int(cols[0]) - pad), max(y0, oy + a - pad),
+                    min(x1, ox + int(cols[-1]) + 1 + pad), min(y1, oy + b + pad)))
+    return out
 
 
 def _tick(timings: dict[str, float], key: str, t0: float) -> float:
